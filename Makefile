@@ -1,0 +1,65 @@
+# damdp_lite developer tasks (GNU make >= 4.3).
+#
+#   make install     create $(VENV) and install the package with its pinned dev tools
+#   make lab         start JupyterLab on notebooks/
+#   make test        unit tests, then the notebooks in smoke mode (what .ci/run runs)
+#
+# Override on the command line, e.g. `make install PYTHON=python3.12 VENV=.venv312`.
+
+PYTHON ?= python3
+VENV ?= .venv
+LAB_ARGS ?=
+MUJOCO_GL ?= egl
+
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install lab test unit notebooks lint clean
+
+help:
+	@echo "damdp_lite make targets:"
+	@echo "  install    create $(VENV) with $(PYTHON) (>= 3.11) and pip install -e \".[dev]\""
+	@echo "  lab        start JupyterLab on notebooks/ (MUJOCO_GL=$(MUJOCO_GL), LAB_ARGS=...)"
+	@echo "  test       run 'unit' then 'notebooks'; fails if either fails"
+	@echo "  unit       pytest tests/"
+	@echo "  notebooks  execute notebooks/ with nbval in smoke mode (DAMDP_SMOKE=1)"
+	@echo "  lint       ruff check damdp_lite tests benchmarks"
+	@echo "  clean      remove $(VENV) and caches"
+	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) LAB_ARGS=$(LAB_ARGS)"
+
+# Created once; redone when pyproject.toml changes. Never pass --upgrade here: it would
+# replace the pinned torch with a 2.6 GB CUDA build.
+$(STAMP): pyproject.toml
+	@if [ ! -x "$(VENV)/bin/python" ]; then \
+	  if ! "$(PYTHON)" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1; then \
+	    echo "error: PYTHON=$(PYTHON) is not Python >= 3.11 (mujoco 4.0.0 requires 3.11+); rerun with e.g. 'make install PYTHON=python3.11'" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "creating $(VENV) with $(PYTHON)"; \
+	  "$(PYTHON)" -m venv "$(VENV)"; \
+	fi
+	$(VENV)/bin/python -m pip install -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	MUJOCO_GL=$(MUJOCO_GL) $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: $(STAMP)
+	$(MAKE) unit
+	$(MAKE) notebooks
+
+unit:
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest tests -q
+
+notebooks:
+	DAMDP_SMOKE=1 OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider notebooks/ -q
+
+lint:
+	$(VENV)/bin/ruff check damdp_lite tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -path ./.git -prune -o -type d \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +

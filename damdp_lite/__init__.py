@@ -1,0 +1,32 @@
+"""damdp_lite: Diffusion-Augmented MDPs for Maximum Entropy RL, in readable PyTorch.
+
+Public API (see design.md): chain policies (`DiffusionPolicy`, `GaussianPolicy`), their configs,
+targets with exact log Z, and the reverse-KL bound.
+"""
+
+from .bound import (
+    BoundEstimate,
+    best_gaussian_1d,
+    bound_loss,
+    entropy_lower_bound,
+    estimate_bound,
+    exact_marginal_kl_1d,
+    fit_sampler,
+    histogram_kl,
+    marginal_density_1d,
+)
+from .chain import ChainPolicy, ChainSample
+from .diffusion import DiffusionConfig, DiffusionPolicy, denoise_kl, gaussian_kl, step_size_schedule
+from .gaussian import GaussianConfig, GaussianPolicy
+from .targets import DoubleWell1D, FourModes2D, GaussianMixture2D, Target, make_target
+from .utils import seed_everything, smoke
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BoundEstimate", "ChainPolicy", "ChainSample", "DiffusionConfig", "DiffusionPolicy",
+    "DoubleWell1D", "FourModes2D", "GaussianConfig", "GaussianMixture2D", "GaussianPolicy",
+    "Target", "best_gaussian_1d", "bound_loss", "denoise_kl", "entropy_lower_bound",
+    "estimate_bound", "exact_marginal_kl_1d", "fit_sampler", "gaussian_kl", "histogram_kl",
+    "make_target", "marginal_density_1d", "seed_everything", "smoke", "step_size_schedule",
+]

@@ -1,0 +1,156 @@
+"""The chain-policy protocol every algorithm is written against (design.md, "the one idea").
+
+A chain policy turns an observation into an action through K stochastic steps
+`a^K -> a^{K-1} -> ... -> a^0`, reporting a per-step entropy term `ell_k` at each one:
+
+    GaussianPolicy:  K = 1,  ell = log pi(a | s)                                (MaxEnt RL)
+    DiffusionPolicy: K >= 1, ell = log q(a^{k-1} | a^k, s) - log pi(a^k | a^{k-1}, s)  (DA-MDP)
+
+Algorithms only ever call `init_latent`, `step`, `log_ratio`, `to_action` (and the
+`denoise_log_prob` used by PPO's ratio), so Gaussian and diffusion runs share one code path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .utils import check_choice, check_shape
+
+
+@dataclass
+class ChainSample:
+    """Every latent and every log-ratio of one pass through the chain.
+
+    Attributes:
+        latents: `(K + 1, B, d)`; `latents[k]` is `a^k` (`latents[K]` the prior sample,
+            `latents[0]` the final latent `a^0`).
+        log_ratios: `(K, B)`; `log_ratios[k - 1]` is `ell_k` of the step `a^k -> a^{k-1}`.
+        action: `(B, d)`; `to_action(a^0)`, the env action.
+    """
+
+    latents: torch.Tensor
+    log_ratios: torch.Tensor
+    action: torch.Tensor
+
+    @property
+    def a_0(self) -> torch.Tensor:
+        """The final latent `a^0`, `(B, d)`."""
+        return self.latents[0]
+
+
+class ChainPolicy(nn.Module):
+    """Base class: shared squashing, shape checks and whole-chain sampling.
+
+    Subclasses set `num_steps`, `action_dim`, `obs_dim`, `device` and implement
+    `init_latent`, `denoise_mean`, `denoise_log_prob`, `noise_log_prob`, `step` and
+    `prior_entropy`.
+    """
+
+    num_steps: int
+    action_dim: int
+    obs_dim: int
+
+    def _setup_squash(self, squash: str, action_clip: float, low, high) -> None:
+        check_choice("squash", squash, ("tanh", "identity"))
+        if not (0.0 < action_clip <= 1.0):
+            raise ValueError(f"action_clip={action_clip!r} must be in (0, 1]")
+        self.squash_mode = squash
+        self.action_clip = float(action_clip)
+        low = torch.full((self.action_dim,), -1.0) if low is None else torch.as_tensor(low)
+        high = torch.full((self.action_dim,), 1.0) if high is None else torch.as_tensor(high)
+        low, high = low.float().reshape(-1), high.float().reshape(-1)
+        if low.shape != (self.action_dim,) or high.shape != (self.action_dim,):
+            raise ValueError(
+                f"action_low/action_high have shapes {tuple(low.shape)}/{tuple(high.shape)}; "
+                f"expected ({self.action_dim},)"
+            )
+        if squash == "tanh" and not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+            raise ValueError("action_low/action_high must be finite when squash='tanh'")
+        if squash == "tanh" and not (high > low).all():
+            raise ValueError("action_high must be > action_low in every coordinate")
+        self.register_buffer("action_low", low)
+        self.register_buffer("action_high", high)
+
+    # ------------------------------------------------------------------ checks
+    def _check_obs(self, obs: torch.Tensor) -> None:
+        check_shape("obs", obs, (None, self.obs_dim))
+
+    def _check_latent(self, name: str, a: torch.Tensor, batch: int | None = None) -> None:
+        check_shape(name, a, (batch, self.action_dim))
+
+    def _check_k(self, k: int | torch.Tensor) -> None:
+        K = self.num_steps
+        if isinstance(k, torch.Tensor):
+            if k.dtype.is_floating_point or k.numel() == 0:
+                raise ValueError(f"k must be an integer tensor with values in [1, {K}]")
+            lo, hi = int(k.min()), int(k.max())
+            if lo < 1 or hi > K:
+                raise ValueError(f"k has values in [{lo}, {hi}]; allowed range is [1, {K}]")
+        elif isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= K:
+            raise ValueError(f"k={k!r}; allowed: an integer in [1, {K}]")
+
+    # ------------------------------------------------------------------ protocol
+    def to_action(self, a_0: torch.Tensor) -> torch.Tensor:
+        """Env action from the final latent: `clip(tanh a^0, +-c)` rescaled to the Box.
+
+        With `squash="identity"` (the latent bandit, method.md §7.1) the latent is the action.
+        `a_0`: `(B, d)`; returns `(B, d)`.
+        """
+        if self.squash_mode == "identity":
+            return a_0
+        c = self.action_clip
+        u = torch.tanh(a_0).clamp(-c, c)
+        return self.action_low + (u + 1.0) * 0.5 * (self.action_high - self.action_low)
+
+    def sample_chain(
+        self,
+        obs: torch.Tensor,
+        generator: torch.Generator | None = None,
+        reparameterize: bool = False,
+    ) -> ChainSample:
+        """Run the whole chain `a^K -> a^0` for a batch of observations.
+
+        Args:
+            obs: `(B, obs_dim)`.
+            generator: optional torch generator for reproducible noise.
+            reparameterize: keep the autograd graph through every sample (pathwise
+                gradients, used by notebook 01); otherwise the samples are detached.
+
+        Returns:
+            A `ChainSample` with latents `(K + 1, B, d)` and log-ratios `(K, B)`.
+        """
+        self._check_obs(obs)
+        a = self.init_latent(obs, generator=generator)
+        latents, ells = [a], []
+        for k in range(self.num_steps, 0, -1):
+            a, ell = self.step(obs, a, k, generator=generator, reparameterize=reparameterize)
+            latents.append(a)
+            ells.append(ell)
+        # Built in order a^K ... a^0; flip so that index k holds a^k.
+        latents_t = torch.stack(latents[::-1])  # (K + 1, B, d)
+        ells_t = torch.stack(ells[::-1])  # (K, B)
+        return ChainSample(latents_t, ells_t, self.to_action(latents_t[0]))
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               reparameterize: bool = False) -> ChainSample:
+        """`sample_chain` for a state-free sampler: `n` chains at the zero observation."""
+        obs = torch.zeros(n, self.obs_dim, device=self.device)
+        return self.sample_chain(obs, generator=generator, reparameterize=reparameterize)
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Env actions `(B, d)` for observations `(B, obs_dim)`, without gradients."""
+        with torch.no_grad():
+            return self.sample_chain(obs, generator=generator).action
+
+    def prior_entropy(self) -> float:
+        """Entropy of the prior `p_0` in nats (0 for a policy without a prior)."""
+        return 0.0
+
+    @staticmethod
+    def gaussian_entropy(var: torch.Tensor) -> torch.Tensor:
+        """Entropy of a diagonal Gaussian summed over the last axis: sum_i ½ log(2πe var_i)."""
+        return 0.5 * (math.log(2 * math.pi * math.e) + torch.log(var)).sum(-1)

@@ -1,0 +1,41 @@
+"""Shared fixtures: single-threaded, deterministic torch; small policy factories."""
+
+import pytest
+import torch
+from torch import nn
+
+from damdp_lite import DiffusionConfig, DiffusionPolicy
+
+torch.set_num_threads(1)
+torch.use_deterministic_algorithms(True)
+
+
+def make_policy(**kw) -> DiffusionPolicy:
+    """A state-free 1-D diffusion policy with a small control net (f ~ 0 at init)."""
+    base = dict(obs_dim=0, action_dim=1, hidden_sizes=(16,))
+    return DiffusionPolicy(DiffusionConfig(**{**base, **kw}))
+
+
+def randomise_control(policy: DiffusionPolicy, seed: int = 0, scale: float = 0.5) -> None:
+    """Give the control network non-trivial weights so that f_theta != 0."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in policy.control_net.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=g))
+
+
+class AffineControl(nn.Module):
+    """f(a, s) = g + h a (method.md I5): makes a K = 1 chain an exactly Gaussian policy."""
+
+    def __init__(self, g: float, h: float) -> None:
+        super().__init__()
+        self.g = nn.Parameter(torch.tensor(float(g)))
+        self.h = nn.Parameter(torch.tensor(float(h)))
+
+    def forward(self, a_k, obs_n, a_n, k):
+        return self.g + self.h * a_k
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)

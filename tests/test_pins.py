@@ -1,0 +1,205 @@
+"""Keep pyproject.toml, environment.yml, binder/ and the CI entry point in agreement.
+
+pyproject.toml is the single source of truth for the pins; the conda files must list
+exactly the same ``name==version`` strings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = ROOT / "pyproject.toml"
+ENV_YML = ROOT / "environment.yml"
+BINDER_YML = ROOT / "binder" / "environment.yml"
+POSTBUILD = ROOT / "binder" / "postBuild"
+CI_RUN = ROOT / ".ci" / "run"
+README = ROOT / "README.md"
+
+# name, optional [extras], "==", version -- nothing else (no markers, no ranges).
+PIN_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<extras>\[[^\]]*\])?==(?P<ver>[^\s;,=<>!~]+)$"
+)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _name(requirement: str) -> str:
+    """Normalised project name of a requirement string ('gymnasium[mujoco]==1' -> 'gymnasium')."""
+    return _norm(re.split(r"[\[=<>!~;\s]", requirement.strip(), maxsplit=1)[0])
+
+
+def _pyproject() -> dict:
+    with PYPROJECT.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _runtime_pins() -> list[str]:
+    return list(_pyproject()["project"]["dependencies"])
+
+
+def _dev_pins() -> list[str]:
+    return list(_pyproject()["project"]["optional-dependencies"]["dev"])
+
+
+def _load_yaml(path: Path) -> dict:
+    yaml = pytest.importorskip("yaml")
+    assert path.is_file(), f"{path.relative_to(ROOT)} is missing"
+    with path.open(encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    assert isinstance(data, dict), f"{path.relative_to(ROOT)}: top level is not a mapping"
+    return data
+
+
+def _conda_deps(path: Path) -> list:
+    deps = _load_yaml(path).get("dependencies")
+    assert isinstance(deps, list), f"{path.relative_to(ROOT)}: 'dependencies' is not a list"
+    return deps
+
+
+def _pip_section(path: Path) -> list[str]:
+    sections = [d["pip"] for d in _conda_deps(path) if isinstance(d, dict) and "pip" in d]
+    rel = path.relative_to(ROOT)
+    assert len(sections) == 1, f"{rel}: expected exactly one 'pip:' section, found {len(sections)}"
+    entries = sections[0]
+    assert isinstance(entries, list), f"{rel}: the 'pip:' section is not a list"
+    bad = [e for e in entries if not isinstance(e, str)]
+    assert not bad, f"{rel}: non-string entries in the 'pip:' section: {bad!r}"
+    return [e.strip() for e in entries]
+
+
+def _assert_no_duplicates(entries: list[str], where: str) -> None:
+    seen: set[str] = set()
+    dupes = [e for e in entries if e in seen or seen.add(e)]
+    assert not dupes, f"{where}: duplicate entries {dupes!r}"
+
+
+# (a) ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", ["dependencies", "dev"])
+def test_every_pyproject_dependency_is_exactly_pinned(group: str) -> None:
+    pins = _runtime_pins() if group == "dependencies" else _dev_pins()
+    assert pins, f"pyproject.toml: [{group}] is empty"
+    unpinned = [p for p in pins if not PIN_RE.match(p.strip())]
+    assert not unpinned, (
+        f"pyproject.toml: these {group} entries are not exact 'name==version' pins: {unpinned!r}"
+    )
+    _assert_no_duplicates(pins, f"pyproject.toml [{group}]")
+
+
+# (b) ---------------------------------------------------------------------------------------
+
+
+def test_torch_is_pinned_to_2_13_0() -> None:
+    torch = [p for p in _runtime_pins() if _name(p) == "torch"]
+    assert torch == ["torch==2.13.0"], (
+        f"pyproject.toml: torch must be pinned as exactly 'torch==2.13.0', found {torch!r}"
+    )
+
+
+# (c) ---------------------------------------------------------------------------------------
+
+
+def test_environment_yml_pins_match_pyproject_runtime_and_dev() -> None:
+    entries = _pip_section(ENV_YML)
+    pins = [e for e in entries if e != "-e ."]
+    assert "-e ." in entries, (
+        "environment.yml: the 'pip:' section must install the package with '-e .'"
+    )
+    _assert_no_duplicates(pins, "environment.yml pip section")
+    expected = set(_runtime_pins()) | set(_dev_pins())
+    missing = sorted(expected - set(pins))
+    extra = sorted(set(pins) - expected)
+    assert not missing, f"environment.yml: pins from pyproject.toml missing in 'pip:': {missing!r}"
+    assert not extra, (
+        f"environment.yml: pins in 'pip:' not in pyproject.toml (or differing): {extra!r}"
+    )
+
+
+# (d) ---------------------------------------------------------------------------------------
+
+
+def test_binder_environment_yml_has_exactly_the_runtime_pins() -> None:
+    entries = _pip_section(BINDER_YML)
+    editable = [e for e in entries if e.startswith("-e") or e.startswith("--editable")]
+    assert not editable, (
+        f"binder/environment.yml: no editable installs in 'pip:' (postBuild does it): {editable!r}"
+    )
+    pins = [e for e in entries if not e.startswith("--")]
+    _assert_no_duplicates(pins, "binder/environment.yml pip section")
+
+    dev_names = {_name(p) for p in _dev_pins()}
+    dev_found = [p for p in pins if _name(p) in dev_names]
+    assert not dev_found, f"binder/environment.yml: dev tools must not be installed: {dev_found!r}"
+
+    expected = set(_runtime_pins())
+    missing = sorted(expected - set(pins))
+    extra = sorted(set(pins) - expected)
+    assert not missing, f"binder/environment.yml: runtime pins missing in 'pip:': {missing!r}"
+    assert not extra, (
+        f"binder/environment.yml: pins in 'pip:' not among pyproject runtime pins: {extra!r}"
+    )
+
+
+# (e) ---------------------------------------------------------------------------------------
+
+
+def _requires_python_lower_bound() -> tuple[int, ...]:
+    spec = _pyproject()["project"]["requires-python"].strip()
+    m = re.fullmatch(r">=\s*(\d+(?:\.\d+)*)", spec)
+    assert m, f"pyproject.toml: cannot parse requires-python {spec!r} (expected '>=X.Y')"
+    return tuple(int(x) for x in m.group(1).split("."))
+
+
+@pytest.mark.parametrize("path", [ENV_YML, BINDER_YML], ids=lambda p: str(p.relative_to(ROOT)))
+def test_conda_python_pin_satisfies_requires_python(path: Path) -> None:
+    rel = path.relative_to(ROOT)
+    pythons = [d for d in _conda_deps(path) if isinstance(d, str) and re.match(r"python\b", d)]
+    assert pythons == ["python=3.11"], f"{rel}: expected a single 'python=3.11', found {pythons!r}"
+    version = tuple(int(x) for x in pythons[0].split("=", 1)[1].split("."))
+    lower = _requires_python_lower_bound()
+    assert version >= lower, (
+        f"{rel}: {pythons[0]!r} does not satisfy pyproject.toml requires-python "
+        f">={'.'.join(map(str, lower))}"
+    )
+
+
+# (f) ---------------------------------------------------------------------------------------
+
+
+def test_binder_postbuild_installs_package_without_deps() -> None:
+    assert POSTBUILD.is_file(), "binder/postBuild is missing"
+    text = POSTBUILD.read_text(encoding="utf-8")
+    assert "set -euo pipefail" in text, "binder/postBuild: missing 'set -euo pipefail'"
+    assert "pip install --no-deps -e ." in text, (
+        "binder/postBuild: must run 'pip install --no-deps -e .' (deps come from environment.yml)"
+    )
+    if os.name == "posix":
+        assert os.access(POSTBUILD, os.X_OK), "binder/postBuild: not executable (chmod +x)"
+
+
+# (g) ---------------------------------------------------------------------------------------
+
+
+def test_ci_run_calls_make_test() -> None:
+    assert CI_RUN.is_file(), ".ci/run is missing"
+    text = CI_RUN.read_text(encoding="utf-8")
+    assert re.search(r"^\s*make test\s*$", text, re.MULTILINE), ".ci/run: must call 'make test'"
+    assert "set -euo pipefail" in text, ".ci/run: missing 'set -euo pipefail'"
+    if os.name == "posix":
+        assert os.access(CI_RUN, os.X_OK), ".ci/run: not executable (chmod +x)"
+
+
+def test_readme_documents_make_test() -> None:
+    if not README.is_file():
+        pytest.skip("README.md not present yet")
+    text = README.read_text(encoding="utf-8")
+    assert "make test" in text, "README.md: the documented test command 'make test' is missing"
