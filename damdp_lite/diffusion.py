@@ -119,9 +119,9 @@ class DiffusionConfig:
         check_int_at_least("obs_dim", self.obs_dim, 0)
         check_int_at_least("action_dim", self.action_dim, 1)
         check_int_at_least("num_steps", self.num_steps, 1)
-        for name in ("prior_std", "dt", "friction", "action_clip", "control_clip"):
+        for name in ("prior_std", "dt", "friction", "control_clip"):
             check_positive(name, getattr(self, name))
-        if self.action_clip > 1.0:
+        if not 0.0 < self.action_clip <= 1.0:
             raise ValueError(f"action_clip={self.action_clip!r} must be in (0, 1]")
         if not (0.0 < self.schedule_min <= 1.0):
             raise ValueError(f"schedule_min={self.schedule_min!r} must be in (0, 1]")

@@ -59,7 +59,8 @@ class GaussianConfig:
         check_int_at_least("obs_dim", self.obs_dim, 0)
         check_int_at_least("action_dim", self.action_dim, 1)
         check_positive("init_std", self.init_std)
-        check_positive("action_clip", self.action_clip)
+        if not 0.0 < self.action_clip <= 1.0:
+            raise ValueError(f"action_clip={self.action_clip!r} must be in (0, 1]")
         check_choice("squash", self.squash, ("tanh", "identity"))
         if not self.log_std_min < math.log(self.init_std) < self.log_std_max:
             raise ValueError(f"init_std={self.init_std!r} must lie inside "
