@@ -58,6 +58,30 @@ def step_size_schedule(name: str, num_steps: int, schedule_min: float = 0.17) ->
     return sched.float()
 
 
+def denoise_kernel_log_prob(a_prev: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
+                            ) -> torch.Tensor:
+    """log q(a^{k-1} | a^k, s) = sum_i log N(a^{k-1}_i; mean_i, var_i), `(B,)` (method.md §3).
+
+    `a_prev`, `mean`: `(B, d)`; `var`: `(B, d)` or `(d,)` (2 eta_k for the diffusion policy).
+    """
+    return normal_log_prob(a_prev, mean, var.expand_as(mean)).sum(-1)
+
+
+def noise_kernel_log_prob(a_k: torch.Tensor, a_prev: torch.Tensor, eta: torch.Tensor,
+                          prior_std: float, drift_at: str = "conditioning") -> torch.Tensor:
+    """log pi(a^k | a^{k-1}) of the prior-ULA noising kernel, `(B,)` (method.md §3, D1).
+
+    "conditioning": N(a^k; a^{k-1} - eta a^{k-1} / sigma_0^2, 2 eta) (normalised);
+    "evaluated":    N(a^k; a^{k-1} - eta a^k / sigma_0^2, 2 eta) (official code, unnormalised).
+    `a_k`, `a_prev`: `(B, d)`; `eta`: `(B, d)` or `(d,)`, the step size of the paired step k'.
+    Exercise 1.1 of notebook 01.
+    """
+    check_choice("noising_drift_at", drift_at, NOISING_DRIFT_AT)
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std**2
+    return normal_log_prob(a_k, mean, (2 * eta).expand_as(mean)).sum(-1)
+
+
 @dataclass
 class DiffusionConfig:
     """Hyperparameters of a `DiffusionPolicy` (method.md §3, §9).
@@ -309,7 +333,7 @@ class DiffusionPolicy(ChainPolicy):
         """
         self._check_latent("a_prev", a_prev, a_k.shape[0])
         mu = self.denoise_mean(obs, a_k, k)
-        logq = normal_log_prob(a_prev, mu, self.denoise_var(obs, a_k, k)).sum(-1)
+        logq = denoise_kernel_log_prob(a_prev, mu, self.denoise_var(obs, a_k, k))
         if self.config.tanh_jacobian:
             jac = log_one_minus_tanh_sq(a_prev).sum(-1)  # (B,)
             at_last = (k == 1) if isinstance(k, torch.Tensor) else torch.tensor(k == 1)
@@ -323,9 +347,8 @@ class DiffusionPolicy(ChainPolicy):
         self._check_latent("a_prev", a_prev, a_k.shape[0])
         self._check_k(k)
         eta = self._eta(self.noise_index(k))
-        drift_arg = a_prev if self.config.noising_drift_at == "conditioning" else a_k
-        mean = a_prev - eta * drift_arg / self.prior_std**2
-        return normal_log_prob(a_k, mean, (2 * eta).expand_as(mean)).sum(-1)
+        return noise_kernel_log_prob(a_k, a_prev, eta, self.prior_std,
+                                     self.config.noising_drift_at)
 
     def log_ratio(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
                   a_prev: torch.Tensor) -> torch.Tensor:
