@@ -246,17 +246,41 @@ class FitHistory:
     j_bound: list[float] = field(default_factory=list)
 
 
-def fit_sampler(policy: ChainPolicy, target: Target, temperature: float, steps: int = 500,
+@dataclass
+class FitConfig:
+    """Training a sampler on a target by minimising the bound (notebook 01). Shared by widgets."""
+
+    temperature: float = 0.25
+    """Temperature T of the target exp(r/T)/Z (> 0; 0.1-1 on the double well)."""
+    steps: int = 400
+    """Adam steps (>= 0; 300-800 for the 1-D toys)."""
+    batch_size: int = 512
+    """Chains per step (>= 2; 256-1024)."""
+    lr: float = 3e-3
+    """Adam learning rate (> 0; 1e-3-5e-3)."""
+    seed: int = 0
+    """Seed of the sampling noise."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip (> 0)."""
+
+    def __post_init__(self) -> None:
+        check_positive("temperature", self.temperature)
+        check_int_at_least("steps", self.steps, 0)
+        check_int_at_least("batch_size", self.batch_size, 2)
+        check_positive("lr", self.lr)
+        check_positive("max_grad_norm", self.max_grad_norm)
+
+
+def fit_sampler(policy: ChainPolicy, target: Target, temperature: float, steps: int = 400,
                 batch_size: int = 512, lr: float = 3e-3, seed: int = 0, max_grad_norm: float = 1.0,
                 progress: bool = False) -> FitHistory:
     """Train a sampler (no RL) by minimising the bound with Adam and pathwise gradients.
 
     Every parameter moves: the control network, the step sizes and the friction (or, for a
-    Gaussian, mean and std). Returns the per-step J_bound of the minibatch. Notebook 01.
+    Gaussian, mean and std). Arguments as in `FitConfig`. Returns the per-step minibatch J_bound.
+    Notebook 01.
     """
-    check_int_at_least("steps", steps, 0)
-    check_int_at_least("batch_size", batch_size, 2)
-    check_positive("lr", lr)
+    FitConfig(temperature, steps, batch_size, lr, seed, max_grad_norm)  # validates
     gen = torch.Generator(device=policy.device).manual_seed(seed)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)

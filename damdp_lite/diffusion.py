@@ -333,7 +333,12 @@ class DiffusionPolicy(ChainPolicy):
         """
         self._check_latent("a_prev", a_prev, a_k.shape[0])
         mu = self.denoise_mean(obs, a_k, k)
-        logq = denoise_kernel_log_prob(a_prev, mu, self.denoise_var(obs, a_k, k))
+        return self._denoise_log_prob_at(a_prev, mu, self.denoise_var(obs, a_k, k), k)
+
+    def _denoise_log_prob_at(self, a_prev: torch.Tensor, mu: torch.Tensor, var: torch.Tensor,
+                             k: int | torch.Tensor) -> torch.Tensor:
+        """log q given the kernel's mean and variance (so `step` evaluates f_theta once)."""
+        logq = denoise_kernel_log_prob(a_prev, mu, var)
         if self.config.tanh_jacobian:
             jac = log_one_minus_tanh_sq(a_prev).sum(-1)  # (B,)
             at_last = (k == 1) if isinstance(k, torch.Tensor) else torch.tensor(k == 1)
@@ -365,9 +370,12 @@ class DiffusionPolicy(ChainPolicy):
         """
         with torch.set_grad_enabled(reparameterize and torch.is_grad_enabled()):
             mu = self.denoise_mean(obs, a_k, k)
+            var = self.denoise_var(obs, a_k, k)
             eps = torch.randn(mu.shape, device=mu.device, generator=generator)
-            a_prev = mu + torch.sqrt(2 * self._eta(k)) * eps
-            ell = self.log_ratio(obs, a_k, k, a_prev)
+            a_prev = mu + torch.sqrt(var) * eps
+            # ell_k = log q - log pi (same as `log_ratio`, without evaluating f_theta twice)
+            ell = self._denoise_log_prob_at(a_prev, mu, var, k) - self.noise_log_prob(
+                a_k, a_prev, obs, k)
         return a_prev, ell
 
     def kernel_entropy(self, k: int) -> torch.Tensor:

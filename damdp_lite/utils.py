@@ -111,3 +111,22 @@ class RunningNorm(nn.Module):
         m2 = self.var * self.count + b_var * n + delta**2 * self.count * n / tot
         self.var.copy_(m2 / tot)
         self.count.copy_(tot)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line docstring under each field of a dataclass, read from its source.
+
+    Shared by the widgets (tooltips) and the CLI (`--help`), so a field is documented once.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:] + [None], strict=True):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
+                docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs

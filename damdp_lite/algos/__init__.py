@@ -1,0 +1,23 @@
+"""Algorithms, each written once against the chain-policy protocol (design.md).
+
+| module   | algorithm                                   | method.md |
+|----------|---------------------------------------------|-----------|
+| `ppo.py` | DA-MDP PPO (DiffPPO); MaxEnt PPO (Gaussian) | §5.3      |
+"""
+
+from .ppo import (
+    PPOConfig,
+    ValueNetwork,
+    actor_advantage,
+    dest_loss,
+    make_policy,
+    policy_loss,
+    ppo_loss,
+    train_ppo,
+    value_loss,
+)
+
+__all__ = [
+    "PPOConfig", "ValueNetwork", "actor_advantage", "dest_loss", "make_policy", "policy_loss",
+    "ppo_loss", "train_ppo", "value_loss",
+]

@@ -1,0 +1,427 @@
+"""DA-MDP PPO (DiffPPO), written once against the chain-policy protocol (method.md §5.3).
+
+With a `DiffusionPolicy` this is DA-MDP PPO (DPPO at temperature 0); with a `GaussianPolicy`
+(K = 1, no noising kernel) the *same code* is plain MaxEnt PPO. Nothing below branches on the
+policy type; `make_policy` only builds the policy the config asks for.
+
+    rollout (damdp.collect_rollout)  ->  soft rewards r - T ell_k  ->  GAE over augmented steps
+    -> update_epochs x num_minibatches Adam steps on
+       L = clipped surrogate (per-step ratio) + dest_loss (appendix G) + vf_coef * value MSE
+
+Introduced in notebook 05.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..chain import ChainPolicy
+from ..damdp import (
+    augmented_discounts,
+    collect_rollout,
+    gae,
+    make_vector_env,
+    per_augmented_step,
+    soft_reward_current,
+)
+from ..diffusion import DiffusionConfig, DiffusionPolicy, TimeEmbedding
+from ..gaussian import GaussianConfig, GaussianPolicy
+from ..utils import (
+    RunningNorm,
+    check_choice,
+    check_int_at_least,
+    check_nonnegative,
+    check_positive,
+    seed_everything,
+)
+
+
+def _check_interval(field: str, value: float, lo: float, hi: float, lo_open: bool) -> None:
+    ok = isinstance(value, int | float) and math.isfinite(value) and (
+        (lo < value) if lo_open else (lo <= value)) and value <= hi
+    if not ok:
+        raise ValueError(f"{field}={value!r} must be in {'(' if lo_open else '['}{lo}, {hi}]")
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of DA-MDP PPO (method.md §5.3, §6, §10). CPU-sized defaults."""
+
+    env_id: str = "damdp_lite/TurningDoubleWell-v0"
+    """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
+    num_envs: int = 8
+    """Parallel envs of the SyncVectorEnv (8-32 on CPU; official 2048)."""
+    num_env_steps: int = 64
+    """Env steps per env per rollout; num_env_steps * K augmented rows (64-256; official 64)."""
+    total_env_steps: int = 50_000
+    """Env steps over all envs and iterations (toys 1e4-1e5; MuJoCo 1e5-1e6)."""
+    update_epochs: int = 4
+    """Passes over each rollout (4-12; official 12)."""
+    num_minibatches: int = 8
+    """Minibatches per epoch over the flattened transitions, k mixed (4-64; official 8 K = 64)."""
+    lr: float = 1e-4
+    """Adam learning rate of policy and value (official 1e-4; toys 3e-4 to 1e-3)."""
+    gamma: float = 0.999
+    """Discount per augmented step, in (0, 1] (official 0.999; gamma^K per env step)."""
+    gae_lambda: float = 0.98
+    """GAE lambda per augmented step, in [0, 1] (official 0.98)."""
+    clip_coef: float = 0.2
+    """Clip epsilon of the per-step ratio w (0.1-0.3; official 0.2)."""
+    temperature: float = 2e-4
+    """Temperature T >= 0 (0 is DPPO; official 2e-4; toys 0.05-0.25)."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (official 0.5)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip over policy and value (official 0.5)."""
+    env_time_discounting: bool = False
+    """gamma and lambda only at k = 1, 1 inside the chain (D5; official False)."""
+    policy: str = "diffusion"
+    """"diffusion" (DA-MDP PPO / DPPO) or "gaussian" (MaxEnt PPO, K = 1)."""
+    num_steps: int = 4
+    """Diffusion steps K >= 1 (4 on CPU, 8 official); the Gaussian policy always has K = 1."""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Policy network widths (toys 2 x 64-128; official 3 x 256)."""
+    step_size_schedule: str = "constant"
+    """Initial diffusion step sizes: "constant" (PPO, eta_k = 0.5), "linear", "cosine" (D8)."""
+    noising_drift_at: str = "conditioning"
+    """Noising drift "conditioning" (normalised, ours) or "evaluated" (official), D1."""
+    noising_step_pairing: str = "previous"
+    """Noising kernel at step k uses eta_{max(k-1,1)} ("previous", official) or eta_k ("same")."""
+    tanh_jacobian: bool = False
+    """Action-space entropy: tanh Jacobian in log q at k = 1 (D2; official False)."""
+    action_clip: float = 1.0
+    """Clip c of tanh(a^0), in (0, 1] (PPO official 1.0), D9."""
+    init_std: float = 1.0
+    """Initial std of the Gaussian policy (0.3-1.0; unused by the diffusion policy)."""
+    value_hidden_sizes: tuple[int, ...] = (128, 128)
+    """Value network widths (toys 2 x 64-128; MuJoCo 2 x 256)."""
+    seed: int = 0
+    """Seed of torch, NumPy, the env resets and every latent sample."""
+    device: str = "cpu"
+    """Torch device ("cpu", "cuda")."""
+    log_csv: str | None = None
+    """Path of a CSV log with one row per iteration (None: no file)."""
+
+    def __post_init__(self) -> None:
+        import damdp_lite.envs  # noqa: F401  (registers the toy envs)
+
+        if not isinstance(self.env_id, str) or self.env_id not in gym.registry:
+            raise ValueError(f"env_id={self.env_id!r} is not a registered gymnasium id; e.g. "
+                             f"{damdp_lite.envs.TOY_ENV_IDS}")
+        for name in ("num_envs", "num_env_steps", "total_env_steps", "update_epochs",
+                     "num_minibatches", "num_steps"):
+            check_int_at_least(name, getattr(self, name), 1)
+        check_int_at_least("seed", self.seed, 0)
+        for name in ("lr", "clip_coef", "max_grad_norm", "init_std"):
+            check_positive(name, getattr(self, name))
+        for name in ("temperature", "vf_coef"):
+            check_nonnegative(name, getattr(self, name))
+        _check_interval("gamma", self.gamma, 0.0, 1.0, lo_open=True)
+        _check_interval("gae_lambda", self.gae_lambda, 0.0, 1.0, lo_open=False)
+        _check_interval("action_clip", self.action_clip, 0.0, 1.0, lo_open=True)
+        check_choice("policy", self.policy, ("diffusion", "gaussian"))
+        for name in ("hidden_sizes", "value_hidden_sizes"):
+            sizes = tuple(getattr(self, name))
+            for i, h in enumerate(sizes):
+                check_int_at_least(f"{name}[{i}]", h, 1)
+            setattr(self, name, sizes)
+        # The policy's own config re-checks its flags; fail here already, naming the field.
+        check_choice("step_size_schedule", self.step_size_schedule,
+                     ("linear", "cosine", "constant"))
+        check_choice("noising_drift_at", self.noising_drift_at, ("conditioning", "evaluated"))
+        check_choice("noising_step_pairing", self.noising_step_pairing, ("previous", "same"))
+        if self.total_env_steps < self.env_steps_per_iteration:
+            raise ValueError(f"total_env_steps={self.total_env_steps!r} must be >= num_envs * "
+                             f"num_env_steps = {self.env_steps_per_iteration}")
+        if self.num_minibatches > self.batch_size:
+            raise ValueError(f"num_minibatches={self.num_minibatches!r} must be <= the "
+                             f"{self.batch_size} augmented transitions per rollout")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
+
+    @property
+    def chain_length(self) -> int:
+        """K of the policy this config builds (1 for the Gaussian)."""
+        return self.num_steps if self.policy == "diffusion" else 1
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        return self.num_envs * self.num_env_steps
+
+    @property
+    def batch_size(self) -> int:
+        """Augmented transitions per rollout: num_envs * num_env_steps * K."""
+        return self.env_steps_per_iteration * self.chain_length
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_env_steps // self.env_steps_per_iteration
+
+    @classmethod
+    def with_env_discounts(cls, gamma_env: float = 0.99, lambda_env: float = 0.95,
+                           **overrides) -> PPOConfig:
+        """Config with gamma = gamma_env^(1/K), gae_lambda = lambda_env^(1/K) (method.md §10)."""
+        cfg = cls(**overrides)
+        K = cfg.chain_length
+        return cls(**{**overrides, "gamma": per_augmented_step(gamma_env, K),
+                      "gae_lambda": per_augmented_step(lambda_env, K)})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------
+
+
+class ValueNetwork(nn.Module):
+    """V_psi(s_bar, a_bar^k, temb(k)) -> `(B,)`, an MLP (Linear -> LayerNorm -> SiLU per layer).
+
+    Owns running normalisers `obs_norm`, `latent_norm` (updated by `collect_rollout`). Trained
+    with MSE; the official HL-Gauss categorical head (151 bins on [-100, 200]) is a later issue.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: tuple[int, ...] = (128, 128),
+                 time_embedding_dim: int = 16) -> None:
+        super().__init__()
+        self.obs_norm = RunningNorm(obs_dim)
+        self.latent_norm = RunningNorm(action_dim)
+        self.temb = TimeEmbedding(time_embedding_dim)
+        layers: list[nn.Module] = []
+        width = obs_dim + action_dim + time_embedding_dim
+        for h in hidden_sizes:
+            layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.SiLU()]
+            width = h
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor
+                ) -> torch.Tensor:
+        """`obs` `(B, obs_dim)`, `a_k` `(B, d)`, `k` int or `(B,)` long; returns V `(B,)`."""
+        k_t = torch.as_tensor(k, device=obs.device).expand(obs.shape[0])
+        x = torch.cat([self.obs_norm(obs), self.latent_norm(a_k), self.temb(k_t)], dim=-1)
+        return self.net(x).squeeze(-1)
+
+
+def make_policy(config: PPOConfig, obs_dim: int, action_space: gym.spaces.Box) -> ChainPolicy:
+    """The chain policy named by `config.policy`, fitted to the env's spaces.
+
+    A bounded Box gets `squash="tanh"` rescaled to its bounds; an unbounded one (the latent
+    bandit, method.md §7.1) `squash="identity"`.
+    """
+    low, high = np.asarray(action_space.low, float), np.asarray(action_space.high, float)
+    bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
+    common = dict(obs_dim=obs_dim, action_dim=int(action_space.shape[0]),
+                  hidden_sizes=config.hidden_sizes, tanh_jacobian=config.tanh_jacobian,
+                  squash="tanh" if bounded else "identity", action_clip=config.action_clip,
+                  action_low=tuple(low) if bounded else None,
+                  action_high=tuple(high) if bounded else None, device=config.device)
+    if config.policy == "gaussian":
+        return GaussianPolicy(GaussianConfig(init_std=config.init_std, **common))
+    return DiffusionPolicy(DiffusionConfig(
+        num_steps=config.num_steps, step_size_schedule=config.step_size_schedule,
+        noising_drift_at=config.noising_drift_at,
+        noising_step_pairing=config.noising_step_pairing, **common))
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses (method.md §5.3), one function per equation
+# ---------------------------------------------------------------------------------------------
+
+
+def actor_advantage(advantages: torch.Tensor, r_soft: torch.Tensor, reward: torch.Tensor,
+                    ell_new: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A_hat = sg(A^GAE - (r_soft - R~) - T ell_theta(s~, a^{k-1})) - batch mean, `(B,)`.
+
+    Swaps the rollout's entropy term for the current parameters' one; centred, not scaled.
+    At T = 0 it is A^GAE centred (DPPO, I10). method.md §5.3.
+    """
+    adv = (advantages - (r_soft - reward) - temperature * ell_new).detach()
+    return adv - adv.mean()
+
+
+def policy_loss(ratio: torch.Tensor, adv_hat: torch.Tensor, clip_coef: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped surrogate -mean[min(w A_hat, clip(w, 1 +- eps) A_hat)] (method.md §5.3).
+
+    `ratio` w and `adv_hat`: `(B,)`. Returns the loss and the mask `active`, `(B,)` bool, of
+    samples whose unclipped branch is selected (w A_hat <= clip(w) A_hat; ties active).
+    """
+    pg_unclipped = ratio * adv_hat
+    pg_clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * adv_hat
+    active = pg_unclipped <= pg_clipped
+    return -torch.min(pg_unclipped, pg_clipped).mean(), active
+
+
+def dest_loss(ratio: torch.Tensor, noise_log_prob: torch.Tensor, active: torch.Tensor,
+              temperature: float) -> torch.Tensor:
+    """Appendix-G correction -mean_active[sg(w) T log pi_theta(a^k | a^{k-1}, s)] (§4.3, §5.3).
+
+    Only the noising kernel's step sizes (rho, phi) receive gradient: f_theta is not in it
+    (I10). Zero for a `GaussianPolicy`, whose `noise_log_prob` is 0. Inputs `(B,)`.
+    """
+    weight = ratio.detach() * active
+    return -(weight * temperature * noise_log_prob).sum() / active.sum().clamp(min=1)
+
+
+def value_loss(value: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """L_V = mean (V(s~) - (A + V_old))^2, `()`; weighted by vf_coef = 0.5 (MSE for now)."""
+    return ((value - returns) ** 2).mean()
+
+
+def ppo_loss(policy: ChainPolicy, value_net: nn.Module, mb: dict[str, torch.Tensor],
+             clip_coef: float, temperature: float, vf_coef: float
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L = policy_loss + dest_loss + vf_coef * value_loss on a minibatch (method.md §5.3).
+
+    `mb` holds flattened augmented transitions: obs `(B, obs_dim)`, a_k, a_prev `(B, d)`, k
+    `(B,)`, and `(B,)` tensors log_prob (q_old), advantages, returns, r_soft, reward.
+    Returns the loss and detached diagnostics.
+    """
+    new_log_prob = policy.denoise_log_prob(mb["a_prev"], mb["a_k"], mb["obs"], mb["k"])
+    noise_log_prob = policy.noise_log_prob(mb["a_k"], mb["a_prev"], mb["obs"], mb["k"])
+    ell_new = new_log_prob - noise_log_prob  # = policy.log_ratio(...), without a second pass
+    log_w = new_log_prob - mb["log_prob"]
+    ratio = log_w.exp()  # per-step w_theta
+    adv_hat = actor_advantage(mb["advantages"], mb["r_soft"], mb["reward"], ell_new,
+                              temperature)
+    pg_loss, active = policy_loss(ratio, adv_hat, clip_coef)
+    d_loss = dest_loss(ratio, noise_log_prob, active, temperature)
+    v_loss = value_loss(value_net(mb["obs"], mb["a_k"], mb["k"]), mb["returns"])
+    loss = pg_loss + d_loss + vf_coef * v_loss
+    with torch.no_grad():
+        stats = dict(loss=loss, policy_loss=pg_loss, dest_loss=d_loss, value_loss=v_loss,
+                     approx_kl=((ratio - 1) - log_w).mean(),
+                     clip_fraction=((ratio - 1).abs() > clip_coef).float().mean(),
+                     ratio_dev=(ratio - 1).abs().max(), mean_ell=ell_new.mean())
+    return loss, {k: v.detach() for k, v in stats.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Training loop
+# ---------------------------------------------------------------------------------------------
+
+LOSS_KEYS = ("loss", "policy_loss", "dest_loss", "value_loss")
+CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "policy_loss",
+              "dest_loss", "value_loss", "mean_ell", "approx_kl", "clip_fraction",
+              "ratio_dev_first_minibatch", "temperature", "elapsed_s")
+
+
+def train_ppo(config: PPOConfig, policy: ChainPolicy | None = None, progress: bool = True,
+              callback: Callable[[dict], bool | None] | None = None
+              ) -> tuple[ChainPolicy, list[dict]]:
+    """Train DA-MDP PPO (or MaxEnt PPO with a Gaussian policy) on `config.env_id`.
+
+    Args:
+        config: a `PPOConfig`.
+        policy: optional chain policy to train (else built by `make_policy`).
+        progress: show a tqdm bar.
+        callback: called with each history row; returning True stops training.
+
+    Returns:
+        The trained policy and the history, one dict per iteration with the `CSV_FIELDS`
+        (losses and diagnostics are minibatch means; `ratio_dev_first_minibatch` = max |w - 1|
+        on the first minibatch, 0 up to rounding by I10). Deterministic on CPU under
+        `config.seed`, except `elapsed_s`.
+    """
+    seed_everything(config.seed)
+    device = torch.device(config.device)
+    envs = make_vector_env(config.env_id, config.num_envs)
+    obs_space = envs.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        envs.close()
+        raise ValueError(f"env_id={config.env_id!r} has observation space {obs_space}; "
+                         f"expected a 1-D Box")
+    obs_dim, action_dim = obs_space.shape[0], envs.single_action_space.shape[0]
+    if policy is None:
+        policy = make_policy(config, obs_dim, envs.single_action_space)
+    dims = (policy.obs_dim, policy.action_dim)
+    if dims != (obs_dim, action_dim):
+        envs.close()
+        raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; env_id="
+                         f"{config.env_id!r} needs {(obs_dim, action_dim)}")
+    policy.to(device)
+    value_net = ValueNetwork(obs_dim, action_dim, config.value_hidden_sizes).to(device)
+    params = [p for p in [*policy.parameters(), *value_net.parameters()] if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+    gen = torch.Generator(device).manual_seed(config.seed)  # every latent sample
+    perm_gen = torch.Generator().manual_seed(config.seed + 1)  # minibatch permutations
+    if config.log_csv:
+        os.makedirs(os.path.dirname(os.path.abspath(config.log_csv)), exist_ok=True)
+        with open(config.log_csv, "w", newline="") as f:  # a new run starts a new file
+            csv.DictWriter(f, CSV_FIELDS).writeheader()
+
+    obs, _ = envs.reset(seed=config.seed)
+    history: list[dict] = []
+    start = time.perf_counter()
+    bar = tqdm(range(config.num_iterations), disable=not progress, desc="DA-MDP PPO")
+    for iteration in bar:
+        # ---- rollout and advantages (method.md §5.0, §5.3) ---------------------------------
+        ro, obs = collect_rollout(envs, policy, value_net, config.num_env_steps, obs, gen)
+        gamma_e = augmented_discounts(ro.k, config.gamma, config.env_time_discounting)
+        lambda_e = augmented_discounts(ro.k, config.gae_lambda, config.env_time_discounting)
+        r_soft = soft_reward_current(ro.reward, ro.ell, config.temperature)
+        advantages, returns = gae(r_soft, ro.value, ro.next_value, ro.terminated, ro.truncated,
+                                  gamma_e, lambda_e)
+        batch = {"obs": ro.obs, "a_k": ro.a_k, "k": ro.k, "a_prev": ro.a_prev,
+                 "log_prob": ro.log_prob, "advantages": advantages, "returns": returns,
+                 "r_soft": r_soft, "reward": ro.reward}
+        batch = {key: v.reshape(ro.num_transitions, *v.shape[2:]) for key, v in batch.items()}
+
+        # ---- learn: epochs x minibatches over all augmented transitions, k mixed ------------
+        sums: dict[str, float] = {}
+        n_updates, ratio_dev_first = 0, float("nan")
+        for epoch in range(config.update_epochs):
+            perm = torch.randperm(ro.num_transitions, generator=perm_gen).to(device)
+            for mb_idx, mb_inds in enumerate(torch.tensor_split(perm, config.num_minibatches)):
+                mb = {key: v[mb_inds] for key, v in batch.items()}
+                loss, stats = ppo_loss(policy, value_net, mb, config.clip_coef,
+                                       config.temperature, config.vf_coef)
+                for name in LOSS_KEYS:
+                    if not torch.isfinite(stats[name]):
+                        envs.close()
+                        raise FloatingPointError(
+                            f"{name}={stats[name].item()} at iteration {iteration} (epoch "
+                            f"{epoch}, minibatch {mb_idx}); try a smaller lr or temperature")
+                if epoch == 0 and mb_idx == 0:
+                    ratio_dev_first = stats["ratio_dev"].item()
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                for name, v in stats.items():
+                    sums[name] = sums.get(name, 0.0) + v.item()
+                n_updates += 1
+
+        # ---- logging ------------------------------------------------------------------------
+        ep_ret = float(np.mean(ro.episode_returns)) if ro.episode_returns else float("nan")
+        ep_len = float(np.mean(ro.episode_lengths)) if ro.episode_lengths else float("nan")
+        env_steps = (iteration + 1) * config.env_steps_per_iteration
+        row = {"iteration": iteration, "env_steps": env_steps,
+               "episode_return": ep_ret, "episode_length": ep_len,
+               **{name: sums[name] / n_updates for name in
+                  ("policy_loss", "dest_loss", "value_loss", "mean_ell", "approx_kl",
+                   "clip_fraction")},
+               "ratio_dev_first_minibatch": ratio_dev_first,
+               "temperature": config.temperature,
+               "elapsed_s": time.perf_counter() - start}
+        history.append(row)
+        if config.log_csv:
+            with open(config.log_csv, "a", newline="") as f:
+                csv.DictWriter(f, CSV_FIELDS).writerow(row)
+        bar.set_postfix(ret=f"{ep_ret:.3g}", kl=f"{row['approx_kl']:.2g}")
+        if callback is not None and callback(row):
+            break
+    envs.close()
+    return policy, history

@@ -1,0 +1,104 @@
+"""Control panels built from the config dataclasses (one documented field = one control).
+
+Anything that trains runs behind a button, so headless execution stays cheap; notebooks put a
+static figure made with the default values before every panel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from .bound import FitConfig
+from .diffusion import NOISING_DRIFT_AT, NOISING_STEP_PAIRING, SCHEDULES, DiffusionConfig
+from .utils import field_docs
+
+STYLE = {"description_width": "150px"}
+LAYOUT = W.Layout(width="420px")
+
+
+def controls_from_config(cls: type, fields: Sequence[str],
+                         specs: Mapping[str, Mapping] | None = None) -> dict[str, W.Widget]:
+    """One widget per dataclass field, its tooltip the field's docstring.
+
+    Args:
+        cls: a config dataclass (e.g. `DiffusionConfig`, `FitConfig`).
+        fields: field names, in display order.
+        specs: per-field options: `min`, `max`, `step`, `log` (log-scale float slider),
+            `options` (dropdown choices), `value` (overrides the dataclass default).
+    Returns:
+        `{field: widget}`; read values with `{f: w.value for f, w in controls.items()}`.
+    """
+    specs = specs or {}
+    docs = field_docs(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    out: dict[str, W.Widget] = {}
+    for name in fields:
+        if name not in by_name:
+            raise ValueError(f"field={name!r} is not a field of {cls.__name__}; "
+                             f"expected one of {tuple(by_name)}")
+        spec = dict(specs.get(name, {}))
+        f = by_name[name]
+        value = spec.pop("value", f.default)
+        common = dict(description=name, style=STYLE, layout=LAYOUT, tooltip=docs.get(name, ""))
+        if "options" in spec:
+            w = W.Dropdown(options=list(spec["options"]), value=value, **common)
+        elif isinstance(value, bool):
+            w = W.Checkbox(value=value, **common)
+        elif isinstance(value, int):
+            w = W.IntSlider(value=value, min=spec.get("min", 1), max=spec.get("max", 100),
+                            step=spec.get("step", 1), continuous_update=False, **common)
+        elif isinstance(value, float) and spec.get("log"):
+            import math
+            w = W.FloatLogSlider(value=value, base=10, min=math.log10(spec["min"]),
+                                 max=math.log10(spec["max"]), step=spec.get("step", 0.05),
+                                 continuous_update=False, **common)
+        elif isinstance(value, float):
+            w = W.FloatSlider(value=value, min=spec.get("min", 0.0), max=spec.get("max", 1.0),
+                              step=spec.get("step", 0.01), continuous_update=False, **common)
+        else:
+            w = W.Text(value=str(value), **common)
+        out[name] = w
+    return out
+
+
+def sampler_controls() -> dict[str, W.Widget]:
+    """Notebook 01's panel: temperature and training steps (`FitConfig`), K, the schedule and
+    the noising-kernel flags (`DiffusionConfig`)."""
+    c = controls_from_config(FitConfig, ["temperature", "steps"], {
+        "temperature": dict(min=0.05, max=2.0, log=True),
+        "steps": dict(min=50, max=1500, step=50)})
+    c.update(controls_from_config(DiffusionConfig, [
+        "num_steps", "step_size_schedule", "noising_step_pairing", "noising_drift_at"], {
+        "num_steps": dict(min=1, max=16, value=8),
+        "step_size_schedule": dict(options=SCHEDULES),
+        "noising_step_pairing": dict(options=NOISING_STEP_PAIRING, value="same"),
+        "noising_drift_at": dict(options=NOISING_DRIFT_AT)}))
+    return c
+
+
+def training_panel(controls: Mapping[str, W.Widget], run: Callable[..., object],
+                   button: str = "Train") -> W.VBox:
+    """Controls, a button and an output area. On click, `run(**values)` is called and the
+    figure it returns (if any) is shown; nothing runs until the button is pressed."""
+    btn = W.Button(description=button, button_style="primary")
+    out = W.Output()
+
+    def on_click(_):
+        with out:
+            out.clear_output(wait=True)
+            btn.disabled = True
+            try:
+                fig = run(**{k: w.value for k, w in controls.items()})
+                if fig is not None:
+                    display(fig)
+                    plt.close(fig)
+            finally:
+                btn.disabled = False
+
+    btn.on_click(on_click)
+    return W.VBox([*controls.values(), btn, out])
