@@ -49,9 +49,11 @@ def target_density_1d(target: Target, temperature: float, grid) -> np.ndarray:
 
 def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: float,
                     samples: Mapping[str, object] | None = None, xlim=(-2.2, 2.2),
-                    title: str = "", bins: int = 120) -> Figure:
+                    title: str = "", bins: int = 120,
+                    styles: Mapping[str, Mapping] | None = None) -> Figure:
     """Marginal densities `{label: (grid, density)}` and sample histograms `{label: x}` over the
-    exact target density, on one axis with fixed limits."""
+    exact target density, on one axis with fixed limits. `styles`: extra line keyword
+    arguments per curve label (e.g. `{"best Gaussian": {"ls": "--", "color": "0.3"}}`)."""
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     grid = np.linspace(*xlim, 801)
     ax.fill_between(grid, target_density_1d(target, temperature, grid), color="0.85",
@@ -60,7 +62,8 @@ def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: fl
         ax.hist(_np(x).reshape(-1), bins=bins, range=xlim, density=True, histtype="step",
                 color=_color(label, i), alpha=0.6, label=f"{label} (samples)")
     for i, (label, (g, d)) in enumerate(curves.items()):
-        ax.plot(_np(g), _np(d), color=_color(label, i), lw=1.6, label=label)
+        kw = {"color": _color(label, i), "lw": 1.6, **(styles or {}).get(label, {})}
+        ax.plot(_np(g), _np(d), label=label, **kw)
     ax.set_xlim(*xlim)
     ax.set_xlabel(r"$a^0$")
     ax.set_ylabel("density")
