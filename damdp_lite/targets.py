@@ -8,6 +8,7 @@ A target has a reward `r(x)` on its domain: `"latent"` targets live on R^d and a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,27 @@ from .utils import check_positive
 
 def _check_temperature(temperature: float) -> None:
     check_positive("temperature", temperature)
+
+
+def log_quad_exp(reward: Callable[[np.ndarray], np.ndarray], lo: float, hi: float,
+                 temperature: float, points: Sequence[float] = ()) -> float:
+    """log of int_lo^hi exp(r(a) / T) da by adaptive quadrature (scipy `quad`, split at `points`).
+
+    `reward` is vectorised: `(N,)` -> `(N,)`. The integrand is shifted by max r / T (found on a
+    4001-node grid plus `points`) so it cannot overflow; the shift is added back to the log.
+    """
+    _check_temperature(temperature)
+    grid = np.concatenate([np.linspace(lo, hi, 4001), np.asarray(points, dtype=np.float64)])
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    shift = float(np.max(reward(grid))) / temperature
+    inner = sorted({float(p) for p in points if lo < p < hi})
+
+    def f(x: float) -> float:
+        return math.exp(float(reward(np.array([x]))[0]) / temperature - shift)
+
+    val, _ = integrate.quad(f, lo, hi, points=inner or None, limit=400, epsabs=0.0,
+                            epsrel=1e-11)
+    return (math.log(val) if val > 0 else -math.inf) + shift
 
 
 @dataclass(frozen=True)
@@ -78,16 +100,10 @@ class Target:
         with `breakpoints`), trapezoid on a 2001^2 grid with log-sum-exp in 2-D."""
         _check_temperature(temperature)
         if self.dim == 1:
-            grid = torch.linspace(*self.bounds, 4001, dtype=torch.float64)[:, None]
-            shift = float(self.reward(grid).max()) / temperature
+            def reward_np(a: np.ndarray) -> np.ndarray:
+                return self.reward(torch.as_tensor(a, dtype=torch.float64)[:, None]).numpy()
 
-            def f(x: float) -> float:
-                r = float(self.reward(torch.tensor([[x]], dtype=torch.float64)))
-                return math.exp(r / temperature - shift)
-
-            val, _ = integrate.quad(f, *self.bounds, points=self.breakpoints(), limit=400,
-                                    epsabs=0.0, epsrel=1e-11)
-            return math.log(val) + shift
+            return log_quad_exp(reward_np, *self.bounds, temperature, self.breakpoints() or ())
         g = self.grid()
         return float(torch.logsumexp(self.reward(g.points) / temperature + g.log_weights, 0))
 

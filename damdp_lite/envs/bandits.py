@@ -8,7 +8,6 @@ The rewards are not re-implemented here: they come from `damdp_lite.targets` (`D
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,9 +15,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from scipy import integrate
 
-from ..targets import DoubleWell1D, FourModes2D
+from ..targets import DoubleWell1D, FourModes2D, log_quad_exp  # noqa: F401 (re-exported)
 from ..utils import check_positive
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -51,27 +49,6 @@ def scalar_actions(action: ArrayLike | float) -> np.ndarray:
     if a.ndim >= 2 and a.shape[-1] == 1:
         a = a[..., 0]
     return a
-
-
-def log_quad_exp(reward: Callable[[np.ndarray], np.ndarray], lo: float, hi: float,
-                 temperature: float, points: Sequence[float] = ()) -> float:
-    """log of int_lo^hi exp(r(a) / T) da by adaptive quadrature (scipy `quad`, split at `points`).
-
-    `reward` is vectorised: `(N,)` -> `(N,)`. The integrand is shifted by max r / T (found on a
-    4001-node grid plus `points`) so it cannot overflow; the shift is added back to the log.
-    """
-    check_positive("temperature", temperature)
-    grid = np.concatenate([np.linspace(lo, hi, 4001), np.asarray(points, dtype=np.float64)])
-    grid = grid[(grid >= lo) & (grid <= hi)]
-    shift = float(np.max(reward(grid))) / temperature
-    inner = sorted({float(p) for p in points if lo < p < hi})
-
-    def f(x: float) -> float:
-        return math.exp(float(reward(np.array([x]))[0]) / temperature - shift)
-
-    val, _ = integrate.quad(f, lo, hi, points=inner or None, limit=400, epsabs=0.0,
-                            epsrel=1e-11)
-    return (math.log(val) if val > 0 else -math.inf) + shift
 
 
 def interval_masses(reward: Callable[[np.ndarray], np.ndarray], edges: Sequence[float],
