@@ -12,6 +12,8 @@ LAB_ARGS ?=
 MUJOCO_GL ?= egl
 
 STAMP := $(VENV)/.installed
+# Jupyter refuses to run as root (containers, some cloud boxes) unless told it may.
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
 
@@ -45,7 +47,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lab: $(STAMP)
-	MUJOCO_GL=$(MUJOCO_GL) $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	MUJOCO_GL=$(MUJOCO_GL) $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(MAKE) unit
