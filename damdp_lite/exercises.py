@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from .damdp import soft_reward_current
 from .diffusion import noise_kernel_log_prob
 
 NOT_ATTEMPTED = "Exercise {n} not attempted; continuing with the reference implementation."
@@ -53,5 +54,82 @@ def check_noise_log_prob(fn: Callable, number: str = "1.1") -> Callable:
     except NotImplementedError:
         print(NOT_ATTEMPTED.format(n=number))
         return noise_kernel_log_prob
+    print(PASSED.format(n=number))
+    return fn
+
+
+def _soft_reward_cases(seed: int = 0):
+    """Rollout-shaped inputs `(S, N)` with S = L * K rows: R~ non-zero only on the k = 1 rows."""
+    g = torch.Generator().manual_seed(seed)
+    for L, K, N in [(1, 1, 5), (3, 4, 2), (2, 8, 3)]:
+        k = torch.arange(K, 0, -1).repeat(L)[:, None].expand(L * K, N)  # (S, N)
+        reward = torch.where(k == 1, torch.randn(L * K, N, generator=g), torch.zeros(()))
+        ell = 2 * torch.randn(L * K, N, generator=g)
+        for temperature in (0.25, 2.0):
+            yield dict(reward=reward, ell=ell, temperature=temperature)
+
+
+def check_soft_reward(fn: Callable, number: str = "2.1") -> Callable:
+    """Check `fn(reward, ell, temperature) -> (S, N)` against
+    `damdp_lite.damdp.soft_reward_current`, the PPO soft reward r_soft = R~ - T ell_k
+    (method.md §4.4, notebook 02 exercise)."""
+    try:
+        for case in _soft_reward_cases():
+            got = fn(**case)
+            want = soft_reward_current(**case)
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                shape = getattr(got, "shape", type(got).__name__)
+                raise AssertionError(
+                    f"Exercise {number}: expected a tensor of shape {tuple(want.shape)} "
+                    f"(one soft reward per augmented transition), got {shape}")
+            if not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
+                raise AssertionError(
+                    f"Exercise {number}: wrong values for temperature={case['temperature']}, "
+                    f"rollout shape {tuple(want.shape)}: got {got[:3, 0].tolist()}, "
+                    f"expected {want[:3, 0].tolist()}")
+    except NotImplementedError:
+        print(NOT_ATTEMPTED.format(n=number))
+        return soft_reward_current
+    print(PASSED.format(n=number))
+    return fn
+
+
+def _window_density_cases(seed: int = 0):
+    """Per-state action samples `(S, n)` in (-1, 1), window centres `(C,)` and half-widths."""
+    g = torch.Generator().manual_seed(seed)
+    for S, n in [(1, 50), (8, 400), (3, 1000)]:
+        actions = torch.tanh(torch.randn(S, n, generator=g, dtype=torch.float64))
+        for centres, half_width in [((0.0, -0.5, 0.5), 0.05), ((0.0,), 0.2),
+                                    ((-0.9, 0.1, 0.3, 0.7), 0.1)]:
+            yield dict(actions=actions, centres=torch.tensor(centres, dtype=torch.float64),
+                       half_width=half_width)
+
+
+def check_window_density(fn: Callable, number: str = "3.1") -> Callable:
+    """Check `fn(actions, centres, half_width) -> (S, C)`, the box-window density estimate
+    p_hat(c) = #{|a - c| < h} / (2 h n) per state, against `damdp_lite.plotting.window_density`
+    (notebook 03 exercise; the estimator behind its bimodality test). A tensor or a NumPy array
+    is accepted as the answer."""
+    from .plotting import window_density  # lazy: matplotlib is only needed here
+
+    try:
+        for case in _window_density_cases():
+            got = fn(**case)
+            want = torch.as_tensor(window_density(**case))
+            if type(got).__module__.startswith("numpy"):
+                got = torch.as_tensor(got)
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                shape = getattr(got, "shape", type(got).__name__)
+                raise AssertionError(
+                    f"Exercise {number}: expected an array of shape {tuple(want.shape)} "
+                    f"(one density per state and window centre), got {shape}")
+            if not torch.allclose(got.double(), want, rtol=1e-6, atol=1e-6):
+                raise AssertionError(
+                    f"Exercise {number}: wrong values for half_width={case['half_width']}, "
+                    f"centres {case['centres'].tolist()}: got {got[0].tolist()}, "
+                    f"expected {want[0].tolist()} (first state)")
+    except NotImplementedError:
+        print(NOT_ATTEMPTED.format(n=number))
+        return window_density
     print(PASSED.format(n=number))
     return fn

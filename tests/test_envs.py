@@ -339,3 +339,32 @@ def test_bad_arguments_through_make_and_temperature():
         TurningDoubleWellEnv().optimal_log_density(np.zeros(1), 0.0)
     with pytest.raises(ValueError, match="action has shape"):
         TurningDoubleWellEnv().step(np.zeros(2))
+
+
+# --- notebook 03 helpers: the 8 states and x-y paths ----------------------------------------
+
+
+def test_turning_double_well_all_observations_and_rollout_paths():
+    obs = TurningDoubleWellEnv.all_observations()
+    assert obs.shape == (8, 2) and obs.dtype == np.float32
+    env = TurningDoubleWellEnv()
+    for row, h in zip(obs, TurningDoubleWellEnv.headings_deg, strict=True):
+        np.testing.assert_array_equal(env.reset(options={"heading_deg": h})[0], row)
+    # a constant turn a = +0.5 (DPPO's collapse): reward 1 per step, a closed octagon
+    ep = env.rollout_paths(lambda o: np.full((len(o), 1), 0.5), [0.0, 90.0], 8)
+    assert ep["positions"].shape == (2, 9, 2) and ep["rewards"].shape == (2, 8)
+    np.testing.assert_allclose(ep["rewards"], 1.0)
+    np.testing.assert_allclose(ep["positions"][:, -1], 0.0, atol=1e-12)
+    np.testing.assert_array_equal(ep["headings_deg"][0], [(45.0 * t) % 360 for t in range(9)])
+    # alternating sides by state zig-zags along one direction; every observation is one of the 8
+    seen = []
+
+    def zigzag(o):
+        seen.append(o.copy())
+        return np.where(o[:, 1:] > 0.1, -0.5, 0.5)
+
+    ep = env.rollout_paths(zigzag, [0.0], 4)
+    np.testing.assert_allclose(ep["positions"][0, -1], [2 + math.sqrt(2), math.sqrt(2)])
+    visited = np.concatenate(seen)  # (4, 2)
+    assert (np.abs(visited[:, None] - obs).max(-1) == 0).any(-1).all()
+    assert env.t == 0  # the env itself was not stepped (copies were)

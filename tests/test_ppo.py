@@ -201,3 +201,33 @@ def test_non_box_action_space_rejected():
     cfg = PPOConfig(env_id="CartPole-v1", num_envs=1, num_env_steps=4, total_env_steps=4)
     with pytest.raises(ValueError, match=r"env_id='CartPole-v1'.*Discrete"):
         train_ppo(cfg, progress=False)
+
+
+def test_dest_loss_is_exactly_zero_at_temperature_zero_even_if_a_ratio_overflows():
+    """DPPO (T = 0) regression: exp(log w) overflows to inf in float32 for log w > 88.7, and
+    inf * T with T = 0 made dest_loss (hence the loss) nan, stopping training."""
+    ratio = torch.tensor([1.0, float("inf"), 0.5])
+    noise_lp = torch.tensor([-1.0, -2.0, -3.0], requires_grad=True)
+    active = torch.tensor([True, True, False])
+    d = dest_loss(ratio, noise_lp, active, 0.0)
+    assert d.item() == 0.0 and torch.isfinite(d)
+    assert dest_loss(ratio[[0, 2]], noise_lp[[0, 2]], active[[0, 2]], 0.5).item() == 0.5
+
+
+def test_ppo_loss_gradient_stays_finite_when_a_ratio_overflows():
+    """Regression: one sample with log w > 88.7 (exp overflows float32) on the clipped branch has
+    PPO gradient 0, but exp(log w) = inf made autograd produce nan for every parameter."""
+    policy = diffusion_policy()
+    value_net = ValueNetwork(2, 1, (16,))
+    batch, _ = learn_batch(policy, value_net, T=0.0)
+    with torch.no_grad():
+        new_lp = policy.denoise_log_prob(batch["a_prev"], batch["a_k"], batch["obs"], batch["k"])
+    i = int(batch["advantages"].argmax())  # A_hat > 0 there: the clipped branch is selected
+    batch["log_prob"] = new_lp.clone()
+    batch["log_prob"][i] -= 120.0  # log w = 120 at sample i
+    for T in (0.0, 0.1):
+        policy.zero_grad()
+        loss, stats = ppo_loss(policy, value_net, batch, 0.2, T, 0.5)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(stats["approx_kl"])
+        assert all(torch.isfinite(p.grad).all() for p in policy.parameters() if p.grad is not None)

@@ -269,10 +269,18 @@ def dest_loss(ratio: torch.Tensor, noise_log_prob: torch.Tensor, active: torch.T
     """Appendix-G correction -mean_active[sg(w) T log pi_theta(a^k | a^{k-1}, s)] (§4.3, §5.3).
 
     Only the noising kernel's step sizes (rho, phi) receive gradient: f_theta is not in it
-    (I10). Zero for a `GaussianPolicy`, whose `noise_log_prob` is 0. Inputs `(B,)`.
+    (I10). Zero for a `GaussianPolicy`, whose `noise_log_prob` is 0, and at T = 0 (DPPO), where
+    it is returned as an exact 0: a ratio that overflowed to inf would otherwise give inf * 0 = nan.
+    Inputs `(B,)`.
     """
+    if temperature == 0:
+        return torch.zeros((), dtype=noise_log_prob.dtype, device=noise_log_prob.device)
     weight = ratio.detach() * active
     return -(weight * temperature * noise_log_prob).sum() / active.sum().clamp(min=1)
+
+
+MAX_LOG_RATIO = 20.0
+"""Cap on log w in `ppo_loss` (w <= 4.9e8): keeps the ratio and its gradient finite."""
 
 
 def value_loss(value: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
@@ -293,7 +301,10 @@ def ppo_loss(policy: ChainPolicy, value_net: nn.Module, mb: dict[str, torch.Tens
     noise_log_prob = policy.noise_log_prob(mb["a_k"], mb["a_prev"], mb["obs"], mb["k"])
     ell_new = new_log_prob - noise_log_prob  # = policy.log_ratio(...), without a second pass
     log_w = new_log_prob - mb["log_prob"]
-    ratio = log_w.exp()  # per-step w_theta
+    # exp(log w) overflows float32 above 88.7; an inf ratio on the clipped branch (gradient 0)
+    # still makes autograd compute 0 * inf = nan for every parameter. Capping log w changes
+    # nothing unless w > e^MAX_LOG_RATIO, where that sample would dominate the batch anyway.
+    ratio = log_w.clamp(max=MAX_LOG_RATIO).exp()  # per-step w_theta
     adv_hat = actor_advantage(mb["advantages"], mb["r_soft"], mb["reward"], ell_new,
                               temperature)
     pg_loss, active = policy_loss(ratio, adv_hat, clip_coef)

@@ -12,7 +12,9 @@ Angles: turn Delta = 90 a (120 a for the GMM env), headings kept in [0, 360).
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -127,6 +129,40 @@ class _TurningEnv(gym.Env[np.ndarray, np.ndarray]):
     def _heading_bin(self) -> int:
         return 0
 
+    def rollout_paths(self, act: Callable[[np.ndarray], np.ndarray],
+                      headings_deg: ArrayLike, num_steps: int) -> dict[str, np.ndarray]:
+        """Run one episode from each initial heading, all in lockstep, and record the path.
+
+        Uses copies of this env (same parameters; `self` is not stepped) and the ordinary
+        `reset(options={"heading_deg": h})` / `step`, so the dynamics are exactly the env's.
+
+        Args:
+            act: policy, observations `(B, 2)` float32 -> actions `(B, 1)` (or `(B,)`).
+            headings_deg: initial headings, `(B,)` (e.g. `np.repeat(headings, n)`).
+            num_steps: env steps per episode (>= 1; the registered horizon is 100).
+
+        Returns:
+            `positions` `(B, num_steps + 1, 2)` (starting at the origin), `actions` and
+            `rewards` `(B, num_steps)`, `headings_deg` `(B, num_steps + 1)`.
+        """
+        check_int_at_least("num_steps", num_steps, 1)
+        heads = as_float64(headings_deg).reshape(-1)
+        envs = [copy.deepcopy(self) for _ in heads]
+        obs = np.stack([e.reset(options={"heading_deg": float(h)})[0]
+                        for e, h in zip(envs, heads, strict=True)])
+        B = len(envs)
+        pos = np.zeros((B, num_steps + 1, 2))
+        hd = np.zeros((B, num_steps + 1))
+        hd[:, 0] = [e.heading_deg for e in envs]
+        acts, rews = np.zeros((B, num_steps)), np.zeros((B, num_steps))
+        for t in range(num_steps):
+            a = np.asarray(act(obs.astype(np.float32)), dtype=np.float64).reshape(B, -1)
+            for i, e in enumerate(envs):
+                obs[i], rews[i, t], _, _, info = e.step(a[i])
+                pos[i, t + 1], hd[i, t + 1] = info["position"], info["heading_deg"]
+            acts[:, t] = a[:, 0]
+        return {"positions": pos, "actions": acts, "rewards": rews, "headings_deg": hd}
+
     # --- exact MaxEnt optimum (action space) ---------------------------------------------------
     def log_z(self, temperature: float, heading_bin: int = 0) -> float:
         """log int_{-1}^{1} exp(r(a)/T) da by adaptive quadrature split at the kinks (cached)."""
@@ -183,6 +219,15 @@ class TurningDoubleWellEnv(_TurningEnv):
 
     mode_names = ("a<0", "a>=0")
     peak_u = 0.25
+    headings_deg: tuple[float, ...] = tuple(45.0 * i for i in range(8))
+    """The 8 headings: the reset support, and every heading an episode can reach."""
+
+    @classmethod
+    def all_observations(cls) -> np.ndarray:
+        """Observations (cos theta, sin theta) of the 8 states, `(8, 2)` float32; row i is
+        heading `headings_deg[i]` = 45 i degrees, bit-identical to what `reset`/`step` return."""
+        return np.stack([np.array([math.cos(math.radians(h)), math.sin(math.radians(h))],
+                                  dtype=np.float32) for h in cls.headings_deg])
 
     def __init__(self, well_height: float = 0.85, step_size: float = 1.0) -> None:
         _check_open_unit("well_height", well_height)

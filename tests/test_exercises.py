@@ -1,0 +1,141 @@
+"""Exercise checkers (style.md §5): each accepts the reference, rejects broken variants with an
+`AssertionError`, and falls back to the reference, printing one fixed line, when the learner's
+stub still raises `NotImplementedError`."""
+
+import math
+
+import pytest
+import torch
+
+from damdp_lite import exercises
+from damdp_lite.damdp import soft_reward_current
+from damdp_lite.diffusion import noise_kernel_log_prob
+
+
+def _gauss_log_prob(x, mean, var):
+    return -0.5 * (math.log(2 * math.pi) + torch.log(var) + (x - mean) ** 2 / var)
+
+
+# ----------------------------------------------------------------------------- check_noise_log_prob
+def written_noise_log_prob(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    """An independent, correct solution (the notebook's), not the package function."""
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std**2
+    var = (2 * eta).expand_as(mean)
+    return _gauss_log_prob(a_k, mean, var).sum(-1)
+
+
+def drift_always_at_a_prev(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    return written_noise_log_prob(a_k, a_prev, eta, prior_std, "conditioning")
+
+
+def drift_swapped(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    other = "evaluated" if drift_at == "conditioning" else "conditioning"
+    return written_noise_log_prob(a_k, a_prev, eta, prior_std, other)
+
+
+def variance_eta(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std**2
+    return _gauss_log_prob(a_k, mean, eta.expand_as(mean)).sum(-1)
+
+
+def not_summed(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std**2
+    return _gauss_log_prob(a_k, mean, (2 * eta).expand_as(mean))
+
+
+def stub_noise(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    raise NotImplementedError("Exercise 1.1: write the noising-kernel log-density")
+
+
+@pytest.mark.parametrize("fn", [noise_kernel_log_prob, written_noise_log_prob])
+def test_noise_checker_accepts_the_reference(fn, capsys):
+    assert exercises.check_noise_log_prob(fn) is fn
+    assert capsys.readouterr().out == "Exercise 1.1: all checks passed.\n"
+
+
+@pytest.mark.parametrize("broken", [drift_always_at_a_prev, drift_swapped, variance_eta])
+def test_noise_checker_rejects_wrong_values(broken, capsys):
+    with pytest.raises(AssertionError, match="Exercise 1.1: wrong values"):
+        exercises.check_noise_log_prob(broken)
+    assert capsys.readouterr().out == ""
+
+
+def test_noise_checker_rejects_wrong_shape():
+    with pytest.raises(AssertionError, match=r"Exercise 1.1: expected a tensor of shape \(5,\)"):
+        exercises.check_noise_log_prob(not_summed)
+
+
+def test_noise_checker_falls_back_on_not_implemented(capsys):
+    fn = exercises.check_noise_log_prob(stub_noise)
+    assert fn is noise_kernel_log_prob
+    assert capsys.readouterr().out == (
+        "Exercise 1.1 not attempted; continuing with the reference implementation.\n")
+
+
+def test_checker_number_is_used_in_messages(capsys):
+    exercises.check_noise_log_prob(stub_noise, number="9.9")
+    assert capsys.readouterr().out.startswith("Exercise 9.9 not attempted")
+
+
+# ----------------------------------------------------------------------------- check_soft_reward
+def written_soft_reward(reward, ell, temperature):
+    return reward - temperature * ell
+
+
+def entropy_sign_flipped(reward, ell, temperature):
+    return reward + temperature * ell
+
+
+def temperature_missing(reward, ell, temperature):
+    return reward - ell
+
+
+def divided_by_temperature(reward, ell, temperature):
+    return reward / temperature - ell
+
+
+def summed_over_envs(reward, ell, temperature):
+    return (reward - temperature * ell).sum(-1)
+
+
+def stub_soft(reward, ell, temperature):
+    raise NotImplementedError("Exercise 2.1: write the soft reward")
+
+
+@pytest.mark.parametrize("fn", [soft_reward_current, written_soft_reward])
+def test_soft_reward_checker_accepts_the_reference(fn, capsys):
+    assert exercises.check_soft_reward(fn) is fn
+    assert capsys.readouterr().out == "Exercise 2.1: all checks passed.\n"
+
+
+@pytest.mark.parametrize("broken", [entropy_sign_flipped, temperature_missing,
+                                    divided_by_temperature])
+def test_soft_reward_checker_rejects_wrong_values(broken, capsys):
+    with pytest.raises(AssertionError, match="Exercise 2.1: wrong values"):
+        exercises.check_soft_reward(broken)
+    assert capsys.readouterr().out == ""
+
+
+def test_soft_reward_checker_rejects_wrong_shape():
+    with pytest.raises(AssertionError, match=r"Exercise 2.1: expected a tensor of shape"):
+        exercises.check_soft_reward(summed_over_envs)
+
+
+def test_soft_reward_checker_falls_back_on_not_implemented(capsys):
+    fn = exercises.check_soft_reward(stub_soft)
+    assert fn is soft_reward_current
+    assert capsys.readouterr().out == (
+        "Exercise 2.1 not attempted; continuing with the reference implementation.\n")
+
+
+def test_soft_reward_cases_put_the_env_reward_on_k1_rows_only():
+    for case in exercises._soft_reward_cases():
+        S, N = case["reward"].shape
+        assert case["ell"].shape == (S, N)
+        # rows are k = K..1 per env step; only the last row of each env step may be non-zero
+        nonzero_rows = (case["reward"] != 0).any(-1).nonzero().flatten().tolist()
+        K = S // len(nonzero_rows) if nonzero_rows else S
+        assert nonzero_rows == [i for i in range(S) if i % K == K - 1]

@@ -1,0 +1,47 @@
+"""Smoke test of benchmarks/toys_turning.py (tiny budget) and of its pure helpers."""
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+import toys_turning as tt  # noqa: E402
+
+
+def test_exact_reference_matches_i7():
+    ref = tt.exact_reference(0.05)
+    assert ref["log_z"] == pytest.approx(19.4765, abs=1e-4)  # method.md I7
+    assert ref["density_ratio_0_to_05"] == pytest.approx(math.exp(-0.15 / 0.05), rel=1e-6)
+    assert ref["mass_pos"] == pytest.approx(0.5, abs=1e-9)
+    assert ref["valley_ratio"] == pytest.approx(0.0526, abs=5e-4) and ref["dens_p05"] > 1.6
+
+
+def test_exact_bin_masses_and_histogram_kls():
+    edges = np.linspace(-1, 1, 201)
+    pi = tt.exact_bin_masses(0.05, edges)
+    assert pi.shape == (200,) and pi.sum() == pytest.approx(1.0)
+    assert pi[:100].sum() == pytest.approx(0.5, abs=1e-9)  # symmetric optimum
+    counts = np.round(pi * 1e7)[None].repeat(2, 0)  # a histogram of the optimum itself
+    kl_q, kl_p = tt.histogram_kls(counts, pi)
+    assert np.all(np.abs(kl_q) < 1e-4) and np.all(np.abs(kl_p) < 1e-4)
+
+
+def test_smoke_runs_and_compare():
+    res = {m: tt.run_method(m, seeds=(0,), smoke=True) for m in tt.METHODS}
+    for m, r in res.items():
+        run = r["seeds"]["0"]
+        assert "error" not in run, run
+        assert len(run["per_state"]) == 8 and np.array(run["hist_counts"]).shape == (8, 200)
+        assert np.array(run["hist_counts"]).sum(1).tolist() == [tt.N_EVAL_SMOKE] * 8
+        assert all(0 <= p["mass_pos"] <= 1 and p["std"] >= 0 for p in run["per_state"])
+        assert run["env_steps"] == tt.SMOKE_ENV_STEPS and run["run_seconds"] > 0
+        assert ("paths" in run) and np.array(run["paths"]["positions"]).shape == (24, 101, 2)
+        assert (run["step_sizes"] is None) == (m == "gaussian_ppo")
+    assert res["diffppo"]["config"]["init_step_sizes"][0] == pytest.approx(tt.ETA_1)
+    cmp = tt.compare(res)
+    assert set(cmp["diffppo_bimodal_all8"]) == {"0"}
+    assert len(cmp["dppo_std_over_diffppo_std"]["0"]) == 8
