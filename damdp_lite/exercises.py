@@ -21,6 +21,36 @@ NOT_ATTEMPTED = "Exercise {n} not attempted; continuing with the reference imple
 PASSED = "Exercise {n}: all checks passed."
 
 
+def _check(fn: Callable, reference: Callable, cases, number: str, what: str,
+           describe: Callable[[dict], str], tol: float = 1e-5, kind: str = "a tensor"
+           ) -> Callable:
+    """The loop every checker shares: compare `fn(**case)` with `reference(**case)` on each case.
+
+    `what` says what one entry of the answer is; `describe(case)` names a failing case. Prints
+    one fixed line and returns `fn` when all pass, or `reference` when `fn` raises
+    `NotImplementedError`; raises `AssertionError` on the first wrong shape or value.
+    """
+    try:
+        for case in cases:
+            got = fn(**case)
+            want = torch.as_tensor(reference(**case))
+            if type(got).__module__.startswith("numpy"):
+                got = torch.as_tensor(got)
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                shape = getattr(got, "shape", type(got).__name__)
+                raise AssertionError(f"Exercise {number}: expected {kind} of shape "
+                                     f"{tuple(want.shape)} ({what}), got {shape}")
+            if not torch.allclose(got.to(want.dtype), want, rtol=tol, atol=tol):
+                raise AssertionError(
+                    f"Exercise {number}: wrong values for {describe(case)}: got "
+                    f"{got.reshape(-1)[:3].tolist()}, expected {want.reshape(-1)[:3].tolist()}")
+    except NotImplementedError:
+        print(NOT_ATTEMPTED.format(n=number))
+        return reference
+    print(PASSED.format(n=number))
+    return fn
+
+
 def _cases(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     for B, d, per_sample in [(5, 1, False), (7, 3, False), (4, 2, True)]:
@@ -37,25 +67,10 @@ def _cases(seed: int = 0):
 def check_noise_log_prob(fn: Callable, number: str = "1.1") -> Callable:
     """Check `fn(a_k, a_prev, eta, prior_std, drift_at) -> (B,)` against
     `damdp_lite.diffusion.noise_kernel_log_prob` (method.md §3, notebook 01 exercise)."""
-    try:
-        for case in _cases():
-            got = fn(**case)
-            want = noise_kernel_log_prob(**case)
-            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-                shape = getattr(got, "shape", type(got).__name__)
-                raise AssertionError(
-                    f"Exercise {number}: expected a tensor of shape {tuple(want.shape)} "
-                    f"(one log-density per batch row), got {shape}")
-            if not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
-                raise AssertionError(
-                    f"Exercise {number}: wrong values for drift_at={case['drift_at']!r}, "
-                    f"prior_std={case['prior_std']}, eta shape {tuple(case['eta'].shape)}: "
-                    f"got {got[:3].tolist()}, expected {want[:3].tolist()}")
-    except NotImplementedError:
-        print(NOT_ATTEMPTED.format(n=number))
-        return noise_kernel_log_prob
-    print(PASSED.format(n=number))
-    return fn
+    return _check(fn, noise_kernel_log_prob, _cases(), number,
+                  "one log-density per batch row",
+                  lambda c: f"drift_at={c['drift_at']!r}, prior_std={c['prior_std']}, "
+                            f"eta shape {tuple(c['eta'].shape)}")
 
 
 def _soft_reward_cases(seed: int = 0):
@@ -73,25 +88,10 @@ def check_soft_reward(fn: Callable, number: str = "2.1") -> Callable:
     """Check `fn(reward, ell, temperature) -> (S, N)` against
     `damdp_lite.damdp.soft_reward_current`, the PPO soft reward r_soft = R~ - T ell_k
     (method.md §4.4, notebook 02 exercise)."""
-    try:
-        for case in _soft_reward_cases():
-            got = fn(**case)
-            want = soft_reward_current(**case)
-            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-                shape = getattr(got, "shape", type(got).__name__)
-                raise AssertionError(
-                    f"Exercise {number}: expected a tensor of shape {tuple(want.shape)} "
-                    f"(one soft reward per augmented transition), got {shape}")
-            if not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
-                raise AssertionError(
-                    f"Exercise {number}: wrong values for temperature={case['temperature']}, "
-                    f"rollout shape {tuple(want.shape)}: got {got[:3, 0].tolist()}, "
-                    f"expected {want[:3, 0].tolist()}")
-    except NotImplementedError:
-        print(NOT_ATTEMPTED.format(n=number))
-        return soft_reward_current
-    print(PASSED.format(n=number))
-    return fn
+    return _check(fn, soft_reward_current, _soft_reward_cases(), number,
+                  "one soft reward per augmented transition",
+                  lambda c: f"temperature={c['temperature']}, rollout shape "
+                            f"{tuple(c['reward'].shape)}")
 
 
 def _window_density_cases(seed: int = 0):
@@ -112,24 +112,7 @@ def check_window_density(fn: Callable, number: str = "3.1") -> Callable:
     is accepted as the answer."""
     from .plotting import window_density  # lazy: matplotlib is only needed here
 
-    try:
-        for case in _window_density_cases():
-            got = fn(**case)
-            want = torch.as_tensor(window_density(**case))
-            if type(got).__module__.startswith("numpy"):
-                got = torch.as_tensor(got)
-            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-                shape = getattr(got, "shape", type(got).__name__)
-                raise AssertionError(
-                    f"Exercise {number}: expected an array of shape {tuple(want.shape)} "
-                    f"(one density per state and window centre), got {shape}")
-            if not torch.allclose(got.double(), want, rtol=1e-6, atol=1e-6):
-                raise AssertionError(
-                    f"Exercise {number}: wrong values for half_width={case['half_width']}, "
-                    f"centres {case['centres'].tolist()}: got {got[0].tolist()}, "
-                    f"expected {want[0].tolist()} (first state)")
-    except NotImplementedError:
-        print(NOT_ATTEMPTED.format(n=number))
-        return window_density
-    print(PASSED.format(n=number))
-    return fn
+    return _check(fn, window_density, _window_density_cases(), number,
+                  "one density per state and window centre",
+                  lambda c: f"half_width={c['half_width']}, centres {c['centres'].tolist()}",
+                  tol=1e-6, kind="an array")
