@@ -17,7 +17,7 @@ What each result holds, per seed and as means over seeds:
 
 Config notes (probes on 2 shared CPU cores; details in notebook 02 and the issue-3 report):
 - One PPO config for every bandit run (`PPO_BANDIT`): 512 envs x 4 env steps per rollout,
-  8 epochs x 4 minibatches, lr 2e-3, 2 x 64 networks, 120k env steps (112k on the 2-D bandit,
+  8 epochs x 4 minibatches, lr 2e-3, 2 x 64 networks, 120k env steps (96k on the 2-D bandit,
   whose env steps cost more), so that each experiment (3 seeds x 2 policies) fits in ~3 minutes.
 - gamma = gae_lambda = 1: a bandit episode is one env step and J_bound is undiscounted;
   lambda = 1 makes the advantage the Monte Carlo return-to-go minus a baseline.
@@ -83,7 +83,7 @@ FOUR_MODES_SIGMA_R = 0.1
 FOUR_MODES_T = 2.0
 FOUR_MODES_DQL_REWARDS = (3.0, 0.0, 1.5, 5.0)
 FOUR_MODES_EQUAL_REWARDS = (0.0, 0.0, 0.0, 0.0)
-FOUR_MODES_ENV_STEPS = 112_000
+FOUR_MODES_ENV_STEPS = 96_000
 """Env steps per four-mode run (the 2-D env steps cost more; keeps 3 seeds x 2 policies in
 about 3 minutes on 2 shared cores)."""
 DIFFUSION_2D = dict(policy="diffusion", num_steps=8, noising_step_pairing="same",

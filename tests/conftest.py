@@ -1,13 +1,26 @@
 """Shared fixtures: single-threaded, deterministic torch; small policy factories."""
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 from torch import nn
 
 from damdp_lite import DiffusionConfig, DiffusionPolicy
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
+# CI replays the same hypothesis examples every run; locally they vary (and find new cases).
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    """Every test starts from the same torch RNG state: weights built inside a test are fixed."""
+    torch.manual_seed(0)
 
 
 def make_policy(**kw) -> DiffusionPolicy:

@@ -162,6 +162,7 @@ def test_marginal_density_matches_gaussians():
     assert float((dens * grid**2).sum() * h) == pytest.approx(9.0775, abs=2e-3)
     g = GaussianPolicy(GaussianConfig(obs_dim=0, action_dim=1, squash="identity"))
     with torch.no_grad():
+        g.mean_head.weight.zero_()  # mean = bias exactly (the state-free body still has weights)
         g.mean_head.bias.fill_(0.946)
         g.log_std.fill_(0.5 * math.log(0.035))
     dens = marginal_density_1d(g, grid)
