@@ -130,9 +130,9 @@ def marginal_density_1d(policy: ChainPolicy, grid: torch.Tensor,
     h = float(grid[1] - grid[0])
     obs = torch.zeros(1, policy.obs_dim, device=policy.device) if obs is None else obs
     obs_n = obs.expand(len(grid), -1)
-    prior_std = getattr(policy, "prior_std", None)
-    if prior_std is not None:
-        p = torch.exp(normal_log_prob(grid, torch.zeros_like(grid), torch.tensor(prior_std**2)))
+    if policy.prior_std is not None:  # protocol attribute: the density of a^K
+        var = torch.tensor(policy.prior_std**2)
+        p = torch.exp(normal_log_prob(grid, torch.zeros_like(grid), var))
     else:  # no prior (Gaussian policy): the first kernel ignores a^K, any density will do
         p = torch.zeros_like(grid, dtype=torch.float64)
         p[len(grid) // 2] = 1.0 / h

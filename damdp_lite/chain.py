@@ -53,6 +53,9 @@ class ChainPolicy(nn.Module):
     num_steps: int
     action_dim: int
     obs_dim: int
+    prior_std: float | None = None
+    """sigma_0 of the prior N(0, sigma_0^2 I) of a^K; None for a policy without a prior (its
+    first step ignores a^K)."""
 
     def _setup_squash(self, squash: str, action_clip: float, low, high) -> None:
         check_choice("squash", squash, ("tanh", "identity"))
