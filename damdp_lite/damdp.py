@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
-from gymnasium.wrappers.vector import RecordEpisodeStatistics
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .chain import ChainPolicy
+from .envs.make import make_vector_env  # noqa: F401  (the rollout's env factory)
 from .utils import check_int_at_least
 
 ValueFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -31,27 +30,6 @@ def per_augmented_step(x_env: float, num_steps: int) -> float:
     x_aug = x_env^(1/K), e.g. 0.99^(1/8) = 0.998744 (method.md §10)."""
     check_int_at_least("num_steps", num_steps, 1)
     return float(x_env) ** (1.0 / num_steps)
-
-
-def make_vector_env(env_id: str, num_envs: int) -> VectorEnv:
-    """`SyncVectorEnv` of `env_id` in same-step autoreset mode, with episode statistics.
-
-    Same-step autoreset puts the true final observation of a finished episode into
-    `info["final_obs"]` and returns the reset observation in its place (method.md §5.0, D6).
-    Raises `ValueError` (naming `env_id`) unless the action space is a 1-D `Box`: the latent
-    chain lives in R^d.
-    """
-    import damdp_lite.envs  # noqa: F401  (registers the toy envs)
-
-    check_int_at_least("num_envs", num_envs, 1)
-    envs = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
-                         autoreset_mode=AutoresetMode.SAME_STEP)
-    space = envs.single_action_space
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        envs.close()
-        raise ValueError(f"env_id={env_id!r} has action space {space}; a chain policy needs a "
-                         f"1-D continuous gymnasium.spaces.Box")
-    return RecordEpisodeStatistics(envs)
 
 
 @dataclass
