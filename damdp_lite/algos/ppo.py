@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import gymnasium as gym
 import numpy as np
@@ -31,11 +31,11 @@ from ..damdp import (
     augmented_discounts,
     collect_rollout,
     gae,
-    make_vector_env,
     per_augmented_step,
     soft_reward_current,
 )
 from ..diffusion import DiffusionConfig, DiffusionPolicy, TimeEmbedding
+from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
 from ..gaussian import GaussianConfig, GaussianPolicy
 from ..utils import (
     RunningNorm,
@@ -106,6 +106,12 @@ class PPOConfig:
     """Initial std of the Gaussian policy (0.3-1.0; unused by the diffusion policy)."""
     value_hidden_sizes: tuple[int, ...] = (128, 128)
     """Value network widths (toys 2 x 64-128; MuJoCo 2 x 256)."""
+    diffusion_steps_per_update: int = 0
+    """kappa: chain steps per env step used in each epoch, drawn at random (0: all K), D10."""
+    vectorization: str = "sync"
+    """"sync" or "async" vector env (sync measured 2-3x faster on 2 cores)."""
+    scale_rewards: bool = False
+    """Divide rewards by the running std of the discounted return (MuJoCo: True)."""
     seed: int = 0
     """Seed of torch, NumPy, the env resets and every latent sample."""
     device: str = "cpu"
@@ -123,6 +129,8 @@ class PPOConfig:
                      "num_minibatches", "num_steps"):
             check_int_at_least(name, getattr(self, name), 1)
         check_int_at_least("seed", self.seed, 0)
+        check_int_at_least("diffusion_steps_per_update", self.diffusion_steps_per_update, 0)
+        check_choice("vectorization", self.vectorization, ("sync", "async"))
         for name in ("lr", "clip_coef", "max_grad_norm", "init_std"):
             check_positive(name, getattr(self, name))
         for name in ("temperature", "vf_coef"):
@@ -177,8 +185,33 @@ class PPOConfig:
         return cls(**{**overrides, "gamma": per_augmented_step(gamma_env, K),
                       "gae_lambda": per_augmented_step(lambda_env, K)})
 
+    @classmethod
+    def mujoco(cls, policy: str = "diffusion", **overrides) -> PPOConfig:
+        """CPU-scale preset for Gymnasium MuJoCo (notebook 04, `damdp-lite train`).
+
+        16 sync envs x 128 env steps (2048 env steps per iteration), 10 epochs x 16 minibatches,
+        lr 3e-4, gamma_env 0.99 and lambda_env 0.95 spread over the K steps (method.md §10),
+        reward scaling, 2 x 256 networks, T = 2e-4 (official DiffPPO), K = 8 with kappa = 2
+        chain steps per env step in each epoch. `policy="gaussian"` is our MaxEnt PPO.
+        """
+        base = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=128,
+                    total_env_steps=1_000_000, update_epochs=10, num_minibatches=16, lr=3e-4,
+                    temperature=2e-4, policy=policy, num_steps=8, hidden_sizes=(256, 256),
+                    value_hidden_sizes=(256, 256), scale_rewards=True,
+                    diffusion_steps_per_update=2)
+        return cls.with_env_discounts(0.99, 0.95, **{**base, **overrides})
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PPOConfig:
+        """Inverse of `to_dict` (JSON lists back to tuples; unknown keys are an error)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown PPOConfig fields {unknown}; allowed: {sorted(names)}")
+        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,10 +362,151 @@ CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "pol
               "ratio_dev_first_minibatch", "temperature", "elapsed_s")
 
 
+def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: int,
+                      num_minibatches: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's minibatches of row indices into the flattened rollout, k mixed (§5.0).
+
+    kappa = 0 (or >= K): a permutation of all S * N rows. Otherwise, per env step and env,
+    kappa of its K chain steps drawn without replacement (D10: the surrogate is an expectation
+    over k, so each k is still sampled uniformly), then permuted. Row of (env step t, chain
+    position j = K - k, env n) is (t K + j) N + n, the order of `Rollout` flattened.
+    """
+    K, N = num_steps, num_envs
+    if kappa == 0 or kappa >= K:
+        rows = torch.randperm(num_env_steps * K * N, generator=generator)
+    else:
+        j = torch.rand(num_env_steps, N, K, generator=generator).argsort(-1)[..., :kappa]
+        t = torch.arange(num_env_steps)[:, None, None]
+        n = torch.arange(N)[None, :, None]
+        rows = ((t * K + j) * N + n).reshape(-1)
+        rows = rows[torch.randperm(rows.numel(), generator=generator)]
+    return list(torch.tensor_split(rows, num_minibatches))
+
+
+class PPO:
+    """One DA-MDP PPO run in memory: envs, policy, value network, optimiser and generators.
+
+    `train_iteration()` collects one rollout and runs one learn phase; `state_dict()` holds all
+    a resumed run needs to continue *bit-identically* on CPU (networks with their running
+    normalisers, Adam, every generator, each env's snapshot, the current observations).
+    Used by `train_ppo` (in memory) and by `damdp_lite.train` (run directory, checkpoints).
+    """
+
+    def __init__(self, config: PPOConfig, policy: ChainPolicy | None = None) -> None:
+        seed_everything(config.seed)
+        self.config = config
+        self.device = torch.device(config.device)
+        self.envs = make_vector_env(config.env_id, config.num_envs, config.vectorization,
+                                    config.scale_rewards,
+                                    gamma=config.gamma ** config.chain_length)
+        obs_space = self.envs.single_observation_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            self.envs.close()
+            raise ValueError(f"env_id={config.env_id!r} has observation space {obs_space}; "
+                             f"expected a 1-D Box")
+        obs_dim, action_dim = obs_space.shape[0], self.envs.single_action_space.shape[0]
+        if policy is None:
+            policy = make_policy(config, obs_dim, self.envs.single_action_space)
+        dims = (policy.obs_dim, policy.action_dim)
+        if dims != (obs_dim, action_dim):
+            self.envs.close()
+            raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; env_id="
+                             f"{config.env_id!r} needs {(obs_dim, action_dim)}")
+        self.policy = policy.to(self.device)
+        self.value_net = ValueNetwork(obs_dim, action_dim, config.value_hidden_sizes
+                                      ).to(self.device)
+        self.params = [p for p in [*self.policy.parameters(), *self.value_net.parameters()]
+                       if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5)
+        self.gen = torch.Generator(self.device).manual_seed(config.seed)  # every latent sample
+        self.perm_gen = torch.Generator().manual_seed(config.seed + 1)  # minibatches
+        self.obs, _ = self.envs.reset(seed=config.seed)
+        self.iteration = 0
+
+    def train_iteration(self) -> dict:
+        """Rollout, GAE, update; returns the history row (`CSV_FIELDS` except `elapsed_s`).
+
+        Raises `FloatingPointError` naming the loss and the iteration on a NaN / inf loss,
+        before that minibatch's optimiser step.
+        """
+        cfg, it = self.config, self.iteration
+        # ---- rollout and advantages (method.md §5.0, §5.3) ---------------------------------
+        ro, self.obs = collect_rollout(self.envs, self.policy, self.value_net,
+                                       cfg.num_env_steps, self.obs, self.gen)
+        gamma_e = augmented_discounts(ro.k, cfg.gamma, cfg.env_time_discounting)
+        lambda_e = augmented_discounts(ro.k, cfg.gae_lambda, cfg.env_time_discounting)
+        r_soft = soft_reward_current(ro.reward, ro.ell, cfg.temperature)
+        advantages, returns = gae(r_soft, ro.value, ro.next_value, ro.terminated, ro.truncated,
+                                  gamma_e, lambda_e)
+        batch = {"obs": ro.obs, "a_k": ro.a_k, "k": ro.k, "a_prev": ro.a_prev,
+                 "log_prob": ro.log_prob, "advantages": advantages, "returns": returns,
+                 "r_soft": r_soft, "reward": ro.reward}
+        batch = {key: v.reshape(ro.num_transitions, *v.shape[2:]) for key, v in batch.items()}
+
+        # ---- learn: epochs x minibatches over augmented transitions, k mixed ----------------
+        sums: dict[str, float] = {}
+        n_updates, ratio_dev_first = 0, float("nan")
+        for epoch in range(cfg.update_epochs):
+            minibatches = minibatch_indices(cfg.num_env_steps, self.policy.num_steps,
+                                            cfg.num_envs, cfg.diffusion_steps_per_update,
+                                            cfg.num_minibatches, self.perm_gen)
+            for mb_idx, mb_inds in enumerate(minibatches):
+                mb = {key: v[mb_inds.to(self.device)] for key, v in batch.items()}
+                loss, stats = ppo_loss(self.policy, self.value_net, mb, cfg.clip_coef,
+                                       cfg.temperature, cfg.vf_coef)
+                for name in LOSS_KEYS:
+                    if not torch.isfinite(stats[name]):
+                        raise FloatingPointError(
+                            f"{name}={stats[name].item()} at iteration {it} (epoch {epoch}, "
+                            f"minibatch {mb_idx}); try a smaller lr or temperature")
+                if epoch == 0 and mb_idx == 0:
+                    ratio_dev_first = stats["ratio_dev"].item()
+                self.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.optimizer.step()
+                for name, v in stats.items():
+                    sums[name] = sums.get(name, 0.0) + v.item()
+                n_updates += 1
+
+        self.iteration += 1
+        ep_ret = float(np.mean(ro.episode_returns)) if ro.episode_returns else float("nan")
+        ep_len = float(np.mean(ro.episode_lengths)) if ro.episode_lengths else float("nan")
+        return {"iteration": it, "env_steps": self.iteration * cfg.env_steps_per_iteration,
+                "episode_return": ep_ret, "episode_length": ep_len,
+                **{name: sums[name] / n_updates for name in
+                   ("policy_loss", "dest_loss", "value_loss", "mean_ell", "approx_kl",
+                    "clip_fraction")},
+                "ratio_dev_first_minibatch": ratio_dev_first, "temperature": cfg.temperature}
+
+    def state_dict(self) -> dict:
+        """Everything to continue exactly; loadable with `torch.load(weights_only=True)`."""
+        return {"iteration": self.iteration, "policy": self.policy.state_dict(),
+                "value_net": self.value_net.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "gen": self.gen.get_state(),
+                "perm_gen": self.perm_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "obs": torch.as_tensor(np.asarray(self.obs)),
+                "envs": vector_env_state(self.envs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.policy.load_state_dict(state["policy"])
+        self.value_net.load_state_dict(state["value_net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["gen"])
+        self.perm_gen.set_state(state["perm_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        self.obs = state["obs"].numpy().copy()
+        load_vector_env_state(self.envs, state["envs"])
+
+    def close(self) -> None:
+        self.envs.close()
+
+
 def train_ppo(config: PPOConfig, policy: ChainPolicy | None = None, progress: bool = True,
               callback: Callable[[dict], bool | None] | None = None
               ) -> tuple[ChainPolicy, list[dict]]:
-    """Train DA-MDP PPO (or MaxEnt PPO with a Gaussian policy) on `config.env_id`.
+    """Train DA-MDP PPO (or MaxEnt PPO with a Gaussian policy) on `config.env_id`, in memory.
 
     Args:
         config: a `PPOConfig`.
@@ -344,95 +518,25 @@ def train_ppo(config: PPOConfig, policy: ChainPolicy | None = None, progress: bo
         The trained policy and the history, one dict per iteration with the `CSV_FIELDS`
         (losses and diagnostics are minibatch means; `ratio_dev_first_minibatch` = max |w - 1|
         on the first minibatch, 0 up to rounding by I10). Deterministic on CPU under
-        `config.seed`, except `elapsed_s`.
+        `config.seed`, except `elapsed_s`. For run directories, checkpoints and resume use
+        `damdp_lite.train.train`.
     """
-    seed_everything(config.seed)
-    device = torch.device(config.device)
-    envs = make_vector_env(config.env_id, config.num_envs)
-    obs_space = envs.single_observation_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        envs.close()
-        raise ValueError(f"env_id={config.env_id!r} has observation space {obs_space}; "
-                         f"expected a 1-D Box")
-    obs_dim, action_dim = obs_space.shape[0], envs.single_action_space.shape[0]
-    if policy is None:
-        policy = make_policy(config, obs_dim, envs.single_action_space)
-    dims = (policy.obs_dim, policy.action_dim)
-    if dims != (obs_dim, action_dim):
-        envs.close()
-        raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; env_id="
-                         f"{config.env_id!r} needs {(obs_dim, action_dim)}")
-    policy.to(device)
-    value_net = ValueNetwork(obs_dim, action_dim, config.value_hidden_sizes).to(device)
-    params = [p for p in [*policy.parameters(), *value_net.parameters()] if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
-    gen = torch.Generator(device).manual_seed(config.seed)  # every latent sample
-    perm_gen = torch.Generator().manual_seed(config.seed + 1)  # minibatch permutations
+    learner = PPO(config, policy)
     if config.log_csv:
         os.makedirs(os.path.dirname(os.path.abspath(config.log_csv)), exist_ok=True)
         with open(config.log_csv, "w", newline="") as f:  # a new run starts a new file
             csv.DictWriter(f, CSV_FIELDS).writeheader()
-
-    obs, _ = envs.reset(seed=config.seed)
     history: list[dict] = []
     start = time.perf_counter()
-    bar = tqdm(range(config.num_iterations), disable=not progress, desc="DA-MDP PPO")
-    for iteration in bar:
-        # ---- rollout and advantages (method.md §5.0, §5.3) ---------------------------------
-        ro, obs = collect_rollout(envs, policy, value_net, config.num_env_steps, obs, gen)
-        gamma_e = augmented_discounts(ro.k, config.gamma, config.env_time_discounting)
-        lambda_e = augmented_discounts(ro.k, config.gae_lambda, config.env_time_discounting)
-        r_soft = soft_reward_current(ro.reward, ro.ell, config.temperature)
-        advantages, returns = gae(r_soft, ro.value, ro.next_value, ro.terminated, ro.truncated,
-                                  gamma_e, lambda_e)
-        batch = {"obs": ro.obs, "a_k": ro.a_k, "k": ro.k, "a_prev": ro.a_prev,
-                 "log_prob": ro.log_prob, "advantages": advantages, "returns": returns,
-                 "r_soft": r_soft, "reward": ro.reward}
-        batch = {key: v.reshape(ro.num_transitions, *v.shape[2:]) for key, v in batch.items()}
-
-        # ---- learn: epochs x minibatches over all augmented transitions, k mixed ------------
-        sums: dict[str, float] = {}
-        n_updates, ratio_dev_first = 0, float("nan")
-        for epoch in range(config.update_epochs):
-            perm = torch.randperm(ro.num_transitions, generator=perm_gen).to(device)
-            for mb_idx, mb_inds in enumerate(torch.tensor_split(perm, config.num_minibatches)):
-                mb = {key: v[mb_inds] for key, v in batch.items()}
-                loss, stats = ppo_loss(policy, value_net, mb, config.clip_coef,
-                                       config.temperature, config.vf_coef)
-                for name in LOSS_KEYS:
-                    if not torch.isfinite(stats[name]):
-                        envs.close()
-                        raise FloatingPointError(
-                            f"{name}={stats[name].item()} at iteration {iteration} (epoch "
-                            f"{epoch}, minibatch {mb_idx}); try a smaller lr or temperature")
-                if epoch == 0 and mb_idx == 0:
-                    ratio_dev_first = stats["ratio_dev"].item()
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                for name, v in stats.items():
-                    sums[name] = sums.get(name, 0.0) + v.item()
-                n_updates += 1
-
-        # ---- logging ------------------------------------------------------------------------
-        ep_ret = float(np.mean(ro.episode_returns)) if ro.episode_returns else float("nan")
-        ep_len = float(np.mean(ro.episode_lengths)) if ro.episode_lengths else float("nan")
-        env_steps = (iteration + 1) * config.env_steps_per_iteration
-        row = {"iteration": iteration, "env_steps": env_steps,
-               "episode_return": ep_ret, "episode_length": ep_len,
-               **{name: sums[name] / n_updates for name in
-                  ("policy_loss", "dest_loss", "value_loss", "mean_ell", "approx_kl",
-                   "clip_fraction")},
-               "ratio_dev_first_minibatch": ratio_dev_first,
-               "temperature": config.temperature,
-               "elapsed_s": time.perf_counter() - start}
-        history.append(row)
-        if config.log_csv:
-            with open(config.log_csv, "a", newline="") as f:
-                csv.DictWriter(f, CSV_FIELDS).writerow(row)
-        bar.set_postfix(ret=f"{ep_ret:.3g}", kl=f"{row['approx_kl']:.2g}")
-        if callback is not None and callback(row):
-            break
-    envs.close()
-    return policy, history
+    try:
+        for _ in tqdm(range(config.num_iterations), disable=not progress, desc="DA-MDP PPO"):
+            row = {**learner.train_iteration(), "elapsed_s": time.perf_counter() - start}
+            history.append(row)
+            if config.log_csv:
+                with open(config.log_csv, "a", newline="") as f:
+                    csv.DictWriter(f, CSV_FIELDS).writerow(row)
+            if callback is not None and callback(row):
+                break
+    finally:
+        learner.close()
+    return learner.policy, history

@@ -210,7 +210,7 @@ def vector_env_state(envs: VectorEnv) -> dict[str, Any]:
     episode statistics and the reward scaler (tensors, numbers, str, bytes only)."""
     stats = _find(envs, RecordEpisodeStatistics)
     scaler = _find(envs, ScaleReward)
-    return {"envs": list(envs.get_attr("snapshot")),
+    return {"envs": list(envs.unwrapped.get_attr("snapshot")),
             "episode_stats": {name: torch.from_numpy(np.array(getattr(stats, name)))
                               for name in _EPISODE_STATS} if stats else None,
             "episode_count": stats.episode_count if stats else 0,
@@ -222,7 +222,7 @@ def load_vector_env_state(envs: VectorEnv, state: dict[str, Any]) -> None:
     if len(state["envs"]) != envs.num_envs:
         raise ValueError(f"checkpoint has {len(state['envs'])} envs; this run has "
                          f"num_envs={envs.num_envs}")
-    envs.set_attr("snapshot", state["envs"])
+    envs.unwrapped.set_attr("snapshot", state["envs"])
     stats = _find(envs, RecordEpisodeStatistics)
     if stats is not None and state["episode_stats"] is not None:
         for name, value in state["episode_stats"].items():
