@@ -1,7 +1,7 @@
 """The shipped MuJoCo runs of notebook 04: every (env, algo, seed) into notebooks/results/mujoco.
 
-    python benchmarks/mujoco.py --steps 500000                  # all runs, one after another
-    python benchmarks/mujoco.py --steps 500000 --shard 0/2      # half of them (two processes)
+    python benchmarks/mujoco_runs.py --steps 500000                  # all runs, one after another
+    python benchmarks/mujoco_runs.py --steps 500000 --shard 0/2      # half of them (two processes)
 
 Each run is `damdp_lite.train.train` on `notebooks/results/mujoco/{env}_{algo}_s{seed}`; running
 the command again resumes unfinished runs from their checkpoints and skips finished ones, so it
