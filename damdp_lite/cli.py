@@ -3,6 +3,9 @@ documented once (its field docstring) and shared with the widgets and checkpoint
 
     damdp-lite fit-sampler --target double_well --temperature 0.25 --num-steps 8 --steps 400
     damdp-lite fit-sampler --policy gaussian --json
+    damdp-lite train --algo diffppo --env HalfCheetah-v5 --steps 1e6 --seed 0 --device cpu
+    damdp-lite evaluate runs/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4
+    damdp-lite reproduce HalfCheetah-v5_diffppo_s0
 
 Bad input prints one line naming the field, the value and what is allowed, and exits with 2.
 """
@@ -38,25 +41,46 @@ def _base_type(tp):
     return tp
 
 
+def int_like(text: str) -> int:
+    """argparse type for integers that also accepts 1e6 / 1_000_000 (an exact integer)."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}")
+    return int(value)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (`prog: error: ...`) and exit code 2, without the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
-                       fields: Sequence[str] | None = None, defaults: dict | None = None) -> None:
-    """Add `--field-name` options for `fields` of dataclass `cls`; defaults from the class unless
-    overridden in `defaults`. The help text is the field's docstring."""
+                       fields: Sequence[str] | None = None, defaults: dict | None = None,
+                       exclude: Sequence[str] = (), preset: bool = False) -> None:
+    """Add `--field-name` options for `fields` of dataclass `cls` (all but `exclude` when None);
+    defaults from the class unless overridden in `defaults`. The help text is the field's
+    docstring. With `preset=True` an option that is not given is left out of the namespace
+    (argparse.SUPPRESS), so the caller's preset decides; `defaults` then only label the help."""
     docs, defaults = field_docs(cls), defaults or {}
     for f in dataclasses.fields(cls):
-        if fields is not None and f.name not in fields:
+        if (fields is not None and f.name not in fields) or f.name in exclude:
             continue
         tp = _base_type(f.type)
         flag = "--" + f.name.replace("_", "-")
         default = defaults.get(f.name, f.default)
         help_ = f"{docs.get(f.name, '')} (default: {default})"
+        kw = {"default": argparse.SUPPRESS if preset else default, "help": help_}
         if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(tp, tuple):
-            parser.add_argument(flag, type=tp[1], nargs="+", default=default, help=help_)
+            parser.add_argument(flag, type=int_like if tp[1] is int else tp[1], nargs="+", **kw)
         else:
-            parser.add_argument(flag, type=tp, default=default, help=help_)
+            parser.add_argument(flag, type=int_like if tp is int else tp, **kw)
 
 
 def _pick(ns: argparse.Namespace, cls: type, fields: Sequence[str] | None = None) -> dict:
@@ -66,10 +90,12 @@ def _pick(ns: argparse.Namespace, cls: type, fields: Sequence[str] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .algos.ppo import PPOConfig
     from .bound import FitConfig
     from .diffusion import DiffusionConfig
+    from .train import ALGOS, RunConfig
 
-    p = argparse.ArgumentParser(prog="damdp-lite", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="damdp-lite", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"damdp_lite {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit-sampler", help="train a sampler by minimising the reverse-KL bound "
@@ -82,6 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(fit, FitConfig)
     add_dataclass_args(fit, DiffusionConfig, DIFFUSION_FIELDS,
                        defaults={"hidden_sizes": (64, 64), "noising_step_pairing": "same"})
+
+    tr = sub.add_parser("train", help="train PPO / DiffPPO / DPPO into a run directory "
+                        "(resumes it when it holds a checkpoint)")
+    tr.add_argument("--algo", choices=tuple(ALGOS), default="diffppo",
+                    help="ppo: Gaussian MaxEnt PPO; diffppo: DA-MDP PPO; dppo: DA-MDP PPO at T=0")
+    tr.add_argument("--env", dest="env_id", default="HalfCheetah-v5",
+                    help="Gymnasium id, e.g. HalfCheetah-v5, Hopper-v5 or a damdp_lite/* toy")
+    tr.add_argument("--steps", dest="total_env_steps", type=int_like, default=1_000_000,
+                    help="env steps in total (1e6 accepted)")
+    add_dataclass_args(tr, RunConfig, exclude=("algo", "env_id", "total_env_steps"))
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataclass_args(tr, PPOConfig, preset=True, defaults=PPOConfig.mujoco().to_dict(),
+                       exclude=("env_id", "total_env_steps", "seed", "device", "log_csv",
+                                "policy"))
+
+    ev = sub.add_parser("evaluate", help="evaluate a run's policy; optionally record a video")
+    ev.add_argument("run_dir", help="directory written by `damdp-lite train`")
+    ev.add_argument("--episodes", type=int_like, default=5, help="episodes (default: 5)")
+    ev.add_argument("--seed", type=int_like, default=10_000, help="first episode's seed")
+    ev.add_argument("--video", default=None, help="write episode 0 as a video (.mp4 / .gif)")
+    ev.add_argument("--max-frames", type=int_like, default=1000, help="frames in the video")
+    ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    rp = sub.add_parser("reproduce", help="re-run a shipped experiment from its recorded config")
+    rp.add_argument("name", nargs="?", default=None,
+                    help="a run of notebooks/results/mujoco (see --list) or a run directory")
+    rp.add_argument("--list", action="store_true", help="list the shipped runs")
+    rp.add_argument("--run-dir", default=None,
+                    help="where to write (default: runs/reproduce/NAME; resumes when present)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -123,15 +180,79 @@ def cmd_fit_sampler(args: argparse.Namespace) -> dict:
     return out
 
 
+def _summary(run_dir, history: list[dict]) -> dict:
+    last = [r for r in history if r.get("eval_return") not in ("", None)]
+    out = {"run_dir": str(run_dir), "iterations": len(history)}
+    if history:
+        out.update(env_steps=history[-1]["env_steps"], elapsed_s=round(history[-1]["elapsed_s"], 1))
+    if last:
+        out["eval_return"] = last[-1]["eval_return"]
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from .algos.ppo import PPOConfig
+    from .train import RunConfig, algo_config, train
+
+    run = RunConfig(**_pick(args, RunConfig))
+    config = algo_config(run, **_pick(args, PPOConfig))
+    res = train(run, config, progress=not (args.quiet or args.json))
+    return _summary(res.run_dir, res.history)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from .train import evaluate_policy, load_policy, load_run
+
+    _, cfg = load_run(args.run_dir)
+    policy = load_policy(args.run_dir, args.device)
+    rets, lens, frames = evaluate_policy(policy, cfg.env_id, args.episodes, args.seed,
+                                         render=args.video is not None,
+                                         max_frames=args.max_frames)
+    out = {"env_id": cfg.env_id, "episodes": args.episodes, "return_mean": float(np.mean(rets)),
+           "return_std": float(np.std(rets)), "length_mean": float(np.mean(lens))}
+    if args.video:
+        from .plotting import write_video
+
+        out["video"] = write_video(frames, args.video)
+    return out
+
+
+def cmd_reproduce(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from .train import RESULTS_DIR, load_run, train
+
+    shipped = sorted(p.name for p in RESULTS_DIR.glob("*") if (p / "config.json").exists())
+    if args.list or args.name is None:
+        return {"shipped": shipped}
+    src = Path(args.name) if Path(args.name, "config.json").exists() else RESULTS_DIR / args.name
+    if not (src / "config.json").exists():
+        raise ValueError(f"name={args.name!r} is neither a shipped run {shipped} nor a run "
+                         f"directory with a config.json")
+    run, config = load_run(src)
+    run.run_dir = args.run_dir or str(Path("runs") / "reproduce" / src.name)
+    res = train(run, config, progress=not (args.quiet or args.json))
+    return _summary(res.run_dir, res.history)
+
+
+COMMANDS = {"fit-sampler": cmd_fit_sampler, "train": cmd_train, "evaluate": cmd_evaluate,
+            "reproduce": cmd_reproduce}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.json = getattr(args, "json", False)
     try:
-        if args.command == "fit-sampler":
-            out = cmd_fit_sampler(args)
+        out = COMMANDS[args.command](args)
     except ValueError as err:  # bad input: one line, exit 2
         print(f"damdp-lite {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # a NaN / inf loss: the run stopped, checkpoint kept
+        print(f"damdp-lite {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(out))
     else:

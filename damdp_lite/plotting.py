@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -371,3 +372,23 @@ def plot_traces(traces: Mapping[str, tuple], hlines: Mapping[str, float] | None 
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=7)
     return fig
+
+
+def write_video(frames: Sequence[np.ndarray], path: str, fps: int = 30) -> str:
+    """Write RGB frames `(H, W, 3)` uint8 to `path` (.mp4 via imageio-ffmpeg, .gif via Pillow).
+
+    Returns the path. Raises `ValueError` for no frames or another extension.
+    """
+    import imageio.v2 as imageio
+
+    if len(frames) == 0:
+        raise ValueError("frames is empty; render with render_mode='rgb_array' (and MUJOCO_GL)")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".mp4", ".gif"):
+        raise ValueError(f"video={path!r} must end in .mp4 or .gif")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if ext == ".mp4":
+        imageio.mimwrite(path, list(frames), fps=fps, macro_block_size=1)
+    else:
+        imageio.mimwrite(path, list(frames), duration=1000 / fps, loop=0)
+    return path

@@ -213,7 +213,7 @@ def vector_env_state(envs: VectorEnv) -> dict[str, Any]:
     return {"envs": list(envs.unwrapped.get_attr("snapshot")),
             "episode_stats": {name: torch.from_numpy(np.array(getattr(stats, name)))
                               for name in _EPISODE_STATS} if stats else None,
-            "episode_count": stats.episode_count if stats else 0,
+            "episode_count": int(stats.episode_count) if stats else 0,
             "reward_scale": scaler.state_dict() if scaler else None}
 
 
