@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="env steps in total (1e6 accepted)")
     add_dataclass_args(tr, RunConfig, exclude=("algo", "env_id", "total_env_steps"))
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--json", action="store_true", help="print one JSON object at the end")
     add_dataclass_args(tr, PPOConfig, preset=True, defaults=PPOConfig.mujoco().to_dict(),
                        exclude=("env_id", "total_env_steps", "seed", "device", "log_csv",
                                 "policy"))
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--run-dir", default=None,
                     help="where to write (default: runs/reproduce/NAME; resumes when present)")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 

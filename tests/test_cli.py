@@ -50,3 +50,92 @@ def test_bad_input_one_line_exit_2(args, field):
 def test_unknown_choice_exits_2():
     out = run("fit-sampler", "--target", "banana")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+# ---- train / evaluate / reproduce -------------------------------------------------------------
+
+TINY = ["--num-envs", "2", "--num-env-steps", "8", "--update-epochs", "1", "--num-minibatches",
+        "2", "--num-steps", "2", "--hidden-sizes", "16", "--value-hidden-sizes", "16",
+        "--eval-episodes", "1", "--json"]
+
+
+@pytest.mark.parametrize("sub", ["train", "evaluate", "reproduce"])
+def test_subcommand_help(sub):
+    out = run(sub, "--help")
+    assert out.returncode == 0 and "usage: damdp-lite " + sub in out.stdout
+
+
+def test_train_help_comes_from_the_configs():
+    out = run("train", "--help")
+    assert "chain steps per env step used in each epoch" in out.stdout  # PPOConfig field doc
+    assert "Evaluate every this many iterations" in out.stdout  # RunConfig field doc
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--env", "Nope-v0"], "env_id='Nope-v0' is not a registered gymnasium id"),
+    (["--env", "CartPole-v1"], "env_id='CartPole-v1' has action space Discrete(2)"),
+    (["--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
+    (["--steps", "-5"], "total_env_steps=-5 must be an integer >= 1"),
+    (["--steps", "1.5e3x"], "argument --steps: invalid integer: '1.5e3x'"),
+    (["--steps", "10"], "total_env_steps=10 must be >= num_envs * num_env_steps = 16"),
+    (["--seed", "-1"], "seed=-1 must be an integer >= 0"),
+    (["--lr", "0"], "lr=0.0 must be a finite number > 0"),
+    (["--lr", "nan"], "lr=nan must be a finite number > 0"),
+    (["--gamma", "1.5"], "gamma=1.5 must be in (0.0, 1.0]"),
+    (["--num-steps", "0"], "num_steps=0 must be an integer >= 1"),
+    (["--device", "cuda"], "device='cuda' but CUDA is not available"),
+    (["--eval-episodes", "0"], "eval_episodes=0 must be an integer >= 1"),
+    (["--vectorization", "threads"], "vectorization='threads' is not allowed"),
+])
+def test_train_bad_input_one_line_exit_2(args, needle, tmp_path):
+    if args[:2] == ["--device", "cuda"]:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+    out = run("train", "--run-dir", str(tmp_path / "r"), *TINY[:-1], *args)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], out.stderr
+
+
+def test_train_evaluate_reproduce_tiny(tmp_path):
+    run_dir = tmp_path / "run"
+    out = run("train", "--algo", "diffppo", "--env", "Hopper-v5", "--steps", "32", "--seed", "3",
+              "--run-dir", str(run_dir), *TINY)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["iterations"] == 2 and res["env_steps"] == 32
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["run"]["seed"] == 3 and cfg["algo_config"]["num_steps"] == 2
+    assert cfg["algo_config"]["policy"] == "diffusion" and cfg["algo_config"]["seed"] == 3
+
+    out = run("evaluate", str(run_dir), "--episodes", "2", "--video",
+              str(tmp_path / "v.gif"), "--max-frames", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    ev = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ev["episodes"] == 2 and (tmp_path / "v.gif").stat().st_size > 0
+
+    out = run("reproduce", str(run_dir), "--run-dir", str(tmp_path / "again"), "--json")
+    assert out.returncode == 0, out.stderr
+    a = (run_dir / "progress.csv").read_text().splitlines()
+    b = (tmp_path / "again" / "progress.csv").read_text().splitlines()
+    drop = lambda line: line.split(",")[:12]  # noqa: E731  (columns before the wall clock)
+    assert [drop(x) for x in a] == [drop(x) for x in b]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["evaluate", "/nonexistent/run"], "run_dir='/nonexistent/run' has no config.json"),
+    (["evaluate", ".", "--episodes", "x"], "argument --episodes: invalid integer: 'x'"),
+    (["reproduce", "NoSuchRun"], "name='NoSuchRun' is neither a shipped run"),
+])
+def test_evaluate_reproduce_bad_input(args, needle):
+    out = run(*args)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], out.stderr
+
+
+def test_reproduce_lists_shipped_runs():
+    out = run("reproduce", "--list", "--json")
+    assert out.returncode == 0 and isinstance(json.loads(out.stdout)["shipped"], list)
