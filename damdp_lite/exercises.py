@@ -34,8 +34,8 @@ def _check(fn: Callable, reference: Callable, cases, number: str, what: str,
         for case in cases:
             got = fn(**case)
             want = torch.as_tensor(reference(**case))
-            if type(got).__module__.startswith("numpy"):
-                got = torch.as_tensor(got)
+            if type(got).__module__.startswith("numpy") or type(got) in (int, float):
+                got = torch.as_tensor(got, dtype=want.dtype)
             if not isinstance(got, torch.Tensor) or got.shape != want.shape:
                 shape = getattr(got, "shape", type(got).__name__)
                 raise AssertionError(f"Exercise {number}: expected {kind} of shape "
@@ -116,3 +116,21 @@ def check_window_density(fn: Callable, number: str = "3.1") -> Callable:
                   "one density per state and window centre",
                   lambda c: f"half_width={c['half_width']}, centres {c['centres'].tolist()}",
                   tol=1e-6, kind="an array")
+
+
+def _iqm_cases(seed: int = 0):
+    """Final returns of n runs: n = 3 (fractional weights at the quartiles), 4, 8, 10, 101."""
+    g = torch.Generator().manual_seed(seed)
+    for n in (3, 4, 8, 10, 101):
+        yield dict(values=(1000 * torch.randn(n, generator=g, dtype=torch.float64)).tolist())
+
+
+def check_iqm(fn: Callable, number: str = "4.1") -> Callable:
+    """Check `fn(values) -> float`, the interquartile mean (the mean over the middle 50% of the
+    sorted values, fractional weights at the 25% and 75% points), against
+    `damdp_lite.results.iqm` (notebook 04 exercise). A float or 0-d tensor is accepted."""
+    from .results import iqm  # lazy: results reads the training runner
+
+    return _check(fn, lambda values: torch.tensor(iqm(values), dtype=torch.float64),
+                  _iqm_cases(), number, "one number",
+                  lambda c: f"{len(c['values'])} values", tol=1e-9, kind="a number")

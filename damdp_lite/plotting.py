@@ -392,3 +392,28 @@ def write_video(frames: Sequence[np.ndarray], path: str, fps: int = 30) -> str:
     else:
         imageio.mimwrite(path, list(frames), duration=1000 / fps, loop=0)
     return path
+
+
+def plot_learning_curves(summaries: Mapping[str, Mapping[str, Mapping]],
+                         anchors: Mapping[str, float] | None = None,
+                         labels: Mapping[str, str] | None = None) -> Figure:
+    """One panel per env: mean training return over seeds with its 95% bootstrap CI band.
+
+    `summaries[env_id][algo]` is a `damdp_lite.results.summarise` entry; `anchors[env_id]` is
+    drawn as a dotted line (e.g. CleanRL's PPO at 1M steps).
+    """
+    setup_style()
+    fig, axes = plt.subplots(1, len(summaries), figsize=(5.2 * len(summaries), 3.6),
+                             squeeze=False)
+    for ax, (env_id, by_algo) in zip(axes[0], summaries.items(), strict=True):
+        for i, (algo, s) in enumerate(by_algo.items()):
+            label = (labels or {}).get(algo, algo)
+            c = _color(label, i)
+            ax.plot(s["grid"], s["mean"], color=c, label=f"{label} ({s['seeds']} seeds)")
+            ax.fill_between(s["grid"], s["low"], s["high"], color=c, alpha=0.2, lw=0)
+        if anchors and env_id in anchors:
+            ax.axhline(anchors[env_id], ls=":", color="0.3", lw=1,
+                       label="CleanRL PPO v4 @ 1M")
+        ax.set(title=env_id, xlabel="env steps", ylabel="training episodic return")
+        ax.legend(fontsize=8, loc="upper left")
+    return fig

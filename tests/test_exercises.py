@@ -139,3 +139,34 @@ def test_soft_reward_cases_put_the_env_reward_on_k1_rows_only():
         nonzero_rows = (case["reward"] != 0).any(-1).nonzero().flatten().tolist()
         K = S // len(nonzero_rows) if nonzero_rows else S
         assert nonzero_rows == [i for i in range(S) if i % K == K - 1]
+
+
+# ----------------------------------------------------------------------------- check_iqm (4.1)
+
+
+def test_check_iqm_passes_a_correct_answer_and_rejects_a_mean_and_a_median(capsys):
+    import numpy as np
+
+    def sorted_iqm(values):
+        x = np.sort(np.asarray(values, float))
+        n = len(x)
+        w = np.clip(np.minimum(np.arange(1, n + 1), 0.75 * n)
+                    - np.maximum(np.arange(n), 0.25 * n), 0, None)
+        return float((w * x).sum() / w.sum())
+
+    assert exercises.check_iqm(sorted_iqm) is sorted_iqm
+    assert capsys.readouterr().out.strip() == "Exercise 4.1: all checks passed."
+    for wrong in (lambda values: float(np.mean(values)), lambda values: float(np.median(values))):
+        with pytest.raises(AssertionError, match="Exercise 4.1: wrong values"):
+            exercises.check_iqm(wrong)
+
+
+def test_check_iqm_falls_back_to_the_reference(capsys):
+    from damdp_lite.results import iqm
+
+    def stub(values):
+        raise NotImplementedError
+
+    fn = exercises.check_iqm(stub)
+    assert "4.1 not attempted" in capsys.readouterr().out
+    assert float(fn([1.0, 2.0, 3.0, 4.0])) == iqm([1.0, 2.0, 3.0, 4.0]) == 2.5

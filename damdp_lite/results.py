@@ -1,0 +1,107 @@
+"""Reading shipped runs: learning curves on a common grid, bootstrap CIs over seeds, final
+returns and IQM, next to published anchors (notebook 04, benchmarks.md §2.1).
+
+A run directory holds `config.json` and `progress.csv` (`damdp_lite.train`). Its training
+return at an iteration is the mean return of the episodes that *finished* in that iteration
+(CleanRL's "training episodic return"); iterations where none finished are blank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .train import RESULTS_DIR, load_run, read_progress
+
+CLEANRL_PPO_V4_1M = {"HalfCheetah-v5": 1442.64, "Hopper-v5": 2382.86}
+"""CleanRL PPO, gymnasium MuJoCo **v4**, 1M steps, 3 seeds, training episodic return
+(github.com/vwxyzjn/cleanrl, docs/benchmark/ppo_continuous_action.md; method.md §11.1)."""
+
+
+def find_runs(env_id: str, algo: str, results_dir: str | Path = RESULTS_DIR) -> list[Path]:
+    """Run directories of `env_id` and `algo` under `results_dir`, sorted by seed."""
+    found = []
+    for d in Path(results_dir).glob("*"):
+        if (d / "config.json").exists() and (d / "progress.csv").exists():
+            run, _ = load_run(d)
+            if run.env_id == env_id and run.algo == algo:
+                found.append((run.seed, d))
+    return [d for _, d in sorted(found)]
+
+
+def training_curve(rows: Sequence[dict], key: str = "episode_return"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(env_steps, value) of the iterations where `key` is not blank, `(n,)` each."""
+    steps = np.array([r["env_steps"] for r in rows], float)
+    vals = np.array([r[key] for r in rows], float)
+    keep = np.isfinite(vals)
+    return steps[keep], vals[keep]
+
+
+def on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Values carried forward onto `grid` (last value at or before each grid point; nan
+    before the first), `(len(grid),)`."""
+    idx = np.searchsorted(steps, grid, side="right") - 1
+    out = np.where(idx >= 0, values[np.clip(idx, 0, None)], np.nan)
+    return out.astype(float)
+
+
+def bootstrap_ci(samples: np.ndarray, ci: float = 0.95, n_boot: int = 5000, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 and its percentile-bootstrap CI (resampling seeds with replacement).
+
+    `samples` `(n_seeds, ...)`; returns (mean, low, high), each of shape `samples.shape[1:]`.
+    With 3 seeds the CI is coarse: it can only reflect the spread of 3 numbers.
+    """
+    x = np.asarray(samples, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
+    means = x[idx].mean(axis=1)
+    alpha = (1 - ci) / 2
+    return x.mean(0), np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean: the mean of the values between the 25th and 75th percentiles
+    (Agarwal et al. 2021, rliable), with fractional weights at the cut points."""
+    x = np.sort(np.asarray(values, float))
+    n = x.size
+    lo, hi = 0.25 * n, 0.75 * n
+    edges = np.arange(n + 1)
+    weights = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
+    return float((weights * x).sum() / weights.sum())
+
+
+def final_returns(rows: Sequence[dict], fraction: float = 0.1) -> np.ndarray:
+    """Training returns logged in the last `fraction` of the run's env steps, `(m,)`."""
+    steps, vals = training_curve(rows)
+    total = rows[-1]["env_steps"]
+    return vals[steps > (1 - fraction) * total]
+
+
+def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = RESULTS_DIR,
+              num_points: int = 100) -> dict[str, dict]:
+    """Per algorithm: curve (grid, mean, low, high), final return per seed (mean of the last
+    10%), their mean and bootstrap CI, the IQM of all last-10% returns pooled over seeds,
+    env steps and minutes per run."""
+    out: dict[str, dict] = {}
+    for algo in algos:
+        runs = find_runs(env_id, algo, results_dir)
+        if not runs:
+            continue
+        rows = [read_progress(d / "progress.csv") for d in runs]
+        total = min(r[-1]["env_steps"] for r in rows)
+        grid = np.linspace(total / num_points, total, num_points)
+        curves = np.stack([on_grid(*training_curve(r), grid) for r in rows])
+        mean, lo, hi = bootstrap_ci(curves)
+        finals = [float(np.mean(final_returns(r))) for r in rows]
+        f_mean, f_lo, f_hi = bootstrap_ci(np.array(finals))
+        out[algo] = {"grid": grid, "mean": mean, "low": lo, "high": hi, "seeds": len(runs),
+                     "final_per_seed": finals, "final_mean": float(f_mean),
+                     "final_ci": (float(f_lo), float(f_hi)),
+                     "final_iqm": iqm(np.concatenate([final_returns(r) for r in rows])),
+                     "env_steps": [int(r[-1]["env_steps"]) for r in rows],
+                     "minutes": [r[-1]["elapsed_s"] / 60 for r in rows]}
+    return out
