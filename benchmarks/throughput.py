@@ -7,10 +7,12 @@
 Every learner gets the same env count (16, SyncVectorEnv / SB3's DummyVecEnv) and the same
 budget of env steps, and is timed from construction (env creation included) to the end of its
 last update. Rows: raw env steps/s with random actions; Stable-Baselines3 PPO with its defaults
-(n_steps 2048 per env, batch 64, 10 epochs: what a user would pick); our Gaussian PPO and DiffPPO
-at K = 4 and 8 with `PPOConfig.mujoco`. Ratios printed: ours / SB3 (target >= 1.5) and DiffPPO
-K=8 / ours (target >= 0.5). For our learners the time is split into env stepping, the rest of the
-rollout (the denoising chain, value and log-prob passes) and the update.
+(64 x 64 tanh nets, n_steps 2048 per env, batch 64, 10 epochs: what a user would pick) and with
+our 2 x 256 widths; our Gaussian PPO and DiffPPO at K = 4 and 8 with `PPOConfig.mujoco` (2 x 256),
+and both again with SB3's 64 x 64 widths. Ratios printed: ours / SB3 (target >= 1.5) at each
+side's defaults and at matched widths, and DiffPPO K=8 / ours (target >= 0.5). For our learners
+the time is split into env stepping, the rest of the rollout (the denoising chain, value and
+log-prob passes) and the update.
 """
 
 from __future__ import annotations
@@ -41,13 +43,17 @@ def raw_env_sps(num_envs: int, steps: int) -> float:
     return acts.shape[0] * num_envs / dt
 
 
-def sb3_ppo_sps(num_envs: int, budget: int, device: str) -> float:
+def sb3_ppo_sps(num_envs: int, budget: int, device: str, hidden: tuple[int, ...] | None = None,
+                n_steps: int = 2048) -> float:
+    """SB3 PPO with its defaults (64 x 64 tanh nets, n_steps 2048, batch 64, 10 epochs), or with
+    `hidden` widths for policy and value (to compare at our network size)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
     t = time.perf_counter()
     env = make_vec_env(ENV_ID, n_envs=num_envs, seed=0)
-    model = PPO("MlpPolicy", env, seed=0, device=device, verbose=0)
+    kwargs = {"policy_kwargs": {"net_arch": list(hidden)}} if hidden else {}
+    model = PPO("MlpPolicy", env, n_steps=n_steps, seed=0, device=device, verbose=0, **kwargs)
     model.learn(total_timesteps=budget)
     dt = time.perf_counter() - t
     env.close()
@@ -55,8 +61,10 @@ def sb3_ppo_sps(num_envs: int, budget: int, device: str) -> float:
 
 
 def ours_sps(policy: str, num_steps: int, num_envs: int, budget: int, device: str,
-             smoke: bool) -> dict:
+             smoke: bool, hidden: tuple[int, ...] | None = None) -> dict:
     extra = dict(num_env_steps=16, update_epochs=2) if smoke else {}
+    if hidden:
+        extra.update(hidden_sizes=hidden, value_hidden_sizes=hidden)
     cfg = ppo_mod.PPOConfig.mujoco(policy, env_id=ENV_ID, num_steps=num_steps,
                                    num_envs=num_envs, total_env_steps=budget, device=device,
                                    **extra)
@@ -113,41 +121,43 @@ def main() -> None:
                  "device": args.device, "threads": args.threads,
                  "torch": torch.__version__}
     res["raw_env_sps"] = raw_env_sps(args.num_envs, budget)
-    res["sb3_ppo_sps"] = (_sb3_smoke(args.num_envs, args.device) if args.smoke
-                          else sb3_ppo_sps(args.num_envs, budget, args.device))
-    for name, policy, K in [("ours_ppo", "gaussian", 1), ("ours_diffppo_k4", "diffusion", 4),
-                            ("ours_diffppo_k8", "diffusion", 8)]:
-        res[name] = ours_sps(policy, K, args.num_envs, budget, args.device, args.smoke)
-    res["ratio_ours_ppo_vs_sb3"] = res["ours_ppo"]["sps"] / res["sb3_ppo_sps"]
-    res["ratio_diffppo_k8_vs_ours_ppo"] = res["ours_diffppo_k8"]["sps"] / res["ours_ppo"]["sps"]
-    res["ratio_diffppo_k4_vs_ours_ppo"] = res["ours_diffppo_k4"]["sps"] / res["ours_ppo"]["sps"]
-    res["targets_met"] = {"ours_ppo >= 1.5 x sb3": res["ratio_ours_ppo_vs_sb3"] >= 1.5,
-                          "diffppo_k8 >= 0.5 x ours": res["ratio_diffppo_k8_vs_ours_ppo"] >= 0.5}
+    sb3_budget, sb3_n_steps = (args.num_envs * 64, 64) if args.smoke else (budget, 2048)
+    res["sb3_ppo_sps"] = sb3_ppo_sps(args.num_envs, sb3_budget, args.device, None, sb3_n_steps)
+    res["sb3_ppo_256_sps"] = sb3_ppo_sps(args.num_envs, sb3_budget, args.device, (256, 256),
+                                         sb3_n_steps)
+    small = (64, 64)
+    for name, policy, K, hidden in [("ours_ppo", "gaussian", 1, None),
+                                    ("ours_diffppo_k4", "diffusion", 4, None),
+                                    ("ours_diffppo_k8", "diffusion", 8, None),
+                                    ("ours_ppo_64", "gaussian", 1, small),
+                                    ("ours_diffppo_k8_64", "diffusion", 8, small)]:
+        res[name] = ours_sps(policy, K, args.num_envs, budget, args.device, args.smoke, hidden)
+    sps = {k: (v["sps"] if isinstance(v, dict) else v) for k, v in res.items()
+           if k.endswith("sps") or k.startswith("ours_")}
+    res["ratios"] = {
+        "ours_ppo / sb3_ppo (each at its defaults)": sps["ours_ppo"] / sps["sb3_ppo_sps"],
+        "ours_ppo_64 / sb3_ppo (both 64x64 nets)": sps["ours_ppo_64"] / sps["sb3_ppo_sps"],
+        "ours_ppo / sb3_ppo_256 (both 2x256 nets)": sps["ours_ppo"] / sps["sb3_ppo_256_sps"],
+        "diffppo_k8 / ours_ppo": sps["ours_diffppo_k8"] / sps["ours_ppo"],
+        "diffppo_k4 / ours_ppo": sps["ours_diffppo_k4"] / sps["ours_ppo"],
+        "diffppo_k8_64 / ours_ppo_64": sps["ours_diffppo_k8_64"] / sps["ours_ppo_64"]}
+    res["targets"] = {"ours_ppo >= 1.5 x sb3_ppo": res["ratios"][
+        "ours_ppo / sb3_ppo (each at its defaults)"] >= 1.5,
+        "diffppo_k8 >= 0.5 x ours_ppo": res["ratios"]["diffppo_k8 / ours_ppo"] >= 0.5}
     if args.json:
         print(json.dumps(res))
         return
     print(f"{'learner':22s} {'env steps/s':>12s}")
     print(f"{'raw env (random)':22s} {res['raw_env_sps']:12.0f}")
     print(f"{'SB3 PPO (defaults)':22s} {res['sb3_ppo_sps']:12.0f}")
-    for name in ("ours_ppo", "ours_diffppo_k4", "ours_diffppo_k8"):
+    print(f"{'SB3 PPO (2x256 nets)':22s} {res['sb3_ppo_256_sps']:12.0f}")
+    for name in ("ours_ppo", "ours_diffppo_k4", "ours_diffppo_k8", "ours_ppo_64",
+                 "ours_diffppo_k8_64"):
         r = res[name]
         print(f"{name:22s} {r['sps']:12.0f}   env {r['fraction_env']:.0%}, chain+rollout "
               f"{r['fraction_chain_and_rollout']:.0%}, update {r['fraction_update_and_setup']:.0%}")
-    print(f"ours PPO / SB3 PPO      {res['ratio_ours_ppo_vs_sb3']:.2f}  (target >= 1.5)")
-    print(f"DiffPPO K=8 / ours PPO  {res['ratio_diffppo_k8_vs_ours_ppo']:.2f}  (target >= 0.5)")
-
-
-def _sb3_smoke(num_envs: int, device: str) -> float:
-    """SB3 PPO with n_steps=64 (its default 2048 x 16 envs is too long for a smoke run)."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-
-    t = time.perf_counter()
-    env = make_vec_env(ENV_ID, n_envs=num_envs, seed=0)
-    model = PPO("MlpPolicy", env, n_steps=64, seed=0, device=device, verbose=0)
-    model.learn(total_timesteps=num_envs * 64)
-    env.close()
-    return model.num_timesteps / (time.perf_counter() - t)
+    for key, val in res["ratios"].items():
+        print(f"{key:45s} {val:.2f}")
 
 
 if __name__ == "__main__":

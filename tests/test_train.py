@@ -196,3 +196,16 @@ def test_evaluate_policy_and_video(tmp_path):
     assert (tmp_path / "v.mp4").stat().st_size > 1000 and path.endswith(".mp4")
     with pytest.raises(ValueError, match="video="):
         write_video(frames, str(tmp_path / "v.avi"))
+
+
+def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("tensorboard is installed here")
+    run = RunConfig(algo="ppo", env_id="damdp_lite/TurningDoubleWell-v0", total_env_steps=16,
+                    run_dir=str(tmp_path), tensorboard=True, eval_episodes=1)
+    with pytest.raises(ValueError, match="tensorboard=True needs the tensorboard package"):
+        train(run, tiny(run), progress=False)

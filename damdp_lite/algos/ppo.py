@@ -417,7 +417,7 @@ class PPO:
                                       ).to(self.device)
         self.params = [p for p in [*self.policy.parameters(), *self.value_net.parameters()]
                        if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5, foreach=True)
         self.gen = torch.Generator(self.device).manual_seed(config.seed)  # every latent sample
         self.perm_gen = torch.Generator().manual_seed(config.seed + 1)  # minibatches
         self.obs, _ = self.envs.reset(seed=config.seed)
