@@ -366,7 +366,7 @@ def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: 
                       num_minibatches: int, generator: torch.Generator) -> list[torch.Tensor]:
     """One epoch's minibatches of row indices into the flattened rollout, k mixed (§5.0).
 
-    kappa = 0 (or >= K): a permutation of all S * N rows. Otherwise, per env step and env,
+    kappa = 0 (or >= K, e.g. a Gaussian with K = 1): a permutation of all S * N rows. Otherwise, per env step and env,
     kappa of its K chain steps drawn without replacement (D10: the surrogate is an expectation
     over k, so each k is still sampled uniformly), then permuted. Row of (env step t, chain
     position j = K - k, env n) is (t K + j) N + n, the order of `Rollout` flattened.
