@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..chain import ChainPolicy
+from ..critics import AugmentedCritic
 from ..damdp import (
     augmented_discounts,
     collect_rollout,
@@ -34,11 +35,10 @@ from ..damdp import (
     per_augmented_step,
     soft_reward_current,
 )
-from ..diffusion import DiffusionConfig, DiffusionPolicy, TimeEmbedding
+from ..diffusion import DiffusionConfig, DiffusionPolicy
 from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
 from ..gaussian import GaussianConfig, GaussianPolicy
 from ..utils import (
-    RunningNorm,
     check_choice,
     check_int_at_least,
     check_nonnegative,
@@ -107,7 +107,7 @@ class PPOConfig:
     value_hidden_sizes: tuple[int, ...] = (128, 128)
     """Value network widths (toys 2 x 64-128; MuJoCo 2 x 256)."""
     diffusion_steps_per_update: int = 0
-    """kappa: chain steps per env step used in each epoch, drawn at random (0: all K), D10."""
+    """kappa: chain steps per env step used in each epoch, drawn at random (0: all K), D11."""
     vectorization: str = "sync"
     """"sync" or "async" vector env (sync measured 2-3x faster on 2 cores)."""
     scale_rewards: bool = False
@@ -219,32 +219,18 @@ class PPOConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-class ValueNetwork(nn.Module):
-    """V_psi(s_bar, a_bar^k, temb(k)) -> `(B,)`, an MLP (Linear -> LayerNorm -> SiLU per layer).
+class ValueNetwork(AugmentedCritic):
+    """V_psi(s_bar, a_bar^k, temb(k)) -> `(B,)`: an `AugmentedCritic` without the action input.
 
-    Owns running normalisers `obs_norm`, `latent_norm` (updated by `collect_rollout`). Trained
-    with MSE; the official HL-Gauss categorical head (151 bins on [-100, 200]) is a later issue.
+    An MLP (Linear -> LayerNorm -> SiLU per layer) owning running normalisers `obs_norm`,
+    `latent_norm` (updated by `collect_rollout`). Trained with MSE; the official HL-Gauss
+    categorical head (151 bins on [-100, 200]) is `AugmentedCritic(support=...)`.
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: tuple[int, ...] = (128, 128),
                  time_embedding_dim: int = 16) -> None:
-        super().__init__()
-        self.obs_norm = RunningNorm(obs_dim)
-        self.latent_norm = RunningNorm(action_dim)
-        self.temb = TimeEmbedding(time_embedding_dim)
-        layers: list[nn.Module] = []
-        width = obs_dim + action_dim + time_embedding_dim
-        for h in hidden_sizes:
-            layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.SiLU()]
-            width = h
-        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
-
-    def forward(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor
-                ) -> torch.Tensor:
-        """`obs` `(B, obs_dim)`, `a_k` `(B, d)`, `k` int or `(B,)` long; returns V `(B,)`."""
-        k_t = torch.as_tensor(k, device=obs.device).expand(obs.shape[0])
-        x = torch.cat([self.obs_norm(obs), self.latent_norm(a_k), self.temb(k_t)], dim=-1)
-        return self.net(x).squeeze(-1)
+        super().__init__(obs_dim, action_dim, hidden_sizes, with_action=False,
+                         time_embedding_dim=time_embedding_dim)
 
 
 def make_policy(config: PPOConfig, obs_dim: int, action_space: gym.spaces.Box) -> ChainPolicy:
@@ -366,9 +352,10 @@ def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: 
                       num_minibatches: int, generator: torch.Generator) -> list[torch.Tensor]:
     """One epoch's minibatches of row indices into the flattened rollout, k mixed (§5.0).
 
-    kappa = 0 (or >= K, e.g. a Gaussian with K = 1): a permutation of all S * N rows. Otherwise, per env step and env,
-    kappa of its K chain steps drawn without replacement (D10: the surrogate is an expectation
-    over k, so each k is still sampled uniformly), then permuted. Row of (env step t, chain
+    kappa = 0 (or >= K, e.g. a Gaussian with K = 1): a permutation of all S * N rows.
+    Otherwise, per env step and env, kappa of its K chain steps drawn without replacement
+    (method.md §4.3: the surrogate touches one step, so steps can be sub-sampled; the rebuttal's
+    kappa = K/2, D11; each k is still sampled uniformly), then permuted. Row of (env step t, chain
     position j = K - k, env n) is (t K + j) N + n, the order of `Rollout` flattened.
     """
     K, N = num_steps, num_envs
