@@ -90,7 +90,6 @@ def _pick(ns: argparse.Namespace, cls: type, fields: Sequence[str] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .algos.ppo import PPOConfig
     from .bound import FitConfig
     from .diffusion import DiffusionConfig
     from .train import ALGOS, RunConfig
@@ -112,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train PPO / DiffPPO / DPPO into a run directory "
                         "(resumes it when it holds a checkpoint)")
     tr.add_argument("--algo", choices=tuple(ALGOS), default="diffppo",
-                    help="ppo: Gaussian MaxEnt PPO; diffppo: DA-MDP PPO; dppo: DA-MDP PPO at T=0")
+                    help="; ".join(f"{k}: {v.description}" for k, v in ALGOS.items()))
     tr.add_argument("--env", dest="env_id", default="HalfCheetah-v5",
                     help="Gymnasium id, e.g. HalfCheetah-v5, Hopper-v5 or a damdp_lite/* toy")
     tr.add_argument("--steps", dest="total_env_steps", type=int_like, default=1_000_000,
@@ -120,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(tr, RunConfig, exclude=("algo", "env_id", "total_env_steps"))
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    add_dataclass_args(tr, PPOConfig, preset=True, defaults=PPOConfig.mujoco().to_dict(),
-                       exclude=("env_id", "total_env_steps", "seed", "device", "log_csv",
-                                "policy"))
+    seen = {"env_id", "total_env_steps", "seed", "device", "log_csv", "policy"}
+    for cls in dict.fromkeys(spec.config_cls for spec in ALGOS.values()):
+        # options of every algorithm's config; a name shared by several is added once and
+        # applies to each (its help shows the first config's preset)
+        add_dataclass_args(tr, cls, preset=True, defaults=cls.mujoco().to_dict(),
+                           exclude=tuple(seen))
+        seen |= {f.name for f in dataclasses.fields(cls)}
 
     ev = sub.add_parser("evaluate", help="evaluate a run's policy; optionally record a video")
     ev.add_argument("run_dir", help="directory written by `damdp-lite train`")
@@ -193,11 +196,17 @@ def _summary(run_dir, history: list[dict]) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from .algos.ppo import PPOConfig
-    from .train import RunConfig, algo_config, train
+    from .train import ALGOS, RunConfig, algo_config, train
 
     run = RunConfig(**_pick(args, RunConfig))
-    config = algo_config(run, **_pick(args, PPOConfig))
+    cls = ALGOS[run.algo].config_cls
+    all_fields = {f.name for spec in ALGOS.values() for f in dataclasses.fields(spec.config_cls)}
+    foreign = sorted(k for k in vars(args) if k in all_fields - {f.name for f in
+                                                                 dataclasses.fields(cls)})
+    if foreign:
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        raise ValueError(f"{flags} does not apply to algo={run.algo!r} ({cls.__name__})")
+    config = algo_config(run, **_pick(args, cls))
     res = train(run, config, progress=not (args.quiet or args.json))
     return _summary(res.run_dir, res.history)
 

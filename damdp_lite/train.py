@@ -29,24 +29,56 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .algos.ppo import CSV_FIELDS, PPO, PPOConfig, make_policy
+from .algos import ppo, reppo
+from .algos.ppo import CSV_FIELDS
 from .chain import ChainPolicy
 from .envs.make import make_vector_env
 from .utils import check_choice, check_int_at_least
 
-ALGOS: dict[str, dict] = {
-    "ppo": {"policy": "gaussian"},
-    "diffppo": {"policy": "diffusion"},
-    "dppo": {"policy": "diffusion", "temperature": 0.0},
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """How the runner builds one CLI algorithm from its module."""
+
+    config_cls: type
+    """The algorithm's config dataclass, with a `mujoco(**overrides)` preset."""
+    learner_cls: type
+    """Learner with `train_iteration`, `state_dict`, `load_state_dict`, `close`, `policy`."""
+    make_policy: Callable
+    """`make_policy(config, obs_dim, action_space)` of the module."""
+    csv_fields: tuple[str, ...]
+    """The learner's history columns."""
+    overrides: dict
+    """Fields set by this algorithm name on top of the preset."""
+    description: str
+    """One line for --help."""
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    "ppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.make_policy, ppo.CSV_FIELDS,
+                    {"policy": "gaussian"}, "Gaussian MaxEnt PPO"),
+    "diffppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.make_policy, ppo.CSV_FIELDS,
+                        {"policy": "diffusion"}, "DA-MDP PPO (DiffPPO)"),
+    "dppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.make_policy, ppo.CSV_FIELDS,
+                     {"policy": "diffusion", "temperature": 0.0}, "DA-MDP PPO at T = 0 (DPPO)"),
+    "reppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.make_policy, reppo.CSV_FIELDS,
+                      {"policy": "gaussian"}, "REPPO (tanh-Gaussian)"),
+    "diffreppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.make_policy, reppo.CSV_FIELDS,
+                          {"policy": "diffusion"}, "DA-MDP REPPO"),
 }
-"""CLI algorithm name -> overrides of `PPOConfig.mujoco` (MaxEnt PPO, DA-MDP PPO, DPPO)."""
+"""CLI algorithm name -> its config, learner and the preset overrides it implies."""
+
+
+def run_fields(algo: str) -> tuple[str, ...]:
+    """Columns of progress.csv for `algo`: the learner's row, the periodic evaluation (blank
+    when none ran at that iteration) and env steps per second of the iteration."""
+    return (*ALGOS[algo].csv_fields, "eval_return", "eval_length", "sps")
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "results" / "mujoco"
 """The shipped runs (config.json + progress.csv each), re-run by `damdp-lite reproduce`."""
 
 RUN_FIELDS = (*CSV_FIELDS, "eval_return", "eval_length", "sps")
-"""Columns of progress.csv: the learner's row, the periodic evaluation (blank when none ran
-at that iteration) and env steps per second of the iteration (wall clock)."""
+"""Columns of progress.csv of the PPO algorithms (`run_fields("ppo")`)."""
 
 WALL_CLOCK_FIELDS = ("elapsed_s", "sps")
 """Columns that depend on the machine's speed, not on the seed."""
@@ -57,7 +89,7 @@ class RunConfig:
     """What a run is and where it goes; the learner's hyperparameters are in the algo config."""
 
     algo: str = "diffppo"
-    """Algorithm: "ppo" (Gaussian MaxEnt PPO), "diffppo" (DA-MDP PPO) or "dppo" (T = 0)."""
+    """Algorithm: ppo, diffppo, dppo (T = 0), reppo, diffreppo (see `damdp_lite.train.ALGOS`)."""
     env_id: str = "HalfCheetah-v5"
     """Gymnasium id with a 1-D Box action space (MuJoCo v5 or a `damdp_lite/*` toy)."""
     total_env_steps: int = 1_000_000
@@ -94,12 +126,13 @@ class RunConfig:
                                               f"_s{self.seed}")
 
 
-def algo_config(run: RunConfig, **overrides) -> PPOConfig:
-    """The learner's config for `run`: `PPOConfig.mujoco` with the algorithm's overrides,
+def algo_config(run: RunConfig, **overrides):
+    """The learner's config for `run`: the algorithm's `mujoco` preset with its overrides,
     the run's env, budget, seed and device, then `overrides` (e.g. from the CLI)."""
-    return PPOConfig.mujoco(**{**ALGOS[run.algo], "env_id": run.env_id,
-                               "total_env_steps": run.total_env_steps, "seed": run.seed,
-                               "device": run.device, **overrides})
+    spec = ALGOS[run.algo]
+    return spec.config_cls.mujoco(**{**spec.overrides, "env_id": run.env_id,
+                                     "total_env_steps": run.total_env_steps, "seed": run.seed,
+                                     "device": run.device, **overrides})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +192,7 @@ def read_progress(path: str | Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
-def _rewrite_progress(path: Path, keep_below: int) -> None:
+def _rewrite_progress(path: Path, keep_below: int, columns: tuple[str, ...]) -> None:
     """Keep the header and the rows of iterations < keep_below (resume), atomically."""
     rows = []
     if path.exists():
@@ -167,20 +200,21 @@ def _rewrite_progress(path: Path, keep_below: int) -> None:
             rows = [r for r in csv.DictReader(f) if int(r["iteration"]) < keep_below]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, RUN_FIELDS)
+        w = csv.DictWriter(f, columns)
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
 
 
-def load_run(run_dir: str | Path) -> tuple[RunConfig, PPOConfig]:
+def load_run(run_dir: str | Path) -> tuple[RunConfig, object]:
     """The two configs of a run directory (or a shipped result directory)."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise ValueError(f"run_dir={str(run_dir)!r} has no config.json; expected a directory "
                          f"written by `damdp-lite train`")
     cfg = json.loads(path.read_text())
-    return RunConfig(**cfg["run"]), PPOConfig.from_dict(cfg["algo_config"])
+    run = RunConfig(**cfg["run"])
+    return run, ALGOS[run.algo].config_cls.from_dict(cfg["algo_config"])
 
 
 def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
@@ -188,7 +222,8 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
     run, cfg = load_run(run_dir)
     cfg.device = device
     envs = make_vector_env(cfg.env_id, 1)
-    policy = make_policy(cfg, envs.single_observation_space.shape[0], envs.single_action_space)
+    policy = ALGOS[run.algo].make_policy(cfg, envs.single_observation_space.shape[0],
+                                         envs.single_action_space)
     envs.close()
     run_dir = Path(run_dir)
     if (run_dir / "policy.pt").exists():
@@ -218,7 +253,7 @@ class RunResult:
     """Iteration the run resumed at (0: started fresh)."""
 
 
-def train(run: RunConfig, config: PPOConfig | None = None, progress: bool = True,
+def train(run: RunConfig, config=None, progress: bool = True,
           callback: Callable[[dict], bool | None] | None = None) -> RunResult:
     """Train `config` (default `algo_config(run)`) in `run.run_dir`, resuming if it holds a
     checkpoint of the same configs.
@@ -242,13 +277,18 @@ def train(run: RunConfig, config: PPOConfig | None = None, progress: bool = True
     else:
         cfg_path.write_text(json.dumps(config_json, indent=2) + "\n")
 
-    learner = PPO(config)
+    spec = ALGOS[run.algo]
+    if not isinstance(config, spec.config_cls):
+        raise ValueError(f"algo={run.algo!r} needs a {spec.config_cls.__name__}, got "
+                         f"{type(config).__name__}")
+    columns = run_fields(run.algo)
+    learner = spec.learner_cls(config)
     elapsed0, start_iter = 0.0, 0
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=config.device, weights_only=True)
         learner.load_state_dict(ckpt["learner"])
         elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
-    _rewrite_progress(progress_path, start_iter)
+    _rewrite_progress(progress_path, start_iter, columns)
     writer = None
     if run.tensorboard:
         try:
@@ -289,10 +329,10 @@ def train(run: RunConfig, config: PPOConfig | None = None, progress: bool = True
                    "eval_length": ev_len,
                    "sps": config.env_steps_per_iteration / (now - t0)}
             with open(progress_path, "a", newline="") as f:
-                csv.DictWriter(f, RUN_FIELDS).writerow(row)
+                csv.DictWriter(f, columns).writerow(row)
             result.history.append(row)
             if writer is not None:
-                for key in RUN_FIELDS[2:]:
+                for key in columns[2:]:
                     if row[key] != "" and math.isfinite(row[key]):
                         writer.add_scalar(key, row[key], row["env_steps"])
             bar.set_postfix(ret=f"{row['episode_return']:.4g}", sps=f"{row['sps']:.0f}")

@@ -172,6 +172,21 @@ class REPPOConfig:
         return cls(**{**overrides, "gamma": per_augmented_step(gamma_env, K),
                       "td_lambda": per_augmented_step(lambda_env, K)})
 
+    @classmethod
+    def mujoco(cls, policy: str = "diffusion", **overrides) -> REPPOConfig:
+        """CPU-scale preset for Gymnasium MuJoCo (`damdp-lite train --algo diffreppo`).
+
+        16 sync envs x 64 env steps, 8 epochs x 8 minibatches, lr 1e-3, gamma_env 0.99 and
+        lambda_env 0.95 spread over the K steps (method.md §10), reward scaling (so the returns
+        fit the critic's [-100, 200]), 2 x 256 networks, K = 8 with kappa = 2.
+        """
+        base = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=64,
+                    total_env_steps=1_000_000, update_epochs=8, num_minibatches=8,
+                    policy=policy, num_steps=8, hidden_sizes=(256, 256),
+                    critic_hidden_sizes=(256, 256), scale_rewards=True,
+                    diffusion_steps_per_update=2)
+        return cls.with_env_discounts(0.99, 0.95, **{**base, **overrides})
+
     def to_dict(self) -> dict:
         return asdict(self)
 
