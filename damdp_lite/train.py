@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .algos import ppo, reppo
+from .algos import ppo, reppo, wpo
 from .algos.ppo import CSV_FIELDS
 from .chain import ChainPolicy
 from .envs.make import make_vector_env
@@ -65,6 +65,10 @@ ALGOS: dict[str, AlgoSpec] = {
                       {"policy": "gaussian"}, "REPPO (tanh-Gaussian)"),
     "diffreppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.make_policy, reppo.CSV_FIELDS,
                           {"policy": "diffusion"}, "DA-MDP REPPO"),
+    "wpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.make_policy, reppo.CSV_FIELDS,
+                    {"policy": "gaussian"}, "ME-WPO (tanh-Gaussian)"),
+    "diffwpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.make_policy, reppo.CSV_FIELDS,
+                        {"policy": "diffusion"}, "DA-MDP WPO"),
 }
 """CLI algorithm name -> its config, learner and the preset overrides it implies."""
 
@@ -89,7 +93,7 @@ class RunConfig:
     """What a run is and where it goes; the learner's hyperparameters are in the algo config."""
 
     algo: str = "diffppo"
-    """Algorithm: ppo, diffppo, dppo (T = 0), reppo, diffreppo (see `damdp_lite.train.ALGOS`)."""
+    """Algorithm: ppo, diffppo, dppo (T=0), reppo, diffreppo, wpo, diffwpo (train.ALGOS)."""
     env_id: str = "HalfCheetah-v5"
     """Gymnasium id with a 1-D Box action space (MuJoCo v5 or a `damdp_lite/*` toy)."""
     total_env_steps: int = 1_000_000

@@ -3,6 +3,8 @@
 | module   | algorithm                                   | method.md |
 |----------|---------------------------------------------|-----------|
 | `ppo.py` | DA-MDP PPO (DiffPPO); MaxEnt PPO (Gaussian) | §5.3      |
+| `reppo.py` | DA-MDP REPPO; REPPO (Gaussian)            | §5.1      |
+| `wpo.py` | DA-MDP WPO; ME-WPO (Gaussian)               | §5.2      |
 """
 
 from .ppo import (

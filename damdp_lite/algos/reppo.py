@@ -352,6 +352,14 @@ class REPPO:
                 "temperature": self.temperature.item(),
                 "lagrangian": self.log_lagrangian.exp().item()}
 
+    def actor_loss(self, mb: dict[str, torch.Tensor], x_hat: torch.Tensor,
+                   ell_hat: torch.Tensor, kl: torch.Tensor, temperature: torch.Tensor,
+                   lagrangian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """REPPO's pathwise actor loss and Q(s~, x_hat) (the one place WPO differs)."""
+        q_hat = self.critic(mb["obs"], mb["a_k"], mb["k"], x_hat)
+        return reppo_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian,
+                                self.config.kl_bound), q_hat
+
     def _update(self, mb: dict[str, torch.Tensor], old: ChainPolicy) -> dict[str, float]:
         """One critic step, then one actor step with the updated critic (method.md §5.0)."""
         cfg = self.config
@@ -365,11 +373,10 @@ class REPPO:
 
         x_hat, ell_hat = self.policy.step(mb["obs"], mb["a_k"], mb["k"], generator=self.gen,
                                           reparameterize=True)
-        q_hat = self.critic(mb["obs"], mb["a_k"], mb["k"], x_hat)
         kl = kl_estimate(old, self.policy, mb["obs"], mb["a_k"], mb["k"], cfg.kl_samples,
                          self.gen)
         temperature, lagrangian = self.temperature, self.log_lagrangian.exp()
-        actor = reppo_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian, cfg.kl_bound)
+        actor, q_hat = self.actor_loss(mb, x_hat, ell_hat, kl, temperature, lagrangian)
         loss = (actor + temperature_loss(temperature, ell_hat, self.policy.num_steps,
                                          cfg.entropy_target_mult, self.policy.action_dim)
                 + lagrangian_loss(lagrangian, kl, cfg.kl_bound))
