@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .algos import ppo, reppo, wpo
+from .algos import ppo, reppo, sac, wpo
 from .algos.ppo import CSV_FIELDS
 from .chain import ChainPolicy
 from .envs.make import make_vector_env
@@ -69,6 +69,11 @@ ALGOS: dict[str, AlgoSpec] = {
                     {"policy": "gaussian"}, "ME-WPO (tanh-Gaussian)"),
     "diffwpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.make_policy, reppo.CSV_FIELDS,
                         {"policy": "diffusion"}, "DA-MDP WPO"),
+    "sac": AlgoSpec(sac.SACConfig, sac.SAC, reppo.make_policy, sac.CSV_FIELDS,
+                    {"policy": "gaussian"}, "SAC (tanh-Gaussian)"),
+    "diffsac": AlgoSpec(sac.SACConfig, sac.SAC, reppo.make_policy, sac.CSV_FIELDS,
+                        {"policy": "diffusion"},
+                        "DiffSAC, a reconstruction from the paper's derivation (method.md §5.4)"),
 }
 """CLI algorithm name -> its config, learner and the preset overrides it implies."""
 
@@ -93,7 +98,7 @@ class RunConfig:
     """What a run is and where it goes; the learner's hyperparameters are in the algo config."""
 
     algo: str = "diffppo"
-    """Algorithm: ppo, diffppo, dppo (T=0), reppo, diffreppo, wpo, diffwpo (train.ALGOS)."""
+    """Algorithm: ppo, diffppo, dppo, reppo, diffreppo, wpo, diffwpo, sac, diffsac (ALGOS)."""
     env_id: str = "HalfCheetah-v5"
     """Gymnasium id with a 1-D Box action space (MuJoCo v5 or a `damdp_lite/*` toy)."""
     total_env_steps: int = 1_000_000

@@ -5,6 +5,7 @@
 | `ppo.py` | DA-MDP PPO (DiffPPO); MaxEnt PPO (Gaussian) | §5.3      |
 | `reppo.py` | DA-MDP REPPO; REPPO (Gaussian)            | §5.1      |
 | `wpo.py` | DA-MDP WPO; ME-WPO (Gaussian)               | §5.2      |
+| `sac.py` | DiffSAC (reconstruction); SAC (Gaussian)    | §5.4      |
 """
 
 from .ppo import (
