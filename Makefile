@@ -54,7 +54,7 @@ test: $(STAMP)
 	$(MAKE) notebooks
 
 unit:
-	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest tests -q
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest tests -q -n 2
 
 notebooks:
 	DAMDP_SMOKE=1 OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider notebooks/ -q
