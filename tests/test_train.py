@@ -215,3 +215,22 @@ def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
                     run_dir=str(tmp_path), tensorboard=True, eval_episodes=1)
     with pytest.raises(ValueError, match="tensorboard=True needs the tensorboard package"):
         train(run, tiny(run), progress=False)
+
+
+@pytest.mark.parametrize("name", ["HalfCheetah-v5_ppo_s0", "Hopper-v5_diffppo_s0"])
+def test_current_code_reproduces_the_first_iteration_of_a_shipped_run(name):
+    """Code drift guard: iteration 0 of a shipped run, recomputed from its config.json, matches
+    its committed progress.csv (to 1e-4 relative: other CPUs may round differently)."""
+    from damdp_lite.train import RESULTS_DIR, load_run, read_progress
+
+    run_dir = RESULTS_DIR / name
+    if not (run_dir / "progress.csv").exists():
+        pytest.skip(f"{name} is not shipped")
+    run, config = load_run(run_dir)
+    shipped = read_progress(run_dir / "progress.csv")[0]
+    learner = ALGOS[run.algo].learner_cls(config)
+    row = learner.train_iteration()
+    learner.close()
+    for key in ("policy_loss", "value_loss", "dest_loss", "approx_kl", "mean_ell",
+                "clip_fraction"):
+        assert row[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-7), key
