@@ -74,7 +74,7 @@ def test_train_help_comes_from_the_configs():
 @pytest.mark.parametrize("args,needle", [
     (["--env", "Nope-v0"], "env_id='Nope-v0' is not a registered gymnasium id"),
     (["--env", "CartPole-v1"], "env_id='CartPole-v1' has action space Discrete(2)"),
-    (["--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
+    (["--algo", "banana"], "argument --algo: invalid choice: 'banana'"),
     (["--steps", "-5"], "total_env_steps=-5 must be an integer >= 1"),
     (["--steps", "1.5e3x"], "argument --steps: invalid integer: '1.5e3x'"),
     (["--steps", "10"], "total_env_steps=10 must be >= num_envs * num_env_steps = 16"),

@@ -176,8 +176,8 @@ def test_bad_env_inputs_name_the_field():
         make_vector_env("Hopper-v5", 2, "threads")
     with pytest.raises(ValueError, match="num_envs=0"):
         make_vector_env("Hopper-v5", 0)
-    with pytest.raises(ValueError, match="algo='sac'"):
-        RunConfig(algo="sac")
+    with pytest.raises(ValueError, match="algo='banana'"):
+        RunConfig(algo="banana")
     with pytest.raises(ValueError, match="checkpoint_every=0"):
         RunConfig(checkpoint_every=0)
     with pytest.raises(ValueError, match="diffusion_steps_per_update=-1"):

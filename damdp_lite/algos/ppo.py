@@ -14,11 +14,10 @@ Introduced in notebook 05.
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -36,26 +35,19 @@ from ..damdp import (
     soft_reward_current,
 )
 from ..diffusion import DiffusionConfig, DiffusionPolicy
-from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
+from ..envs.make import make_vector_env
 from ..gaussian import GaussianConfig, GaussianPolicy
 from ..utils import (
     check_choice,
     check_int_at_least,
     check_nonnegative,
-    check_positive,
     seed_everything,
 )
-
-
-def _check_interval(field: str, value: float, lo: float, hi: float, lo_open: bool) -> None:
-    ok = isinstance(value, int | float) and math.isfinite(value) and (
-        (lo < value) if lo_open else (lo <= value)) and value <= hi
-    if not ok:
-        raise ValueError(f"{field}={value!r} must be in {'(' if lo_open else '['}{lo}, {hi}]")
+from .common import LearnerConfig, episode_stats, load_rollout_state, rollout_state
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(LearnerConfig):
     """Hyperparameters of DA-MDP PPO (method.md §5.3, §6, §10). CPU-sized defaults."""
 
     env_id: str = "damdp_lite/TurningDoubleWell-v0"
@@ -120,61 +112,27 @@ class PPOConfig:
     """Path of a CSV log with one row per iteration (None: no file)."""
 
     def __post_init__(self) -> None:
-        import damdp_lite.envs  # noqa: F401  (registers the toy envs)
-
-        if not isinstance(self.env_id, str) or self.env_id not in gym.registry:
-            raise ValueError(f"env_id={self.env_id!r} is not a registered gymnasium id; e.g. "
-                             f"{damdp_lite.envs.TOY_ENV_IDS}")
-        for name in ("num_envs", "num_env_steps", "total_env_steps", "update_epochs",
-                     "num_minibatches", "num_steps"):
-            check_int_at_least(name, getattr(self, name), 1)
-        check_int_at_least("seed", self.seed, 0)
+        self.check_common(
+            ints=("update_epochs", "num_minibatches"),
+            positives=("lr", "clip_coef", "max_grad_norm", "init_std"),
+            unit_intervals=(("gamma", True), ("gae_lambda", False), ("action_clip", True)),
+            sizes=("hidden_sizes", "value_hidden_sizes"))
         check_int_at_least("diffusion_steps_per_update", self.diffusion_steps_per_update, 0)
-        check_choice("vectorization", self.vectorization, ("sync", "async"))
-        for name in ("lr", "clip_coef", "max_grad_norm", "init_std"):
-            check_positive(name, getattr(self, name))
         for name in ("temperature", "vf_coef"):
             check_nonnegative(name, getattr(self, name))
-        _check_interval("gamma", self.gamma, 0.0, 1.0, lo_open=True)
-        _check_interval("gae_lambda", self.gae_lambda, 0.0, 1.0, lo_open=False)
-        _check_interval("action_clip", self.action_clip, 0.0, 1.0, lo_open=True)
-        check_choice("policy", self.policy, ("diffusion", "gaussian"))
-        for name in ("hidden_sizes", "value_hidden_sizes"):
-            sizes = tuple(getattr(self, name))
-            for i, h in enumerate(sizes):
-                check_int_at_least(f"{name}[{i}]", h, 1)
-            setattr(self, name, sizes)
         # The policy's own config re-checks its flags; fail here already, naming the field.
         check_choice("step_size_schedule", self.step_size_schedule,
                      ("linear", "cosine", "constant"))
         check_choice("noising_drift_at", self.noising_drift_at, ("conditioning", "evaluated"))
         check_choice("noising_step_pairing", self.noising_step_pairing, ("previous", "same"))
-        if self.total_env_steps < self.env_steps_per_iteration:
-            raise ValueError(f"total_env_steps={self.total_env_steps!r} must be >= num_envs * "
-                             f"num_env_steps = {self.env_steps_per_iteration}")
         if self.num_minibatches > self.batch_size:
             raise ValueError(f"num_minibatches={self.num_minibatches!r} must be <= the "
                              f"{self.batch_size} augmented transitions per rollout")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
-
-    @property
-    def chain_length(self) -> int:
-        """K of the policy this config builds (1 for the Gaussian)."""
-        return self.num_steps if self.policy == "diffusion" else 1
-
-    @property
-    def env_steps_per_iteration(self) -> int:
-        return self.num_envs * self.num_env_steps
 
     @property
     def batch_size(self) -> int:
         """Augmented transitions per rollout: num_envs * num_env_steps * K."""
         return self.env_steps_per_iteration * self.chain_length
-
-    @property
-    def num_iterations(self) -> int:
-        return self.total_env_steps // self.env_steps_per_iteration
 
     @classmethod
     def with_env_discounts(cls, gamma_env: float = 0.99, lambda_env: float = 0.95,
@@ -201,17 +159,6 @@ class PPOConfig:
                     diffusion_steps_per_update=2)
         return cls.with_env_discounts(0.99, 0.95, **{**base, **overrides})
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PPOConfig:
-        """Inverse of `to_dict` (JSON lists back to tuples; unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown PPOConfig fields {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,10 +404,8 @@ class PPO:
                 n_updates += 1
 
         self.iteration += 1
-        ep_ret = float(np.mean(ro.episode_returns)) if ro.episode_returns else float("nan")
-        ep_len = float(np.mean(ro.episode_lengths)) if ro.episode_lengths else float("nan")
         return {"iteration": it, "env_steps": self.iteration * cfg.env_steps_per_iteration,
-                "episode_return": ep_ret, "episode_length": ep_len,
+                **episode_stats(ro),
                 **{name: sums[name] / n_updates for name in
                    ("policy_loss", "dest_loss", "value_loss", "mean_ell", "approx_kl",
                     "clip_fraction")},
@@ -468,23 +413,16 @@ class PPO:
 
     def state_dict(self) -> dict:
         """Everything to continue exactly; loadable with `torch.load(weights_only=True)`."""
-        return {"iteration": self.iteration, "policy": self.policy.state_dict(),
+        return {**rollout_state(self), "policy": self.policy.state_dict(),
                 "value_net": self.value_net.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "gen": self.gen.get_state(),
-                "perm_gen": self.perm_gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(np.asarray(self.obs)),
-                "envs": vector_env_state(self.envs)}
+                "optimizer": self.optimizer.state_dict(), "perm_gen": self.perm_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.iteration = state["iteration"]
         self.policy.load_state_dict(state["policy"])
         self.value_net.load_state_dict(state["value_net"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.gen.set_state(state["gen"])
         self.perm_gen.set_state(state["perm_gen"])
-        torch.set_rng_state(state["torch_rng"])
-        self.obs = state["obs"].numpy().copy()
-        load_vector_env_state(self.envs, state["envs"])
+        load_rollout_state(self, state)
 
     def close(self) -> None:
         self.envs.close()

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
@@ -30,19 +29,24 @@ from ..damdp import (
     soft_reward_next,
     td_lambda_targets,
 )
-from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
+from ..envs.make import make_vector_env
 from ..utils import (
     check_choice,
     check_int_at_least,
     check_nonnegative,
-    check_positive,
     seed_everything,
+)
+from .common import (
+    LearnerConfig,
+    episode_stats,
+    load_rollout_state,
+    rollout_state,
 )
 from .ppo import minibatch_indices
 
 
 @dataclass
-class REPPOConfig:
+class REPPOConfig(LearnerConfig):
     """Hyperparameters of DA-MDP REPPO (method.md §5.1, §6, §10). CPU-sized defaults."""
 
     env_id: str = "damdp_lite/TurningDoubleWell-v0"
@@ -115,54 +119,20 @@ class REPPOConfig:
     """Torch device ("cpu", "cuda")."""
 
     def __post_init__(self) -> None:
-        import damdp_lite.envs  # noqa: F401  (registers the toy envs)
-
-        if not isinstance(self.env_id, str) or self.env_id not in gym.registry:
-            raise ValueError(f"env_id={self.env_id!r} is not a registered gymnasium id")
-        for name in ("num_envs", "num_env_steps", "total_env_steps", "update_epochs",
-                     "num_minibatches", "num_steps", "kl_samples", "num_bins"):
-            check_int_at_least(name, getattr(self, name), 1)
+        self.check_common(
+            ints=("update_epochs", "num_minibatches", "kl_samples"),
+            positives=("lr", "lr_multipliers", "temperature_init", "kl_bound",
+                       "lagrangian_init", "max_grad_norm", "init_std"),
+            unit_intervals=(("gamma", True), ("td_lambda", False), ("action_clip", True)),
+            sizes=("hidden_sizes", "critic_hidden_sizes"))
         check_int_at_least("num_bins", self.num_bins, 2)
-        check_int_at_least("seed", self.seed, 0)
         check_int_at_least("diffusion_steps_per_update", self.diffusion_steps_per_update, 0)
-        for name in ("lr", "lr_multipliers", "temperature_init", "kl_bound", "lagrangian_init",
-                     "max_grad_norm", "init_std"):
-            check_positive(name, getattr(self, name))
         check_nonnegative("entropy_target_mult", self.entropy_target_mult)
-        for name, lo_open in (("gamma", True), ("td_lambda", False), ("action_clip", True)):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v <= 1
-                    and (v > 0 if lo_open else v >= 0)):
-                raise ValueError(f"{name}={v!r} must be in {'(' if lo_open else '['}0, 1]")
         if not self.v_min < self.v_max:
             raise ValueError(f"v_min={self.v_min!r} must be < v_max={self.v_max!r}")
-        check_choice("policy", self.policy, ("diffusion", "gaussian"))
         check_choice("step_size_schedule", self.step_size_schedule,
                      ("linear", "cosine", "constant"))
         check_choice("noising_step_pairing", self.noising_step_pairing, ("previous", "same"))
-        check_choice("vectorization", self.vectorization, ("sync", "async"))
-        for name in ("hidden_sizes", "critic_hidden_sizes"):
-            sizes = tuple(getattr(self, name))
-            for i, h in enumerate(sizes):
-                check_int_at_least(f"{name}[{i}]", h, 1)
-            setattr(self, name, sizes)
-        if self.total_env_steps < self.env_steps_per_iteration:
-            raise ValueError(f"total_env_steps={self.total_env_steps!r} must be >= num_envs * "
-                             f"num_env_steps = {self.env_steps_per_iteration}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
-
-    @property
-    def chain_length(self) -> int:
-        return self.num_steps if self.policy == "diffusion" else 1
-
-    @property
-    def env_steps_per_iteration(self) -> int:
-        return self.num_envs * self.num_env_steps
-
-    @property
-    def num_iterations(self) -> int:
-        return self.total_env_steps // self.env_steps_per_iteration
 
     @classmethod
     def with_env_discounts(cls, gamma_env: float = 0.99, lambda_env: float = 0.95,
@@ -187,16 +157,6 @@ class REPPOConfig:
                     diffusion_steps_per_update=2)
         return cls.with_env_discounts(0.99, 0.95, **{**base, **overrides})
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> REPPOConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown REPPOConfig fields {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,10 +304,7 @@ class REPPO:
                 n += 1
         self.iteration += 1
         return {"iteration": it, "env_steps": self.iteration * cfg.env_steps_per_iteration,
-                "episode_return": float(np.mean(ro.episode_returns)) if ro.episode_returns
-                else float("nan"),
-                "episode_length": float(np.mean(ro.episode_lengths)) if ro.episode_lengths
-                else float("nan"),
+                **episode_stats(ro),
                 **{name: val / n for name, val in sums.items()},
                 "temperature": self.temperature.item(),
                 "lagrangian": self.log_lagrangian.exp().item()}
@@ -395,18 +352,15 @@ class REPPO:
                     "kl_violation": (kl >= cfg.kl_bound).float().mean().item()}
 
     def state_dict(self) -> dict:
-        return {"iteration": self.iteration, "policy": self.policy.state_dict(),
+        return {**rollout_state(self), "policy": self.policy.state_dict(),
                 "critic": self.critic.state_dict(),
                 "log_temperature": self.log_temperature.detach().clone(),
                 "log_lagrangian": self.log_lagrangian.detach().clone(),
                 "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "gen": self.gen.get_state(),
-                "perm_gen": self.perm_gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(np.asarray(self.obs)),
-                "envs": vector_env_state(self.envs)}
+                "critic_opt": self.critic_opt.state_dict(),
+                "perm_gen": self.perm_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.iteration = state["iteration"]
         self.policy.load_state_dict(state["policy"])
         self.critic.load_state_dict(state["critic"])
         with torch.no_grad():
@@ -414,11 +368,8 @@ class REPPO:
             self.log_lagrangian.copy_(state["log_lagrangian"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
-        self.gen.set_state(state["gen"])
         self.perm_gen.set_state(state["perm_gen"])
-        torch.set_rng_state(state["torch_rng"])
-        self.obs = state["obs"].numpy().copy()
-        load_vector_env_state(self.envs, state["envs"])
+        load_rollout_state(self, state)
 
     def close(self) -> None:
         self.envs.close()

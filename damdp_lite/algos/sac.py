@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
-import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
 from ..chain import ChainPolicy
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout, per_augmented_step
-from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
-from ..utils import check_choice, check_int_at_least, check_positive, seed_everything
+from ..envs.make import make_vector_env
+from ..utils import check_int_at_least, seed_everything
+from .common import LearnerConfig, episode_stats, load_rollout_state, rollout_state
 from .reppo import make_policy, temperature_loss
 
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "critic_loss",
@@ -38,7 +37,7 @@ CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "cri
 
 
 @dataclass
-class SACConfig:
+class SACConfig(LearnerConfig):
     """Hyperparameters of DiffSAC / SAC (method.md §5.4; our CleanRL-based choices)."""
 
     env_id: str = "damdp_lite/TurningDoubleWell-v0"
@@ -97,43 +96,13 @@ class SACConfig:
     """Torch device."""
 
     def __post_init__(self) -> None:
-        import damdp_lite.envs  # noqa: F401
-
-        if not isinstance(self.env_id, str) or self.env_id not in gym.registry:
-            raise ValueError(f"env_id={self.env_id!r} is not a registered gymnasium id")
-        for name in ("num_envs", "num_env_steps", "total_env_steps", "buffer_size",
-                     "batch_size", "num_steps"):
-            check_int_at_least(name, getattr(self, name), 1)
+        self.check_common(
+            ints=("buffer_size", "batch_size"),
+            positives=("actor_lr", "critic_lr", "temperature_init",
+                       "gradient_steps_per_env_step", "init_std"),
+            unit_intervals=(("tau", True), ("gamma", True), ("action_clip", True)),
+            sizes=("hidden_sizes", "critic_hidden_sizes"))
         check_int_at_least("learning_starts", self.learning_starts, 0)
-        check_int_at_least("seed", self.seed, 0)
-        for name in ("actor_lr", "critic_lr", "tau", "temperature_init",
-                     "gradient_steps_per_env_step", "init_std"):
-            check_positive(name, getattr(self, name))
-        for name in ("tau", "gamma", "action_clip"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0 < v <= 1):
-                raise ValueError(f"{name}={v!r} must be in (0, 1]")
-        check_choice("policy", self.policy, ("diffusion", "gaussian"))
-        check_choice("vectorization", self.vectorization, ("sync", "async"))
-        for name in ("hidden_sizes", "critic_hidden_sizes"):
-            setattr(self, name, tuple(getattr(self, name)))
-        if self.total_env_steps < self.num_envs * self.num_env_steps:
-            raise ValueError(f"total_env_steps={self.total_env_steps!r} must be >= num_envs * "
-                             f"num_env_steps = {self.num_envs * self.num_env_steps}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
-
-    @property
-    def chain_length(self) -> int:
-        return self.num_steps if self.policy == "diffusion" else 1
-
-    @property
-    def env_steps_per_iteration(self) -> int:
-        return self.num_envs * self.num_env_steps
-
-    @property
-    def num_iterations(self) -> int:
-        return self.total_env_steps // self.env_steps_per_iteration
 
     @classmethod
     def with_env_discounts(cls, gamma_env: float = 0.99, **overrides) -> SACConfig:
@@ -147,16 +116,6 @@ class SACConfig:
                     num_steps=8, learning_starts=5_000)
         return cls.with_env_discounts(0.99, **{**base, **overrides})
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SACConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown SACConfig fields {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
 
 
 class ReplayBuffer:
@@ -268,11 +227,7 @@ class SAC:
                 n += 1
                 self.grad_debt -= 1
         nan = float("nan")
-        return {"iteration": it, "env_steps": env_steps,
-                "episode_return": float(np.mean(ro.episode_returns)) if ro.episode_returns
-                else nan,
-                "episode_length": float(np.mean(ro.episode_lengths)) if ro.episode_lengths
-                else nan,
+        return {"iteration": it, "env_steps": env_steps, **episode_stats(ro),
                 **{key: (sums[key] / n if n else nan) for key in
                    ("critic_loss", "actor_loss", "q_hat", "mean_ell", "entropy_estimate")},
                 "temperature": self.temperature.item(), "buffer_size": self.buffer.size}
@@ -323,18 +278,16 @@ class SAC:
                 "entropy_estimate": -K * ell_hat.mean().item()}
 
     def state_dict(self) -> dict:
-        return {"iteration": self.iteration, "grad_debt": self.grad_debt,
+        return {**rollout_state(self), "grad_debt": self.grad_debt,
                 "policy": self.policy.state_dict(), "critics": self.critics.state_dict(),
                 "targets": self.targets.state_dict(),
                 "log_temperature": self.log_temperature.detach().clone(),
                 "actor_opt": self.actor_opt.state_dict(), "temp_opt": self.temp_opt.state_dict(),
                 "critic_opt": self.critic_opt.state_dict(), "buffer": self.buffer.state_dict(),
-                "gen": self.gen.get_state(), "sample_gen": self.sample_gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(np.asarray(self.obs)), "envs": vector_env_state(self.envs)}
+                "sample_gen": self.sample_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.iteration, self.grad_debt = state["iteration"], state["grad_debt"]
+        self.grad_debt = state["grad_debt"]
         self.policy.load_state_dict(state["policy"])
         self.critics.load_state_dict(state["critics"])
         self.targets.load_state_dict(state["targets"])
@@ -344,11 +297,8 @@ class SAC:
         self.temp_opt.load_state_dict(state["temp_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.buffer.load_state_dict(state["buffer"])
-        self.gen.set_state(state["gen"])
         self.sample_gen.set_state(state["sample_gen"])
-        torch.set_rng_state(state["torch_rng"])
-        self.obs = state["obs"].numpy().copy()
-        load_vector_env_state(self.envs, state["envs"])
+        load_rollout_state(self, state)
 
     def close(self) -> None:
         self.envs.close()

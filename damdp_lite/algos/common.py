@@ -1,0 +1,109 @@
+"""What every learner shares: config checks and budget arithmetic, the rollout state of a
+checkpoint, episode statistics. Each algorithm file keeps its own fields, losses and update."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, fields
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ..damdp import Rollout
+from ..envs.make import load_vector_env_state, vector_env_state
+from ..utils import check_choice, check_int_at_least, check_positive
+
+
+class LearnerConfig:
+    """Mixin of the learners' config dataclasses (`PPOConfig`, `REPPOConfig`, `SACConfig`).
+
+    Expects the fields env_id, num_envs, num_env_steps, total_env_steps, policy, num_steps,
+    hidden_sizes, vectorization, seed and device.
+    """
+
+    def check_common(self, ints: tuple[str, ...] = (), positives: tuple[str, ...] = (),
+                     unit_intervals: tuple[tuple[str, bool], ...] = (),
+                     sizes: tuple[str, ...] = ("hidden_sizes",)) -> None:
+        """Validate the shared fields and the named ones; each error names field and value.
+
+        `unit_intervals`: (name, lower bound open) pairs that must lie in (0, 1] or [0, 1].
+        """
+        import damdp_lite.envs
+
+        if not isinstance(self.env_id, str) or self.env_id not in gym.registry:
+            raise ValueError(f"env_id={self.env_id!r} is not a registered gymnasium id; e.g. "
+                             f"'HalfCheetah-v5' or {damdp_lite.envs.TOY_ENV_IDS}")
+        for name in ("num_envs", "num_env_steps", "total_env_steps", "num_steps", *ints):
+            check_int_at_least(name, getattr(self, name), 1)
+        check_int_at_least("seed", self.seed, 0)
+        for name in positives:
+            check_positive(name, getattr(self, name))
+        for name, lo_open in unit_intervals:
+            v = getattr(self, name)
+            ok = isinstance(v, int | float) and math.isfinite(v) and v <= 1 and (
+                v > 0 if lo_open else v >= 0)
+            if not ok:
+                raise ValueError(f"{name}={v!r} must be in {'(' if lo_open else '['}0.0, 1.0]")
+        check_choice("policy", self.policy, ("diffusion", "gaussian"))
+        check_choice("vectorization", self.vectorization, ("sync", "async"))
+        for name in sizes:
+            widths = tuple(getattr(self, name))
+            for i, h in enumerate(widths):
+                check_int_at_least(f"{name}[{i}]", h, 1)
+            setattr(self, name, widths)
+        if self.total_env_steps < self.env_steps_per_iteration:
+            raise ValueError(f"total_env_steps={self.total_env_steps!r} must be >= num_envs * "
+                             f"num_env_steps = {self.env_steps_per_iteration}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
+
+    @property
+    def chain_length(self) -> int:
+        """K of the policy this config builds (1 for the Gaussian)."""
+        return self.num_steps if self.policy == "diffusion" else 1
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        return self.num_envs * self.num_env_steps
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_env_steps // self.env_steps_per_iteration
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Inverse of `to_dict` (JSON lists back to tuples; unknown keys are an error)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}; allowed: "
+                             f"{sorted(names)}")
+        return cls(**d)
+
+
+def rollout_state(learner) -> dict:
+    """The part of a checkpoint every learner has: iteration, latent generator, global torch
+    RNG, current observations and each env's snapshot."""
+    return {"iteration": learner.iteration, "gen": learner.gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "obs": torch.as_tensor(np.asarray(learner.obs)),
+            "envs": vector_env_state(learner.envs)}
+
+
+def load_rollout_state(learner, state: dict) -> None:
+    """Inverse of `rollout_state`."""
+    learner.iteration = state["iteration"]
+    learner.gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch_rng"])
+    learner.obs = state["obs"].numpy().copy()
+    load_vector_env_state(learner.envs, state["envs"])
+
+
+def episode_stats(ro: Rollout) -> dict[str, float]:
+    """Mean return and length of the episodes that finished in the rollout (nan if none)."""
+    nan = float("nan")
+    return {"episode_return": float(np.mean(ro.episode_returns)) if ro.episode_returns else nan,
+            "episode_length": float(np.mean(ro.episode_lengths)) if ro.episode_lengths else nan}
