@@ -1,13 +1,16 @@
 """Training throughput on HalfCheetah-v5, all in one process: raw env, SB3 PPO, our PPO, DiffPPO.
 
-    python benchmarks/throughput.py --json            # 65,536 env steps each (~5 min on 2 cores)
+    python benchmarks/throughput.py --json            # 65,536 env steps each (~10 min, 2 cores)
     python benchmarks/throughput.py --smoke --json    # tiny budget (CI)
     python benchmarks/throughput.py --device cuda     # our learners on a GPU
 
 Every learner gets the same env count (16, SyncVectorEnv / SB3's DummyVecEnv) and the same
 budget of env steps, and is timed from construction (env creation included) to the end of its
-last update. Rows: raw env steps/s with random actions; Stable-Baselines3 PPO with its defaults
-(64 x 64 tanh nets, n_steps 2048 per env, batch 64, 10 epochs: what a user would pick) and with
+last update. The learners run interleaved, one iteration each in turn, so that a change of load
+on the machine during the run affects all of them alike.
+
+Rows: raw env steps/s with random actions; Stable-Baselines3 PPO with its defaults (64 x 64 tanh
+nets, n_steps 2048 per env, batch 64, 10 epochs: what a user would pick) and with
 our 2 x 256 widths; our Gaussian PPO and DiffPPO at K = 4 and 8 with `PPOConfig.mujoco` (2 x 256),
 and both again with SB3's 64 x 64 widths. Ratios printed: ours / SB3 (target >= 1.5) at each
 side's defaults and at matched widths, and DiffPPO K=8 / ours (target >= 0.5). For our learners
@@ -30,79 +33,132 @@ from damdp_lite.envs.make import make_vector_env
 ENV_ID = "HalfCheetah-v5"
 
 
-def raw_env_sps(num_envs: int, steps: int) -> float:
-    envs = make_vector_env(ENV_ID, num_envs)
-    envs.reset(seed=0)
-    rng = np.random.default_rng(0)
-    acts = rng.uniform(-1, 1, (steps // num_envs, num_envs, 6)).astype(np.float32)
-    t = time.perf_counter()
-    for a in acts:
-        envs.step(a)
-    dt = time.perf_counter() - t
-    envs.close()
-    return acts.shape[0] * num_envs / dt
+class Timed:
+    """One learner advanced a slice at a time; wall-clock seconds are summed per learner.
+
+    `start()` builds it (timed: env creation and network set-up count), `advance()` runs one
+    slice and returns the env steps it took. `parts` splits our learners' time into env steps,
+    the rest of the rollout and the update.
+    """
+
+    def __init__(self, name: str, budget: int) -> None:
+        self.name, self.budget, self.steps, self.seconds = name, budget, 0, 0.0
+        self.parts = {"env": 0.0, "rollout": 0.0}
+
+    @property
+    def done(self) -> bool:
+        return self.steps >= self.budget
+
+    def timed(self, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    def result(self) -> dict:
+        out = {"sps": self.steps / self.seconds, "seconds": self.seconds, "env_steps": self.steps}
+        if self.parts["rollout"]:
+            out.update(fraction_env=self.parts["env"] / self.seconds,
+                       fraction_chain_and_rollout=(self.parts["rollout"] - self.parts["env"])
+                       / self.seconds,
+                       fraction_update_and_setup=1 - self.parts["rollout"] / self.seconds)
+        return out
 
 
-def sb3_ppo_sps(num_envs: int, budget: int, device: str, hidden: tuple[int, ...] | None = None,
-                n_steps: int = 2048) -> float:
-    """SB3 PPO with its defaults (64 x 64 tanh nets, n_steps 2048, batch 64, 10 epochs), or with
-    `hidden` widths for policy and value (to compare at our network size)."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
+class RawEnv(Timed):
+    """Random actions through the same `SyncVectorEnv` our learners use."""
 
-    t = time.perf_counter()
-    env = make_vec_env(ENV_ID, n_envs=num_envs, seed=0)
-    kwargs = {"policy_kwargs": {"net_arch": list(hidden)}} if hidden else {}
-    model = PPO("MlpPolicy", env, n_steps=n_steps, seed=0, device=device, verbose=0, **kwargs)
-    model.learn(total_timesteps=budget)
-    dt = time.perf_counter() - t
-    env.close()
-    return model.num_timesteps / dt
+    def __init__(self, num_envs: int, budget: int) -> None:
+        super().__init__("raw_env", budget)
+        self.num_envs = num_envs
+        self.envs = self.timed(make_vector_env, ENV_ID, num_envs)
+        self.timed(self.envs.reset, 0)
+        self.rng = np.random.default_rng(0)
+
+    def advance(self) -> None:
+        acts = self.rng.uniform(-1, 1, (128, self.num_envs, 6)).astype(np.float32)
+        t0 = time.perf_counter()
+        for a in acts:
+            self.envs.step(a)
+        self.seconds += time.perf_counter() - t0
+        self.steps += acts.shape[0] * self.num_envs
 
 
-def ours_sps(policy: str, num_steps: int, num_envs: int, budget: int, device: str,
-             smoke: bool, hidden: tuple[int, ...] | None = None) -> dict:
-    extra = dict(num_env_steps=16, update_epochs=2) if smoke else {}
-    if hidden:
-        extra.update(hidden_sizes=hidden, value_hidden_sizes=hidden)
-    cfg = ppo_mod.PPOConfig.mujoco(policy, env_id=ENV_ID, num_steps=num_steps,
-                                   num_envs=num_envs, total_env_steps=budget, device=device,
-                                   **extra)
-    timers = {"rollout": 0.0, "env": 0.0}
-    real_rollout = ppo_mod.collect_rollout
+class SB3(Timed):
+    """SB3 PPO with its defaults (64 x 64 tanh nets, n_steps 2048 per env, batch 64, 10 epochs),
+    or with `hidden` widths for policy and value; one slice = one SB3 iteration."""
 
-    def timed_rollout(envs, *args, **kwargs):
-        real_step = envs.step
+    def __init__(self, name: str, num_envs: int, budget: int, device: str,
+                 hidden: tuple[int, ...] | None = None, n_steps: int = 2048) -> None:
+        super().__init__(name, budget)
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.env_util import make_vec_env
+
+        t0 = time.perf_counter()
+        env = make_vec_env(ENV_ID, n_envs=num_envs, seed=0)
+        kwargs = {"policy_kwargs": {"net_arch": list(hidden)}} if hidden else {}
+        self.model = PPO("MlpPolicy", env, n_steps=n_steps, seed=0, device=device, verbose=0,
+                         **kwargs)
+        self.seconds += time.perf_counter() - t0
+        self.chunk = n_steps * num_envs
+
+    def advance(self) -> None:
+        self.timed(self.model.learn, self.chunk, None, 1, "PPO", False)  # reset_num_timesteps
+        self.steps = self.model.num_timesteps
+
+
+class Ours(Timed):
+    """Our `PPO` learner (`PPOConfig.mujoco`); one slice = one iteration."""
+
+    def __init__(self, name: str, policy: str, num_steps: int, num_envs: int, budget: int,
+                 device: str, smoke: bool, hidden: tuple[int, ...] | None = None) -> None:
+        super().__init__(name, budget)
+        extra = dict(num_env_steps=16, update_epochs=2) if smoke else {}
+        if hidden:
+            extra.update(hidden_sizes=hidden, value_hidden_sizes=hidden)
+        cfg = ppo_mod.PPOConfig.mujoco(policy, env_id=ENV_ID, num_steps=num_steps,
+                                       num_envs=num_envs, total_env_steps=budget,
+                                       device=device, **extra)
+        self.per_iteration = cfg.env_steps_per_iteration
+        self.learner = self.timed(ppo_mod.PPO, cfg)
+        real_step = self.learner.envs.step
 
         def timed_step(action):
             t0 = time.perf_counter()
             out = real_step(action)
-            timers["env"] += time.perf_counter() - t0
+            self.parts["env"] += time.perf_counter() - t0
             return out
 
-        envs.step = timed_step
-        t0 = time.perf_counter()
-        try:
-            return real_rollout(envs, *args, **kwargs)
-        finally:
-            timers["rollout"] += time.perf_counter() - t0
-            del envs.step
+        self.learner.envs.step = timed_step
 
-    ppo_mod.collect_rollout = timed_rollout
-    try:
-        t = time.perf_counter()
-        learner = ppo_mod.PPO(cfg)
-        for _ in range(cfg.num_iterations):
-            learner.train_iteration()
-        learner.close()
-        dt = time.perf_counter() - t
-    finally:
-        ppo_mod.collect_rollout = real_rollout
-    steps = cfg.num_iterations * cfg.env_steps_per_iteration
-    return {"sps": steps / dt, "seconds": dt,
-            "fraction_env": timers["env"] / dt,
-            "fraction_chain_and_rollout": (timers["rollout"] - timers["env"]) / dt,
-            "fraction_update_and_setup": 1 - timers["rollout"] / dt}
+    def advance(self) -> None:
+        real_rollout = ppo_mod.collect_rollout
+
+        def timed_rollout(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real_rollout(*args, **kwargs)
+            finally:
+                self.parts["rollout"] += time.perf_counter() - t0
+
+        ppo_mod.collect_rollout = timed_rollout
+        try:
+            self.timed(self.learner.train_iteration)
+        finally:
+            ppo_mod.collect_rollout = real_rollout
+        self.steps += self.per_iteration
+
+
+def round_robin(runners: list[Timed]) -> None:
+    """Advance every unfinished runner one slice per round, until all reach their budget.
+
+    Interleaving makes the ratios robust to load that changes during the benchmark (other jobs
+    on a shared machine): each learner sees the same mix of quiet and busy moments.
+    """
+    while not all(r.done for r in runners):
+        for r in runners:
+            if not r.done:
+                r.advance()
 
 
 def main() -> None:
@@ -120,18 +176,25 @@ def main() -> None:
     res: dict = {"env_id": ENV_ID, "num_envs": args.num_envs, "budget": budget,
                  "device": args.device, "threads": args.threads,
                  "torch": torch.__version__}
-    res["raw_env_sps"] = raw_env_sps(args.num_envs, budget)
-    sb3_budget, sb3_n_steps = (args.num_envs * 64, 64) if args.smoke else (budget, 2048)
-    res["sb3_ppo_sps"] = sb3_ppo_sps(args.num_envs, sb3_budget, args.device, None, sb3_n_steps)
-    res["sb3_ppo_256_sps"] = sb3_ppo_sps(args.num_envs, sb3_budget, args.device, (256, 256),
-                                         sb3_n_steps)
-    small = (64, 64)
-    for name, policy, K, hidden in [("ours_ppo", "gaussian", 1, None),
-                                    ("ours_diffppo_k4", "diffusion", 4, None),
-                                    ("ours_diffppo_k8", "diffusion", 8, None),
-                                    ("ours_ppo_64", "gaussian", 1, small),
-                                    ("ours_diffppo_k8_64", "diffusion", 8, small)]:
-        res[name] = ours_sps(policy, K, args.num_envs, budget, args.device, args.smoke, hidden)
+    sb3_steps = 64 if args.smoke else 2048
+    sb3_budget = args.num_envs * sb3_steps * (1 if args.smoke else budget // (args.num_envs
+                                                                             * sb3_steps))
+    n, dev = args.num_envs, args.device
+    runners: list[Timed] = [
+        RawEnv(n, budget),
+        SB3("sb3_ppo", n, sb3_budget, dev, None, sb3_steps),
+        SB3("sb3_ppo_256", n, sb3_budget, dev, (256, 256), sb3_steps),
+        Ours("ours_ppo", "gaussian", 1, n, budget, dev, args.smoke),
+        Ours("ours_diffppo_k4", "diffusion", 4, n, budget, dev, args.smoke),
+        Ours("ours_diffppo_k8", "diffusion", 8, n, budget, dev, args.smoke),
+        Ours("ours_ppo_64", "gaussian", 1, n, budget, dev, args.smoke, (64, 64)),
+        Ours("ours_diffppo_k8_64", "diffusion", 8, n, budget, dev, args.smoke, (64, 64))]
+    round_robin(runners)
+    out = {r.name: r.result() for r in runners}
+    res["raw_env_sps"] = out.pop("raw_env")["sps"]
+    res["sb3_ppo_sps"] = out.pop("sb3_ppo")["sps"]
+    res["sb3_ppo_256_sps"] = out.pop("sb3_ppo_256")["sps"]
+    res.update(out)
     sps = {k: (v["sps"] if isinstance(v, dict) else v) for k, v in res.items()
            if k.endswith("sps") or k.startswith("ours_")}
     res["ratios"] = {
