@@ -111,9 +111,12 @@ class Ours(Timed):
     """Our `PPO` learner (`PPOConfig.mujoco`); one slice = one iteration."""
 
     def __init__(self, name: str, policy: str, num_steps: int, num_envs: int, budget: int,
-                 device: str, smoke: bool, hidden: tuple[int, ...] | None = None) -> None:
+                 device: str, smoke: bool, hidden: tuple[int, ...] | None = None,
+                 kappa: int | None = None) -> None:
         super().__init__(name, budget)
         extra = dict(num_env_steps=16, update_epochs=2) if smoke else {}
+        if kappa is not None:
+            extra["diffusion_steps_per_update"] = kappa
         if hidden:
             extra.update(hidden_sizes=hidden, value_hidden_sizes=hidden)
         cfg = ppo_mod.PPOConfig.mujoco(policy, env_id=ENV_ID, num_steps=num_steps,
@@ -168,6 +171,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 measured best)")
     p.add_argument("--smoke", action="store_true", help="tiny budget for CI")
+    p.add_argument("--kappa", type=int, default=None,
+                   help="chain steps per env step in DiffPPO's update (default: the preset's 2)")
+    p.add_argument("--learners", nargs="+", default=None,
+                   help="only these rows (e.g. ours_ppo ours_diffppo_k8); ratios need their pair")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -179,22 +186,34 @@ def main() -> None:
     sb3_steps = 64 if args.smoke else 2048
     sb3_budget = args.num_envs * sb3_steps * (1 if args.smoke else budget // (args.num_envs
                                                                              * sb3_steps))
-    n, dev = args.num_envs, args.device
-    runners: list[Timed] = [
-        RawEnv(n, budget),
-        SB3("sb3_ppo", n, sb3_budget, dev, None, sb3_steps),
-        SB3("sb3_ppo_256", n, sb3_budget, dev, (256, 256), sb3_steps),
-        Ours("ours_ppo", "gaussian", 1, n, budget, dev, args.smoke),
-        Ours("ours_diffppo_k4", "diffusion", 4, n, budget, dev, args.smoke),
-        Ours("ours_diffppo_k8", "diffusion", 8, n, budget, dev, args.smoke),
-        Ours("ours_ppo_64", "gaussian", 1, n, budget, dev, args.smoke, (64, 64)),
-        Ours("ours_diffppo_k8_64", "diffusion", 8, n, budget, dev, args.smoke, (64, 64))]
+    n, dev, kappa = args.num_envs, args.device, args.kappa
+    res["kappa"] = kappa if kappa is not None else "preset"
+    makers = {
+        "raw_env": lambda: RawEnv(n, budget),
+        "sb3_ppo": lambda: SB3("sb3_ppo", n, sb3_budget, dev, None, sb3_steps),
+        "sb3_ppo_256": lambda: SB3("sb3_ppo_256", n, sb3_budget, dev, (256, 256), sb3_steps),
+        "ours_ppo": lambda: Ours("ours_ppo", "gaussian", 1, n, budget, dev, args.smoke),
+        "ours_diffppo_k4": lambda: Ours("ours_diffppo_k4", "diffusion", 4, n, budget, dev,
+                                        args.smoke, kappa=kappa),
+        "ours_diffppo_k8": lambda: Ours("ours_diffppo_k8", "diffusion", 8, n, budget, dev,
+                                        args.smoke, kappa=kappa),
+        "ours_ppo_64": lambda: Ours("ours_ppo_64", "gaussian", 1, n, budget, dev, args.smoke,
+                                    (64, 64)),
+        "ours_diffppo_k8_64": lambda: Ours("ours_diffppo_k8_64", "diffusion", 8, n, budget,
+                                           dev, args.smoke, (64, 64), kappa=kappa)}
+    runners = [makers[name]() for name in (args.learners or makers)]
     round_robin(runners)
     out = {r.name: r.result() for r in runners}
-    res["raw_env_sps"] = out.pop("raw_env")["sps"]
-    res["sb3_ppo_sps"] = out.pop("sb3_ppo")["sps"]
-    res["sb3_ppo_256_sps"] = out.pop("sb3_ppo_256")["sps"]
+    for name in ("raw_env", "sb3_ppo", "sb3_ppo_256"):
+        if name in out:
+            res[f"{name}_sps"] = out.pop(name)["sps"]
     res.update(out)
+    if args.learners:  # a subset: print what was measured, ratios only between our rows
+        if "ours_ppo" in out and "ours_diffppo_k8" in out:
+            res["ratios"] = {"diffppo_k8 / ours_ppo": out["ours_diffppo_k8"]["sps"]
+                             / out["ours_ppo"]["sps"]}
+        print(json.dumps(res))
+        return
     sps = {k: (v["sps"] if isinstance(v, dict) else v) for k, v in res.items()
            if k.endswith("sps") or k.startswith("ours_")}
     res["ratios"] = {
