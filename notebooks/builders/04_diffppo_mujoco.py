@@ -48,9 +48,9 @@ md("""
 - *Compare* our numbers with published anchors honestly (different env versions, budgets and metrics).
 
 **Prerequisites:** notebooks 02–03 (DA-MDP PPO, soft rewards, the per-step ratio).
-**Estimated time:** reading ~30 min. Running top to bottom on 2 CPU cores: ~2 min, most of it the
-live run of §5 and the video of §6 (the last cell prints the measured time); under `DAMDP_SMOKE=1`
-(CI) ~30 s. The shipped 1M-step runs are **not** re-run here: they took hours of CPU
+**Estimated time:** reading ~30 min. Running top to bottom on 2 CPU cores: ~1 min (55 s of cells
+measured, 36 s of it the live run of §5; the last cell prints the time); under `DAMDP_SMOKE=1` (CI)
+~15 s. The shipped 1M-step runs are **not** re-run here: they took hours of CPU
 (`benchmarks/mujoco_runs.py`).
 """)
 
@@ -191,7 +191,7 @@ percentile-bootstrap band. With 3 seeds the band only reflects the spread of thr
 
 code("""
 ENVS, ALGOS = ("HalfCheetah-v5", "Hopper-v5"), ("ppo", "diffppo")
-LABELS = {"ppo": "PPO (Gaussian)", "diffppo": "DiffPPO (K=8)"}
+LABELS = {"ppo": "PPO (Gaussian)", "diffppo": "DiffPPO (diffusion, K=8)"}
 summary = {env: results.summarise(env, ALGOS) for env in ENVS}
 fig = plotting.plot_learning_curves(summary, anchors=results.CLEANRL_PPO_V4_1M, labels=LABELS)
 fig.savefig(HERE / "figures" / "04_curves.png")
