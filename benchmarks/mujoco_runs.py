@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 
 from damdp_lite.train import RESULTS_DIR, RunConfig, train
@@ -38,7 +39,7 @@ def main() -> None:
         run = RunConfig(algo=algo, env_id=env_id, total_env_steps=args.steps, seed=seed,
                         run_dir=str(RESULTS_DIR / f"{env_id}_{algo}_s{seed}"))
         t0 = time.time()
-        res = train(run, progress=False)
+        res = train(run, progress=sys.stderr.isatty())  # a bar in a terminal, not in nohup logs
         last = res.history[-1] if res.history else {}
         print(f"{env_id} {algo} s{seed}: resumed at {res.resumed_from}, "
               f"{time.time() - t0:.0f} s, eval {last.get('eval_return')}", flush=True)

@@ -103,7 +103,7 @@ class SB3(Timed):
         self.chunk = n_steps * num_envs
 
     def advance(self) -> None:
-        self.timed(self.model.learn, self.chunk, None, 1, "PPO", False)  # reset_num_timesteps
+        self.timed(lambda: self.model.learn(self.chunk, reset_num_timesteps=False))
         self.steps = self.model.num_timesteps
 
 

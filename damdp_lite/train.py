@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .algos import ppo, reppo, sac, wpo
+from .algos.common import make_policy
 from .algos.ppo import CSV_FIELDS
 from .chain import ChainPolicy
 from .envs.make import make_vector_env
@@ -44,8 +45,6 @@ class AlgoSpec:
     """The algorithm's config dataclass, with a `mujoco(**overrides)` preset."""
     learner_cls: type
     """Learner with `train_iteration`, `state_dict`, `load_state_dict`, `close`, `policy`."""
-    make_policy: Callable
-    """`make_policy(config, obs_dim, action_space)` of the module."""
     csv_fields: tuple[str, ...]
     """The learner's history columns."""
     overrides: dict
@@ -55,23 +54,23 @@ class AlgoSpec:
 
 
 ALGOS: dict[str, AlgoSpec] = {
-    "ppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.make_policy, ppo.CSV_FIELDS,
+    "ppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.CSV_FIELDS,
                     {"policy": "gaussian"}, "Gaussian MaxEnt PPO"),
-    "diffppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.make_policy, ppo.CSV_FIELDS,
+    "diffppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.CSV_FIELDS,
                         {"policy": "diffusion"}, "DA-MDP PPO (DiffPPO)"),
-    "dppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.make_policy, ppo.CSV_FIELDS,
+    "dppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.CSV_FIELDS,
                      {"policy": "diffusion", "temperature": 0.0}, "DA-MDP PPO at T = 0 (DPPO)"),
-    "reppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.make_policy, reppo.CSV_FIELDS,
+    "reppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.CSV_FIELDS,
                       {"policy": "gaussian"}, "REPPO (tanh-Gaussian)"),
-    "diffreppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.make_policy, reppo.CSV_FIELDS,
+    "diffreppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.CSV_FIELDS,
                           {"policy": "diffusion"}, "DA-MDP REPPO"),
-    "wpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.make_policy, reppo.CSV_FIELDS,
+    "wpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.CSV_FIELDS,
                     {"policy": "gaussian"}, "ME-WPO (tanh-Gaussian)"),
-    "diffwpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.make_policy, reppo.CSV_FIELDS,
+    "diffwpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.CSV_FIELDS,
                         {"policy": "diffusion"}, "DA-MDP WPO"),
-    "sac": AlgoSpec(sac.SACConfig, sac.SAC, reppo.make_policy, sac.CSV_FIELDS,
+    "sac": AlgoSpec(sac.SACConfig, sac.SAC, sac.CSV_FIELDS,
                     {"policy": "gaussian"}, "SAC (tanh-Gaussian)"),
-    "diffsac": AlgoSpec(sac.SACConfig, sac.SAC, reppo.make_policy, sac.CSV_FIELDS,
+    "diffsac": AlgoSpec(sac.SACConfig, sac.SAC, sac.CSV_FIELDS,
                         {"policy": "diffusion"},
                         "DiffSAC, a reconstruction from the paper's derivation (method.md §5.4)"),
 }
@@ -124,12 +123,9 @@ class RunConfig:
         check_choice("algo", self.algo, tuple(ALGOS))
         check_int_at_least("total_env_steps", self.total_env_steps, 1)
         check_int_at_least("seed", self.seed, 0)
-        for name in ("eval_every", "checkpoint_every"):
-            check_int_at_least(name, getattr(self, name), 0)
-        check_int_at_least("eval_episodes", self.eval_episodes, 1)
-        check_int_at_least("threads", self.threads, 1)
-        if self.checkpoint_every == 0:
-            raise ValueError("checkpoint_every=0 must be an integer >= 1")
+        check_int_at_least("eval_every", self.eval_every, 0)
+        for name in ("checkpoint_every", "eval_episodes", "threads"):
+            check_int_at_least(name, getattr(self, name), 1)
         if not self.run_dir:
             self.run_dir = str(Path("runs") / f"{self.env_id.replace('/', '_')}_{self.algo}"
                                               f"_s{self.seed}")
@@ -231,8 +227,7 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
     run, cfg = load_run(run_dir)
     cfg.device = device
     envs = make_vector_env(cfg.env_id, 1)
-    policy = ALGOS[run.algo].make_policy(cfg, envs.single_observation_space.shape[0],
-                                         envs.single_action_space)
+    policy = make_policy(cfg, envs.single_observation_space.shape[0], envs.single_action_space)
     envs.close()
     run_dir = Path(run_dir)
     if (run_dir / "policy.pt").exists():

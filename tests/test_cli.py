@@ -138,4 +138,7 @@ def test_evaluate_reproduce_bad_input(args, needle):
 
 def test_reproduce_lists_shipped_runs():
     out = run("reproduce", "--list", "--json")
-    assert out.returncode == 0 and isinstance(json.loads(out.stdout)["shipped"], list)
+    assert out.returncode == 0, out.stderr
+    shipped = json.loads(out.stdout)["shipped"]
+    assert [f"{e}_{a}_s{s}" for e in ("HalfCheetah-v5", "Hopper-v5") for a in ("diffppo", "ppo")
+            for s in range(3)] == shipped

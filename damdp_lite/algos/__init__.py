@@ -8,12 +8,12 @@
 | `sac.py` | DiffSAC (reconstruction); SAC (Gaussian)    | §5.4      |
 """
 
+from .common import make_policy
 from .ppo import (
     PPOConfig,
     ValueNetwork,
     actor_advantage,
     dest_loss,
-    make_policy,
     policy_loss,
     ppo_loss,
     train_ppo,

@@ -10,9 +10,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from ..chain import ChainPolicy
 from ..damdp import Rollout
-from ..envs.make import load_vector_env_state, vector_env_state
-from ..utils import check_choice, check_int_at_least, check_positive
+from ..diffusion import DiffusionConfig, DiffusionPolicy
+from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
+from ..gaussian import GaussianConfig, GaussianPolicy
+from ..utils import check_choice, check_int_at_least, check_positive, seed_everything
 
 
 class LearnerConfig:
@@ -83,6 +86,97 @@ class LearnerConfig:
             raise ValueError(f"unknown {cls.__name__} fields {unknown}; allowed: "
                              f"{sorted(names)}")
         return cls(**d)
+
+
+def make_policy(config: LearnerConfig, obs_dim: int, action_space: gym.spaces.Box
+                ) -> ChainPolicy:
+    """The chain policy named by `config.policy`, fitted to the env's spaces (every learner).
+
+    A bounded Box gets `squash="tanh"` rescaled to its bounds; an unbounded one (the latent
+    bandit, method.md §7.1) `squash="identity"`. A config without `noising_drift_at` (REPPO,
+    SAC) gets `DiffusionConfig`'s default.
+    """
+    low, high = np.asarray(action_space.low, float), np.asarray(action_space.high, float)
+    bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
+    common = dict(obs_dim=obs_dim, action_dim=int(action_space.shape[0]),
+                  hidden_sizes=config.hidden_sizes, tanh_jacobian=config.tanh_jacobian,
+                  squash="tanh" if bounded else "identity", action_clip=config.action_clip,
+                  action_low=tuple(low) if bounded else None,
+                  action_high=tuple(high) if bounded else None, device=config.device)
+    if config.policy == "gaussian":
+        return GaussianPolicy(GaussianConfig(init_std=config.init_std, **common))
+    drift_at = getattr(config, "noising_drift_at", DiffusionConfig.noising_drift_at)
+    return DiffusionPolicy(DiffusionConfig(
+        num_steps=config.num_steps, step_size_schedule=config.step_size_schedule,
+        noising_drift_at=drift_at, noising_step_pairing=config.noising_step_pairing, **common))
+
+
+class Learner:
+    """Base of the learners (`PPO`, `REPPO`, `SAC`): checkpointing and closing, in one place.
+
+    A subclass sets `envs`, `obs`, `gen`, `iteration` and lists in `STATE` the attributes a
+    checkpoint holds: modules, optimisers and buffers (their `state_dict`), generators (their
+    state), learnable scalars (`nn.Parameter`, copied) or plain numbers.
+    """
+
+    STATE: tuple[str, ...] = ()
+
+    def start(self, config: LearnerConfig, policy: ChainPolicy | None) -> tuple[int, int]:
+        """Seed everything, build the vector env and the policy (or check the given one);
+        returns (obs_dim, action_dim). Raises `ValueError` naming the env or the policy."""
+        seed_everything(config.seed)
+        self.config = config
+        self.device = torch.device(config.device)
+        self.envs = make_vector_env(config.env_id, config.num_envs, config.vectorization,
+                                    config.scale_rewards,
+                                    gamma=config.gamma ** config.chain_length)
+        obs_space = self.envs.single_observation_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            self.envs.close()
+            raise ValueError(f"env_id={config.env_id!r} has observation space {obs_space}; "
+                             f"expected a 1-D Box")
+        obs_dim, action_dim = obs_space.shape[0], self.envs.single_action_space.shape[0]
+        if policy is None:
+            policy = make_policy(config, obs_dim, self.envs.single_action_space)
+        dims = (policy.obs_dim, policy.action_dim)
+        if dims != (obs_dim, action_dim):
+            self.envs.close()
+            raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; env_id="
+                             f"{config.env_id!r} needs {(obs_dim, action_dim)}")
+        self.policy = policy.to(self.device)
+        return obs_dim, action_dim
+
+    def state_dict(self) -> dict:
+        """Everything to continue exactly; loadable with `torch.load(weights_only=True)`."""
+        out = rollout_state(self)
+        for name in self.STATE:
+            obj = getattr(self, name)
+            if isinstance(obj, torch.Generator):
+                out[name] = obj.get_state()
+            elif isinstance(obj, torch.Tensor):
+                out[name] = obj.detach().clone()
+            elif hasattr(obj, "state_dict"):
+                out[name] = obj.state_dict()
+            else:
+                out[name] = obj
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.STATE:
+            obj = getattr(self, name)
+            if isinstance(obj, torch.Generator):
+                obj.set_state(state[name])
+            elif isinstance(obj, torch.Tensor):
+                with torch.no_grad():
+                    obj.copy_(state[name])
+            elif hasattr(obj, "load_state_dict"):
+                obj.load_state_dict(state[name])
+            else:
+                setattr(self, name, state[name])
+        load_rollout_state(self, state)
+
+    def close(self) -> None:
+        self.envs.close()
 
 
 def rollout_state(learner) -> dict:

@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -34,16 +32,12 @@ from ..damdp import (
     per_augmented_step,
     soft_reward_current,
 )
-from ..diffusion import DiffusionConfig, DiffusionPolicy
-from ..envs.make import make_vector_env
-from ..gaussian import GaussianConfig, GaussianPolicy
 from ..utils import (
     check_choice,
     check_int_at_least,
     check_nonnegative,
-    seed_everything,
 )
-from .common import LearnerConfig, episode_stats, load_rollout_state, rollout_state
+from .common import Learner, LearnerConfig, episode_stats
 
 
 @dataclass
@@ -180,27 +174,6 @@ class ValueNetwork(AugmentedCritic):
                          time_embedding_dim=time_embedding_dim)
 
 
-def make_policy(config: PPOConfig, obs_dim: int, action_space: gym.spaces.Box) -> ChainPolicy:
-    """The chain policy named by `config.policy`, fitted to the env's spaces.
-
-    A bounded Box gets `squash="tanh"` rescaled to its bounds; an unbounded one (the latent
-    bandit, method.md §7.1) `squash="identity"`.
-    """
-    low, high = np.asarray(action_space.low, float), np.asarray(action_space.high, float)
-    bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
-    common = dict(obs_dim=obs_dim, action_dim=int(action_space.shape[0]),
-                  hidden_sizes=config.hidden_sizes, tanh_jacobian=config.tanh_jacobian,
-                  squash="tanh" if bounded else "identity", action_clip=config.action_clip,
-                  action_low=tuple(low) if bounded else None,
-                  action_high=tuple(high) if bounded else None, device=config.device)
-    if config.policy == "gaussian":
-        return GaussianPolicy(GaussianConfig(init_std=config.init_std, **common))
-    return DiffusionPolicy(DiffusionConfig(
-        num_steps=config.num_steps, step_size_schedule=config.step_size_schedule,
-        noising_drift_at=config.noising_drift_at,
-        noising_step_pairing=config.noising_step_pairing, **common))
-
-
 # ---------------------------------------------------------------------------------------------
 # Losses (method.md §5.3), one function per equation
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +290,7 @@ def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: 
     return list(torch.tensor_split(rows, num_minibatches))
 
 
-class PPO:
+class PPO(Learner):
     """One DA-MDP PPO run in memory: envs, policy, value network, optimiser and generators.
 
     `train_iteration()` collects one rollout and runs one learn phase; `state_dict()` holds all
@@ -327,26 +300,7 @@ class PPO:
     """
 
     def __init__(self, config: PPOConfig, policy: ChainPolicy | None = None) -> None:
-        seed_everything(config.seed)
-        self.config = config
-        self.device = torch.device(config.device)
-        self.envs = make_vector_env(config.env_id, config.num_envs, config.vectorization,
-                                    config.scale_rewards,
-                                    gamma=config.gamma ** config.chain_length)
-        obs_space = self.envs.single_observation_space
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            self.envs.close()
-            raise ValueError(f"env_id={config.env_id!r} has observation space {obs_space}; "
-                             f"expected a 1-D Box")
-        obs_dim, action_dim = obs_space.shape[0], self.envs.single_action_space.shape[0]
-        if policy is None:
-            policy = make_policy(config, obs_dim, self.envs.single_action_space)
-        dims = (policy.obs_dim, policy.action_dim)
-        if dims != (obs_dim, action_dim):
-            self.envs.close()
-            raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; env_id="
-                             f"{config.env_id!r} needs {(obs_dim, action_dim)}")
-        self.policy = policy.to(self.device)
+        obs_dim, action_dim = self.start(config, policy)
         self.value_net = ValueNetwork(obs_dim, action_dim, config.value_hidden_sizes
                                       ).to(self.device)
         self.params = [p for p in [*self.policy.parameters(), *self.value_net.parameters()]
@@ -411,21 +365,8 @@ class PPO:
                     "clip_fraction")},
                 "ratio_dev_first_minibatch": ratio_dev_first, "temperature": cfg.temperature}
 
-    def state_dict(self) -> dict:
-        """Everything to continue exactly; loadable with `torch.load(weights_only=True)`."""
-        return {**rollout_state(self), "policy": self.policy.state_dict(),
-                "value_net": self.value_net.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "perm_gen": self.perm_gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.value_net.load_state_dict(state["value_net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.perm_gen.set_state(state["perm_gen"])
-        load_rollout_state(self, state)
-
-    def close(self) -> None:
-        self.envs.close()
+    STATE = ("policy", "value_net", "optimizer", "perm_gen")
+    """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""
 
 
 def train_ppo(config: PPOConfig, policy: ChainPolicy | None = None, progress: bool = True,

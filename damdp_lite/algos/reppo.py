@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 from torch import nn
 
@@ -29,19 +28,12 @@ from ..damdp import (
     soft_reward_next,
     td_lambda_targets,
 )
-from ..envs.make import make_vector_env
 from ..utils import (
     check_choice,
     check_int_at_least,
     check_nonnegative,
-    seed_everything,
 )
-from .common import (
-    LearnerConfig,
-    episode_stats,
-    load_rollout_state,
-    rollout_state,
-)
+from .common import Learner, LearnerConfig, episode_stats
 from .ppo import minibatch_indices
 
 
@@ -217,34 +209,12 @@ CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "cri
               "temperature", "lagrangian", "elapsed_s")
 
 
-def make_policy(config: REPPOConfig, obs_dim: int, action_space: gym.spaces.Box) -> ChainPolicy:
-    """The chain policy named by `config.policy`, fitted to the env's Box (see ppo.make_policy)."""
-    from .ppo import PPOConfig
-    from .ppo import make_policy as make_chain_policy
-
-    shared = {f.name: getattr(config, f.name) for f in fields(PPOConfig)
-              if hasattr(config, f.name) and f.name in (
-                  "policy", "num_steps", "hidden_sizes", "step_size_schedule",
-                  "noising_step_pairing", "tanh_jacobian", "action_clip", "init_std", "device")}
-    return make_chain_policy(PPOConfig(**shared), obs_dim, action_space)
-
-
-class REPPO:
+class REPPO(Learner):
     """One DA-MDP REPPO run in memory (same interface as `ppo.PPO`: `train_iteration`,
     `state_dict`, `load_state_dict`, `close`)."""
 
     def __init__(self, config: REPPOConfig, policy: ChainPolicy | None = None) -> None:
-        seed_everything(config.seed)
-        self.config = config
-        self.device = torch.device(config.device)
-        self.envs = make_vector_env(config.env_id, config.num_envs, config.vectorization,
-                                    config.scale_rewards,
-                                    gamma=config.gamma ** config.chain_length)
-        obs_dim = self.envs.single_observation_space.shape[0]
-        action_dim = self.envs.single_action_space.shape[0]
-        if policy is None:
-            policy = make_policy(config, obs_dim, self.envs.single_action_space)
-        self.policy = policy.to(self.device)
+        obs_dim, action_dim = self.start(config, policy)
         self.critic = AugmentedCritic(
             obs_dim, action_dim, config.critic_hidden_sizes, with_action=True,
             support=HLGaussSupport(config.v_min, config.v_max, config.num_bins)).to(self.device)
@@ -351,28 +321,9 @@ class REPPO:
                     "kl": kl.mean().item(),
                     "kl_violation": (kl >= cfg.kl_bound).float().mean().item()}
 
-    def state_dict(self) -> dict:
-        return {**rollout_state(self), "policy": self.policy.state_dict(),
-                "critic": self.critic.state_dict(),
-                "log_temperature": self.log_temperature.detach().clone(),
-                "log_lagrangian": self.log_lagrangian.detach().clone(),
-                "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(),
-                "perm_gen": self.perm_gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.critic.load_state_dict(state["critic"])
-        with torch.no_grad():
-            self.log_temperature.copy_(state["log_temperature"])
-            self.log_lagrangian.copy_(state["log_lagrangian"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.perm_gen.set_state(state["perm_gen"])
-        load_rollout_state(self, state)
-
-    def close(self) -> None:
-        self.envs.close()
+    STATE = ("policy", "critic", "log_temperature", "log_lagrangian", "actor_opt",
+             "critic_opt", "perm_gen")
+    """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""
 
 
 def _check_finite(name: str, value: torch.Tensor, iteration: int) -> None:

@@ -26,10 +26,9 @@ from torch import nn
 from ..chain import ChainPolicy
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout, per_augmented_step
-from ..envs.make import make_vector_env
-from ..utils import check_int_at_least, seed_everything
-from .common import LearnerConfig, episode_stats, load_rollout_state, rollout_state
-from .reppo import make_policy, temperature_loss
+from ..utils import check_int_at_least
+from .common import Learner, LearnerConfig, episode_stats
+from .reppo import temperature_loss
 
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "critic_loss",
               "actor_loss", "q_hat", "mean_ell", "entropy_estimate", "temperature",
@@ -134,7 +133,7 @@ class ReplayBuffer:
         shapes = {"obs": (obs_dim,), "next_obs": (obs_dim,), "a_k": (action_dim,),
                   "a_prev": (action_dim,), "next_a_k": (action_dim,)}
         self.data = {key: torch.zeros(capacity, *shapes.get(key, ()), device=device,
-                                      dtype=torch.long if key.endswith("k") and "a_" not in key
+                                      dtype=torch.long if key in ("k", "next_k")
                                       else torch.float32) for key in self.KEYS}
 
     def add(self, batch: dict[str, torch.Tensor]) -> None:
@@ -166,20 +165,11 @@ def sac_target(reward: torch.Tensor, terminated: torch.Tensor, gamma_e: torch.Te
     return reward + gamma_e * (1 - terminated) * (q_next_min - temperature * ell_next)
 
 
-class SAC:
+class SAC(Learner):
     """One DiffSAC (or SAC) run in memory; same interface as `ppo.PPO`."""
 
     def __init__(self, config: SACConfig, policy: ChainPolicy | None = None) -> None:
-        seed_everything(config.seed)
-        self.config = config
-        self.device = torch.device(config.device)
-        self.envs = make_vector_env(config.env_id, config.num_envs, config.vectorization,
-                                    config.scale_rewards,
-                                    gamma=config.gamma ** config.chain_length)
-        obs_dim = self.envs.single_observation_space.shape[0]
-        action_dim = self.envs.single_action_space.shape[0]
-        self.policy = (policy or make_policy(config, obs_dim, self.envs.single_action_space)
-                       ).to(self.device)
+        obs_dim, action_dim = self.start(config, policy)
         self.critics = nn.ModuleList([AugmentedCritic(obs_dim, action_dim,
                                                       config.critic_hidden_sizes)
                                       for _ in range(2)]).to(self.device)
@@ -277,28 +267,6 @@ class SAC:
                 "q_hat": q_hat.mean().item(), "mean_ell": ell_hat.mean().item(),
                 "entropy_estimate": -K * ell_hat.mean().item()}
 
-    def state_dict(self) -> dict:
-        return {**rollout_state(self), "grad_debt": self.grad_debt,
-                "policy": self.policy.state_dict(), "critics": self.critics.state_dict(),
-                "targets": self.targets.state_dict(),
-                "log_temperature": self.log_temperature.detach().clone(),
-                "actor_opt": self.actor_opt.state_dict(), "temp_opt": self.temp_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "buffer": self.buffer.state_dict(),
-                "sample_gen": self.sample_gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.grad_debt = state["grad_debt"]
-        self.policy.load_state_dict(state["policy"])
-        self.critics.load_state_dict(state["critics"])
-        self.targets.load_state_dict(state["targets"])
-        with torch.no_grad():
-            self.log_temperature.copy_(state["log_temperature"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.temp_opt.load_state_dict(state["temp_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.sample_gen.set_state(state["sample_gen"])
-        load_rollout_state(self, state)
-
-    def close(self) -> None:
-        self.envs.close()
+    STATE = ("grad_debt", "policy", "critics", "targets", "log_temperature", "actor_opt",
+             "temp_opt", "critic_opt", "buffer", "sample_gen")
+    """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""
