@@ -1,4 +1,4 @@
-"""The shipped MuJoCo runs of notebook 04: every (env, algo, seed) into notebooks/results/mujoco.
+"""The shipped MuJoCo runs of notebooks 04 and 05: each (env, algo, seed) into results/mujoco.
 
     python benchmarks/mujoco_runs.py --steps 500000                  # all runs, one after another
     python benchmarks/mujoco_runs.py --steps 500000 --shard 0/2      # half of them (two processes)
