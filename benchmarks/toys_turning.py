@@ -62,6 +62,7 @@ import damdp_lite as dl
 import damdp_lite.envs  # noqa: F401  (registers the toy envs)
 from damdp_lite import plotting
 from damdp_lite.algos import PPOConfig, make_policy, train_ppo
+from damdp_lite.algos.reppo import REPPO, REPPOConfig
 from damdp_lite.envs import TurningDoubleWellEnv
 
 # ---------------------------------------------------------------------------------------------
@@ -90,8 +91,29 @@ at T = 0 nothing bounds the step sizes or the intermediate latents (|a^k| reache
 per-step ratios become ill-conditioned after the collapse, and with lr 3e-3 one of three seeds
 diverged to saturated actions (a = -1, return 0) late in training."""
 
+REPPO_TURNING = dict(
+    env_id=TURNING_ID, num_envs=64, num_env_steps=8, total_env_steps=122_880,
+    update_epochs=4, num_minibatches=4, lr=1e-3, gamma=0.917, td_lambda=0.9,
+    hidden_sizes=(64, 64), critic_hidden_sizes=(64, 64), tanh_jacobian=True, action_clip=1.0,
+    temperature_init=TEMPERATURE, auto_temperature=False, v_min=-1.0, v_max=5.0, num_bins=121,
+    kl_bound=0.1)
+"""REPPOConfig fields of the REPPO runs (issue 5): 240 iterations of 64 x 8 env steps, T fixed
+at 0.05 so that the same exact optimum applies; the toy REPPO config of method.md §6 for
+lr, kl_bound and the critic, except the critic's support: the returns here are below 3, so the
+HL-Gauss bins span [-1, 5] (width 0.05) instead of [-100, 200] (width 1, against reward
+differences of 0.15 between a = 0 and a = 0.5), and gamma = 0.917 per augmented step
+(0.5 per env step; the optimum does not depend on gamma here) so that the critic's targets
+settle within the budget."""
+
+REPPO_METHODS: dict[str, dict] = {
+    "diffreppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same"),
+    "gaussian_reppo": dict(policy="gaussian", num_steps=1),
+}
+"""Per-method REPPOConfig fields: DA-MDP REPPO (K = 8, the DiffPPO chain) and REPPO."""
+
 LABELS = {"diffppo": "DiffPPO (T=0.05)", "gaussian_ppo": "Gaussian PPO (T=0.05)",
-          "dppo": "DPPO (T=0)"}
+          "dppo": "DPPO (T=0)", "diffreppo": "DA-MDP REPPO (T=0.05)",
+          "gaussian_reppo": "REPPO, tanh-Gaussian (T=0.05)"}
 
 ETA_1, ETA_RATIO = 0.02, 2.0
 """Initial step sizes of the diffusion policies: eta_k = ETA_1 * ETA_RATIO^(k-1)."""
@@ -119,12 +141,31 @@ def initial_step_sizes(num_steps: int, eta_1: float = ETA_1, ratio: float = ETA_
     return tuple(eta_1 * ratio**i for i in range(num_steps))
 
 
-def make_config(method: str, seed: int, smoke: bool = False, **overrides) -> PPOConfig:
-    """The PPOConfig of `method` (a key of `METHODS`) for one seed."""
-    fields = {**PPO_TURNING, **METHODS[method], "seed": seed, **overrides}
+def make_config(method: str, seed: int, smoke: bool = False, **overrides
+                ) -> PPOConfig | REPPOConfig:
+    """The config of `method` (a key of `METHODS` or `REPPO_METHODS`) for one seed."""
+    if method in REPPO_METHODS:
+        cls, fields = REPPOConfig, {**REPPO_TURNING, **REPPO_METHODS[method]}
+    else:
+        cls, fields = PPOConfig, {**PPO_TURNING, **METHODS[method]}
+    fields.update(seed=seed, **overrides)
     if smoke:
         fields["total_env_steps"] = SMOKE_ENV_STEPS
-    return PPOConfig(**fields)
+    return cls(**fields)
+
+
+def train_reppo(config: REPPOConfig, policy: dl.ChainPolicy,
+                callback: Callable[[dict], None]) -> tuple[dl.ChainPolicy, list[dict]]:
+    """REPPO in memory for `config.num_iterations` (as `train_ppo` does for PPO)."""
+    learner, history, start = REPPO(config, policy), [], time.perf_counter()
+    try:
+        for _ in range(config.num_iterations):
+            history.append({**learner.train_iteration(),
+                            "elapsed_s": time.perf_counter() - start})
+            callback(history[-1])
+    finally:
+        learner.close()
+    return learner.policy, history
 
 
 def build_policy(config: PPOConfig) -> dl.ChainPolicy:
@@ -139,7 +180,7 @@ def build_policy(config: PPOConfig) -> dl.ChainPolicy:
     return dl.DiffusionPolicy(dl.DiffusionConfig(
         obs_dim=2, action_dim=1, num_steps=config.num_steps,
         init_step_sizes=initial_step_sizes(config.num_steps),
-        noising_drift_at=config.noising_drift_at,
+        noising_drift_at=getattr(config, "noising_drift_at", "conditioning"),
         noising_step_pairing=config.noising_step_pairing, tanh_jacobian=config.tanh_jacobian,
         hidden_sizes=config.hidden_sizes, action_clip=config.action_clip,
         action_low=(-1.0,), action_high=(1.0,), device=config.device))
@@ -260,7 +301,10 @@ def train_and_evaluate(method: str, seed: int, smoke: bool = False) -> dict:
                 f", {row['elapsed_s']:.0f} s")
 
     t0 = time.perf_counter()
-    policy, history = train_ppo(cfg, policy=policy, progress=False, callback=progress)
+    if isinstance(cfg, REPPOConfig):
+        policy, history = train_reppo(cfg, policy, progress)
+    else:
+        policy, history = train_ppo(cfg, policy=policy, progress=False, callback=progress)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     ev = evaluate(policy, seed, smoke, keep_paths=(seed == 0))
@@ -298,7 +342,8 @@ def run_method(method: str, seeds: Sequence[int] = (0, 1, 2), smoke: bool = Fals
     ok = [r for r in runs.values() if "error" not in r]
     return {
         "method": method, "label": LABELS[method], "env_id": TURNING_ID,
-        "temperature": METHODS[method]["temperature"], "smoke": smoke,
+        "temperature": make_config(method, 0).temperature_init if method in REPPO_METHODS
+        else METHODS[method]["temperature"], "smoke": smoke,
         "config": _config_record(method, smoke), "seeds": runs,
         "summary": {
             "bimodal_all8": {str(r["seed"]): r["bimodal_all8"] for r in ok},
@@ -327,10 +372,22 @@ def run_dppo(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) -> dict:
     return run_method("dppo", seeds, smoke)
 
 
+def run_diffreppo(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) -> dict:
+    """DA-MDP REPPO with the K = 8 diffusion chain at fixed T = 0.05 (issue 5)."""
+    return run_method("diffreppo", seeds, smoke)
+
+
+def run_gaussian_reppo(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) -> dict:
+    """REPPO with a tanh-Gaussian policy, same code and config (issue 5)."""
+    return run_method("gaussian_reppo", seeds, smoke)
+
+
 EXPERIMENTS: dict[str, Callable[..., dict]] = {
     "turning_diffppo": run_diffppo,
     "turning_gaussian_ppo": run_gaussian_ppo,
     "turning_dppo": run_dppo,
+    "turning_diffreppo": run_diffreppo,
+    "turning_gaussian_reppo": run_gaussian_reppo,
 }
 
 
@@ -339,7 +396,11 @@ def compare(results: dict[str, dict]) -> dict:
 
     - DiffPPO bimodal in all 8 states;
     - Gaussian PPO one-sided (> 0.9 of its mass on one side) in most (>= 5) states;
-    - DPPO collapsed: per-state std < DPPO_STD_FACTOR x DiffPPO's (same seed and state).
+    - DPPO collapsed: per-state std < DPPO_STD_FACTOR x DiffPPO's (same seed and state);
+    and issue 5's, when those methods are in `results`:
+    - DA-MDP REPPO bimodal in all 8 states;
+    - Gaussian REPPO bimodal in none, and one-sided in most (>= 5) states (the paper's
+      "unimodal, straight diagonal paths").
     """
     out: dict = {}
     diff, gauss, dppo = (results.get(m, {}).get("seeds", {}) for m in METHODS)
@@ -355,6 +416,13 @@ def compare(results: dict[str, dict]) -> dict:
                                                          strict=True)]
     out["dppo_std_over_diffppo_std"] = ratio
     out["dppo_collapsed_all8"] = {s: bool(max(v) < DPPO_STD_FACTOR) for s, v in ratio.items()}
+    diff_r, gauss_r = (results.get(m, {}).get("seeds", {}) for m in REPPO_METHODS)
+    out["diffreppo_bimodal_all8"] = {s: r["bimodal_all8"] for s, r in diff_r.items()
+                                     if "error" not in r}
+    out["gaussian_reppo_unimodal_all8"] = {s: r["n_bimodal"] == 0 for s, r in gauss_r.items()
+                                           if "error" not in r}
+    out["gaussian_reppo_one_sided_most"] = {s: r["n_one_sided"] >= 5 for s, r in gauss_r.items()
+                                            if "error" not in r}
     return out
 
 
@@ -374,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     default_out = os.path.join(here, "..", "notebooks", "results", "03_turning_wells.json")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--only", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--only", nargs="+", choices=[*METHODS, *REPPO_METHODS],
+                    default=list(METHODS), help="methods (default: the three PPO methods)")
     ap.add_argument("--smoke", action="store_true", help="tiny budgets (seconds per run)")
     ap.add_argument("--out", default=default_out, help="JSON file to write")
     args = ap.parse_args(argv)

@@ -134,3 +134,49 @@ def check_iqm(fn: Callable, number: str = "4.1") -> Callable:
     return _check(fn, lambda values: torch.tensor(iqm(values), dtype=torch.float64),
                   _iqm_cases(), number, "one number",
                   lambda c: f"{len(c['values'])} values", tol=1e-9, kind="a number")
+
+
+def _reppo_actor_cases(seed: int = 0):
+    """Per-state inputs `(B,)` with KL values on both sides of the bound."""
+    g = torch.Generator().manual_seed(seed)
+    for B, kl_bound in [(6, 0.04), (32, 0.1), (5, 1e-6)]:
+        yield dict(ell_hat=torch.randn(B, generator=g, dtype=torch.float64),
+                   q_hat=3 * torch.randn(B, generator=g, dtype=torch.float64),
+                   kl=0.08 * torch.rand(B, generator=g, dtype=torch.float64),
+                   temperature=torch.tensor(0.02 + torch.rand((), generator=g).item(),
+                                            dtype=torch.float64),
+                   lagrangian=torch.tensor(0.3, dtype=torch.float64), kl_bound=kl_bound)
+
+
+def _value_and_gradients(loss_fn: Callable, number: str) -> Callable:
+    """`case -> [loss, dL/d ell_hat, dL/d q_hat, dL/d kl, dL/dT, dL/d lambda]` of `loss_fn`:
+    comparing these checks the stop-gradients as well as the value."""
+    names = ("ell_hat", "q_hat", "kl", "temperature", "lagrangian")
+
+    def wrapped(**case) -> torch.Tensor:
+        inputs = {k: case[k].clone().requires_grad_(True) for k in names}
+        loss = loss_fn(**inputs, kl_bound=case["kl_bound"])
+        if not isinstance(loss, torch.Tensor) or loss.shape != ():
+            shape = tuple(loss.shape) if hasattr(loss, "shape") else type(loss).__name__
+            raise AssertionError(f"Exercise {number}: expected a 0-d tensor (the mean over "
+                                 f"states), got {shape}")
+        grads = torch.autograd.grad(loss, list(inputs.values()), allow_unused=True)
+        return torch.cat([loss.detach().reshape(1), *(
+            torch.zeros_like(x).reshape(-1) if gr is None else gr.reshape(-1)
+            for x, gr in zip(inputs.values(), grads, strict=True))])
+    return wrapped
+
+
+def check_reppo_actor_loss(fn: Callable, number: str = "5.1") -> Callable:
+    """Check `fn(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound) -> ()`, REPPO's actor
+    loss with the trust-region switch, against `damdp_lite.algos.reppo.reppo_actor_loss`
+    (method.md §5.1 step 4; notebook 05 exercise): the value and its gradient with respect to
+    every input, so that the stop-gradients on T and lambda_KL are checked too."""
+    from .algos.reppo import reppo_actor_loss  # lazy: the algos import the env stack
+
+    reference = _value_and_gradients(reppo_actor_loss, number)
+    passed = _check(_value_and_gradients(fn, number), reference, _reppo_actor_cases(), number,
+                    "the loss, then its gradients w.r.t. ell_hat, q_hat, kl, T and lambda",
+                    lambda c: f"{c['q_hat'].shape[0]} states, kl_bound={c['kl_bound']}",
+                    tol=1e-9, kind="a vector")
+    return reppo_actor_loss if passed is reference else fn

@@ -170,3 +170,45 @@ def test_check_iqm_falls_back_to_the_reference(capsys):
     fn = exercises.check_iqm(stub)
     assert "4.1 not attempted" in capsys.readouterr().out
     assert float(fn([1.0, 2.0, 3.0, 4.0])) == iqm([1.0, 2.0, 3.0, 4.0]) == 2.5
+
+
+# ------------------------------------------------------------------ check_reppo_actor_loss (5.1)
+
+
+def _actor_loss_answer(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
+    inside = kl.detach() < kl_bound
+    return torch.where(inside, temperature.detach() * ell_hat - q_hat,
+                       lagrangian.detach() * kl).mean()
+
+
+def test_check_reppo_actor_loss_passes_a_correct_answer(capsys):
+    assert exercises.check_reppo_actor_loss(_actor_loss_answer) is _actor_loss_answer
+    assert capsys.readouterr().out.strip() == "Exercise 5.1: all checks passed."
+
+
+def test_check_reppo_actor_loss_rejects_missing_stop_gradients_and_switch():
+    def no_sg(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):  # T gets a gradient
+        return torch.where(kl < kl_bound, temperature * ell_hat - q_hat, lagrangian * kl).mean()
+
+    def no_switch(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
+        return (temperature.detach() * ell_hat - q_hat + lagrangian.detach() * kl).mean()
+
+    def per_state(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):  # forgot the mean
+        return torch.where(kl < kl_bound, temperature.detach() * ell_hat - q_hat,
+                           lagrangian.detach() * kl)
+
+    for wrong in (no_sg, no_switch):
+        with pytest.raises(AssertionError, match="Exercise 5.1: wrong values"):
+            exercises.check_reppo_actor_loss(wrong)
+    with pytest.raises(AssertionError, match=r"Exercise 5.1: expected a 0-d tensor .* got \(6,\)"):
+        exercises.check_reppo_actor_loss(per_state)
+
+
+def test_check_reppo_actor_loss_falls_back_to_the_reference(capsys):
+    from damdp_lite.algos.reppo import reppo_actor_loss
+
+    def stub(**_):
+        raise NotImplementedError
+
+    assert exercises.check_reppo_actor_loss(stub) is reppo_actor_loss
+    assert "5.1 not attempted" in capsys.readouterr().out

@@ -119,6 +119,23 @@ def test_tiny_reppo_runs_and_resumes_exactly(policy):
     assert all(r["temperature"] > 0 and r["lagrangian"] > 0 for r in rows_a)
 
 
+def test_fixed_temperature_stays_put_while_the_policy_learns():
+    cfg = REPPOConfig(num_envs=4, num_env_steps=8, total_env_steps=4 * 8 * 3, update_epochs=2,
+                      num_minibatches=2, num_steps=2, hidden_sizes=(16,),
+                      critic_hidden_sizes=(16,), kl_samples=4, temperature_init=0.05,
+                      auto_temperature=False)
+    learner = REPPO(cfg)
+    before = copy.deepcopy(learner.policy.state_dict())
+    rows = [learner.train_iteration() for _ in range(3)]
+    learner.close()
+    assert all(r["temperature"] == pytest.approx(0.05, rel=1e-7) for r in rows)
+    assert any(not torch.equal(before[k], v) for k, v in learner.policy.state_dict().items())
+    auto = REPPO(REPPOConfig(**{**cfg.to_dict(), "auto_temperature": True}))
+    auto.train_iteration()
+    auto.close()
+    assert auto.temperature.item() != pytest.approx(0.05, rel=1e-7)
+
+
 # ---- WPO (method.md §5.2) --------------------------------------------------------------------
 
 

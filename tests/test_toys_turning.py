@@ -45,3 +45,17 @@ def test_smoke_runs_and_compare():
     cmp = tt.compare(res)
     assert set(cmp["diffppo_bimodal_all8"]) == {"0"}
     assert len(cmp["dppo_std_over_diffppo_std"]["0"]) == 8
+
+
+def test_reppo_smoke_runs_and_compare():
+    res = {m: tt.run_method(m, seeds=(0,), smoke=True) for m in tt.REPPO_METHODS}
+    for m, r in res.items():
+        run = r["seeds"]["0"]
+        assert "error" not in run, run
+        assert np.array(run["hist_counts"]).sum(1).tolist() == [tt.N_EVAL_SMOKE] * 8
+        assert run["env_steps"] == tt.SMOKE_ENV_STEPS
+        assert r["temperature"] == tt.TEMPERATURE and r["config"]["auto_temperature"] is False
+        assert (run["step_sizes"] is None) == (m == "gaussian_reppo")
+    cmp = tt.compare(res)
+    assert set(cmp["diffreppo_bimodal_all8"]) == set(cmp["gaussian_reppo_unimodal_all8"]) == {"0"}
+    assert "diffppo_bimodal_all8" in cmp and cmp["diffppo_bimodal_all8"] == {}

@@ -65,6 +65,9 @@ class REPPOConfig(LearnerConfig):
     """Initial temperature T (official ent_start 0.01); learned in log space."""
     entropy_target_mult: float = 5.0
     """m in the entropy target -m d on sum_k ell (official 5 for REPPO, §4.5)."""
+    auto_temperature: bool = True
+    """Learn T toward the entropy target; False keeps T = temperature_init (a fixed MaxEnt
+    objective with a known optimum, as on the toys)."""
     kl_bound: float = 0.04
     """epsilon_KL of the trust region on K * KL(q_old || q_theta) (official 0.04)."""
     lagrangian_init: float = 0.3
@@ -304,9 +307,10 @@ class REPPO(Learner):
                          self.gen)
         temperature, lagrangian = self.temperature, self.log_lagrangian.exp()
         actor, q_hat = self.actor_loss(mb, x_hat, ell_hat, kl, temperature, lagrangian)
-        loss = (actor + temperature_loss(temperature, ell_hat, self.policy.num_steps,
-                                         cfg.entropy_target_mult, self.policy.action_dim)
-                + lagrangian_loss(lagrangian, kl, cfg.kl_bound))
+        loss = actor + lagrangian_loss(lagrangian, kl, cfg.kl_bound)
+        if cfg.auto_temperature:
+            loss = loss + temperature_loss(temperature, ell_hat, self.policy.num_steps,
+                                           cfg.entropy_target_mult, self.policy.action_dim)
         _check_finite("actor_loss", loss, self.iteration)
         self.actor_opt.zero_grad()
         loss.backward()
