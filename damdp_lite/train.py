@@ -275,7 +275,12 @@ def train(run: RunConfig, config=None, progress: bool = True,
     progress_path = run_dir / "progress.csv"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        if json.loads(json.dumps(config_json)) != old:
+        try:  # fields added since the run was recorded take their defaults
+            old = {"run": asdict(RunConfig(**old["run"])), "algo_config": ALGOS[
+                old["run"]["algo"]].config_cls.from_dict(old["algo_config"]).to_dict()}
+        except (KeyError, TypeError, ValueError):
+            pass  # not a config of this version: the comparison below fails
+        if json.loads(json.dumps(config_json)) != json.loads(json.dumps(old)):
             raise ValueError(f"run_dir={str(run_dir)!r} holds a run with different configs; "
                              f"choose another run_dir or delete it")
     else:

@@ -3,6 +3,7 @@ NaN stop keeping the last good checkpoint, env snapshots, reward scaling, evalua
 
 import csv
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -98,6 +99,19 @@ def test_other_config_in_same_run_dir_is_refused(tmp_path):
     train(run, tiny(run), progress=False)
     with pytest.raises(ValueError, match="different configs"):
         train(run, tiny(run, lr=1e-3), progress=False)
+
+
+def test_run_recorded_before_a_field_existed_resumes_at_its_default(tmp_path):
+    run = RunConfig(algo="reppo", env_id="damdp_lite/TurningDoubleWell-v0", total_env_steps=32,
+                    run_dir=str(tmp_path), eval_episodes=1)
+    train(run, tiny(run), progress=False)
+    path = tmp_path / "config.json"
+    recorded = json.loads(path.read_text())
+    del recorded["algo_config"]["auto_temperature"]  # as written before the field was added
+    path.write_text(json.dumps(recorded))
+    assert train(run, tiny(run), progress=False).resumed_from == 2  # finished: nothing to do
+    with pytest.raises(ValueError, match="different configs"):  # not at its default
+        train(run, tiny(run, auto_temperature=False), progress=False)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -307,10 +307,10 @@ class REPPO(Learner):
                          self.gen)
         temperature, lagrangian = self.temperature, self.log_lagrangian.exp()
         actor, q_hat = self.actor_loss(mb, x_hat, ell_hat, kl, temperature, lagrangian)
-        loss = actor + lagrangian_loss(lagrangian, kl, cfg.kl_bound)
-        if cfg.auto_temperature:
-            loss = loss + temperature_loss(temperature, ell_hat, self.policy.num_steps,
-                                           cfg.entropy_target_mult, self.policy.action_dim)
+        t_loss = temperature_loss(temperature, ell_hat, self.policy.num_steps,
+                                  cfg.entropy_target_mult, self.policy.action_dim)
+        loss = (actor + (t_loss if cfg.auto_temperature else 0.0)
+                + lagrangian_loss(lagrangian, kl, cfg.kl_bound))
         _check_finite("actor_loss", loss, self.iteration)
         self.actor_opt.zero_grad()
         loss.backward()
