@@ -2,30 +2,12 @@
 `jupyter nbconvert --to notebook --execute --inplace notebooks/05_reppo_wpo_sac.ipynb`.
 The notebook is the artefact; this script only keeps its cells reviewable as plain text."""
 
-from pathlib import Path
+from nbbuild import Builder
 
-import nbformat as nbf
-
-NAME = "05_reppo_wpo_sac.ipynb"
-SLUG = "damdp-lite/damdp_lite"
-cells = []
-FINDINGS_FILE = Path(__file__).with_name("05_findings.md")
-FINDINGS = FINDINGS_FILE.read_text() if FINDINGS_FILE.exists() else ""
-TOY_FILE = Path(__file__).with_name("05_toy.md")
-TOY_NOTES = TOY_FILE.read_text() if TOY_FILE.exists() else ""
-
-
-def md(text: str) -> None:
-    cells.append(nbf.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str) -> None:
-    cells.append(nbf.v4.new_code_cell(text.strip("\n")))
-
-
-md(f"""
-[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{SLUG}/blob/main/notebooks/{NAME}) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{SLUG}/HEAD?urlpath=lab/tree/notebooks/{NAME})
-""")
+nb = Builder("05_reppo_wpo_sac.ipynb")
+md, code = nb.md, nb.code
+FINDINGS = nb.notes("05_findings.md")
+TOY_NOTES = nb.notes("05_toy.md")
 
 md("""
 # 05 · REPPO, WPO and SAC on the diffusion-augmented MDP
@@ -431,7 +413,4 @@ code("""
 print(f"notebook ran in {time.time() - NOTEBOOK_START:.0f} s (SMOKE={SMOKE}; live training {TRAIN_S:.0f} s)")
 """)
 
-nb = nbf.v4.new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-nbf.write(nb, Path(__file__).resolve().parents[1] / NAME)
-print("wrote", NAME)
+nb.write()
