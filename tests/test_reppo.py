@@ -68,18 +68,22 @@ def test_pathwise_gradient_matches_finite_differences():
         x_hat, ell = p.step(obs, a_k, k, generator=gen, reparameterize=True)
         return (ell + (x_hat ** 2).sum(-1)).mean()  # a smooth stand-in for sg(T) ell - Q
 
-    w = p.control_net.net[0].weight
     objective().backward()
-    grad = w.grad[0, :3].clone()
-    for j in range(3):
-        h = 1e-6
-        with torch.no_grad():
-            w[0, j] += h
-            up = objective().item()
-            w[0, j] -= 2 * h
-            down = objective().item()
-            w[0, j] += h
-        assert (up - down) / (2 * h) == pytest.approx(grad[j].item(), rel=1e-5, abs=1e-8)
+    # control-net weights (the (d mu / d theta)^T grad_x term) and the learnable step sizes
+    # rho (which also move x_hat through sqrt(2 eta) eps), I15
+    w, rho = p.control_net.net[0].weight.view(-1), p.rho.view(-1)
+    assert p.rho.requires_grad and p.rho.grad.abs().max() > 0
+    for param, grad, idx in ((w, p.control_net.net[0].weight.grad.view(-1), range(3)),
+                             (rho, p.rho.grad.view(-1), range(rho.numel()))):
+        for j in idx:
+            h = 1e-6
+            with torch.no_grad():
+                param[j] += h
+                up = objective().item()
+                param[j] -= 2 * h
+                down = objective().item()
+                param[j] += h
+            assert (up - down) / (2 * h) == pytest.approx(grad[j].item(), rel=1e-5, abs=1e-8)
 
 
 def test_actor_loss_switches_to_kl_outside_the_trust_region():
@@ -183,6 +187,42 @@ def test_wpo_surrogate_is_zero_at_the_soft_optimum_direction():
     t = torch.tensor(0.5)
     wpo_surrogate(g, (t * g).detach(), t).sum().backward()
     assert g.grad.abs().max() == 0
+
+
+def test_wpo_gradient_is_sample_independent_for_a_linear_critic_at_zero_temperature():
+    """I11: with fixed eta, T = 0 and Q(a) = u . a, grad_theta g_ell = grad_theta mu / (2 eta)
+    does not depend on the sample, so every sample at one augmented state gives the same
+    gradient -(d mu / d theta)^T (u / (2 eta))."""
+    from damdp_lite.algos.wpo import action_gradients, wpo_surrogate
+
+    torch.manual_seed(0)
+    p = make_policy(num_steps=3, action_dim=2, obs_dim=2, learn_step_sizes=False,
+                    learn_friction=False).double()
+    randomise_control(p, scale=0.5)
+    u = torch.tensor([0.7, -1.3], dtype=torch.float64)
+
+    class LinearCritic(torch.nn.Module):
+        def forward(self, obs, a_k, k, action):
+            return action @ u
+
+    n, k = 5, 2
+    obs = torch.randn(1, 2, dtype=torch.float64).expand(n, -1)
+    a_k = torch.randn(1, 2, dtype=torch.float64).expand(n, -1)
+    ks = torch.full((n,), k)
+    act = torch.randn(n, 2, dtype=torch.float64)  # five different samples at one state
+    params = list(p.control_net.parameters())
+    g_ell, g_q, _ = action_gradients(p, LinearCritic(), obs, a_k, ks, act)
+    surrogate = wpo_surrogate(g_ell, g_q, torch.tensor(0.0, dtype=torch.float64))
+    per_sample = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate[b], params,
+                                                                        retain_graph=True)])
+                  for b in range(n)]
+    eta = p.step_sizes()[k - 1]  # eta_k, (d,)
+    mu = p.denoise_mean(obs[:1], a_k[:1], k)
+    expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+        -(mu * (u / (2 * eta))).sum(), params)])
+    assert expected.abs().max() > 1e-3  # a non-trivial gradient
+    for g in per_sample:
+        torch.testing.assert_close(g, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("policy", ["diffusion", "gaussian"])
