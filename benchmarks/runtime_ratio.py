@@ -33,13 +33,16 @@ class Preset(Timed):
     """One learner with its CLI preset; one slice = one `train_iteration` (timed after warm-up)."""
 
     def __init__(self, algo: str, env_id: str, budget: int, warmup: int, device: str,
-                 smoke: bool) -> None:
+                 smoke: bool, kappa: int | None = None) -> None:
         super().__init__(algo, budget)
         over: dict = {}
         if algo.endswith("sac"):
             over["learning_starts"] = 0
-        elif smoke:
-            over.update(num_env_steps=4, update_epochs=1)
+        else:
+            if smoke:
+                over.update(num_env_steps=4, update_epochs=1)
+            if kappa is not None and algo.startswith("diff"):
+                over["diffusion_steps_per_update"] = kappa
         probe = algo_config(RunConfig(algo=algo, env_id=env_id), **over)
         per_iteration = probe.env_steps_per_iteration
         iterations = warmup + -(-budget // per_iteration)
@@ -63,6 +66,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per learner")
     p.add_argument("--pairs", nargs="+", default=[b for b, _ in PAIRS],
                    choices=[b for b, _ in PAIRS], help="base algorithms of the pairs to time")
+    p.add_argument("--kappa", type=int, default=None,
+                   help="chain steps per env step in the DA-MDP REPPO/WPO updates (preset: 2; "
+                        "0: all K, as the official code)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--smoke", action="store_true", help="tiny budget for CI")
@@ -71,13 +77,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     budget, warmup = (64, 0) if args.smoke else (args.budget, args.warmup)
     pairs = [(b, d) for b, d in PAIRS if b in args.pairs]
-    runners = [Preset(a, args.env, budget, warmup, args.device, args.smoke)
+    runners = [Preset(a, args.env, budget, warmup, args.device, args.smoke, args.kappa)
                for pair in pairs for a in pair]
     round_robin(runners)
     for r in runners:
         r.learner.close()
     res: dict = {"env_id": args.env, "device": args.device, "threads": args.threads,
-                 "torch": torch.__version__, "warmup_iterations": warmup, "smoke": args.smoke}
+                 "torch": torch.__version__, "warmup_iterations": warmup, "smoke": args.smoke,
+                 "kappa": "preset" if args.kappa is None else args.kappa}
     res["learners"] = {r.name: {**r.result(), "seconds_per_1k_steps": 1000 * r.seconds / r.steps,
                                 "chain_length": r.config.chain_length}
                        for r in runners}
