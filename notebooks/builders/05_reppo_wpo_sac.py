@@ -214,9 +214,9 @@ target = (grid, np.exp(env.optimal_log_density(grid, 0.05)))
 reward = (grid, env.reward_of_action(grid))
 lo, hi, bins = TOY["results"]["diffreppo"]["seeds"]["0"]["hist_edges"]
 edges = np.linspace(lo, hi, int(bins) + 1)
-counts = {TOY["results"][m]["label"]: np.array(TOY["results"][m]["seeds"]["0"]["hist_counts"])
-          for m in ("gaussian_reppo", "diffreppo")}
-counts[PPO_TOY["results"]["diffppo"]["label"]] = np.array(PPO_TOY["results"]["diffppo"]["seeds"]["0"]["hist_counts"])
+counts = {label: np.array(src["results"][m]["seeds"]["0"]["hist_counts"])
+          for label, src, m in (("REPPO", TOY, "gaussian_reppo"), ("DA-MDP REPPO", TOY, "diffreppo"),
+                                ("DiffPPO (nb 03)", PPO_TOY, "diffppo"))}
 heads = [f"{h}°" for h in TurningDoubleWellEnv.headings_deg]
 fig = plotting.plot_state_histograms(counts, edges, target=target, reward=reward, state_labels=heads,
                                      title="Action histograms per heading, seed 0 (black: exact optimum at T = 0.05)")
@@ -251,9 +251,10 @@ md("""
 `python benchmarks/mujoco_runs.py --steps 65536 --algos reppo diffreppo sac diffsac` and
 `... --envs HalfCheetah-v5 --algos wpo diffwpo` trained every (env, algorithm, seed) with the presets of
 §1, **65,536 env steps each, the same for every algorithm**, two runs at a time on the 2-core CPU. That
-budget is what the machine allowed in one working session: the 30 runs took about 2.5 hours of
-wall-clock; 1M steps per run, as in notebook 04, would have taken days (SAC's one gradient step per
-vector step is 22 ms of a 2 × 256 update on one core). Each run's `config.json` and `progress.csv` are in
+budget is what the machine allowed: the 30 runs add up to 208 minutes of run time (about 1¾ hours of
+wall-clock, two at a time); 1M steps per run, as in notebook 04, would take about 15 times as long,
+some 53 hours of run time (SAC's one gradient step per vector step is 22 ms of a 2 × 256 update on one
+core). Each run's `config.json` and `progress.csv` are in
 `notebooks/results/mujoco/`; `damdp-lite reproduce NAME` re-runs one.
 """)
 
