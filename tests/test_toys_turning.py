@@ -1,5 +1,6 @@
 """Smoke test of benchmarks/toys_turning.py (tiny budget) and of its pure helpers."""
 
+import json
 import math
 import os
 import sys
@@ -59,3 +60,27 @@ def test_reppo_smoke_runs_and_compare():
     cmp = tt.compare(res)
     assert set(cmp["diffreppo_bimodal_all8"]) == set(cmp["gaussian_reppo_unimodal_all8"]) == {"0"}
     assert "diffppo_bimodal_all8" in cmp and cmp["diffppo_bimodal_all8"] == {}
+
+
+def test_merge_unites_seeds_and_methods_run_apart(tmp_path):
+    """Two processes' JSON files (disjoint seeds, and a second method) merge into the payload
+    one process would have written; a repeated seed is an error."""
+    paths = []
+    for name, args in (("a", ["--only", "diffreppo", "--seeds", "0"]),
+                       ("b", ["--only", "diffreppo", "--seeds", "1"]),
+                       ("c", ["--only", "gaussian_reppo", "--seeds", "0", "1"])):
+        paths.append(str(tmp_path / f"{name}.json"))
+        assert tt.main([*args, "--smoke", "--out", paths[-1]]) == 0
+    out = str(tmp_path / "merged.json")
+    assert tt.main(["--merge", *paths, "--out", out]) == 0
+    merged = json.loads(open(out).read())
+    parts = [json.loads(open(p).read()) for p in paths]
+    diff = merged["results"]["diffreppo"]
+    assert list(diff["seeds"]) == ["0", "1"]
+    assert diff["seeds"]["1"] == parts[1]["results"]["diffreppo"]["seeds"]["1"]
+    assert set(diff["summary"]["n_bimodal"]) == {"0", "1"}
+    assert merged["results"]["gaussian_reppo"] == parts[2]["results"]["gaussian_reppo"]
+    assert set(merged["compare"]["diffreppo_bimodal_all8"]) == {"0", "1"}
+    assert merged["_meta"]["seeds"] == [0, 1] and merged["_meta"]["merged_from"] == 3
+    with pytest.raises(ValueError, match=r"seeds \['0'\] of diffreppo appear in more than one"):
+        tt.merge_payloads([parts[0], parts[0]])

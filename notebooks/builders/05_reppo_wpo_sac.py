@@ -202,7 +202,8 @@ The paper's toy (method.md §7.3): 8 headings, the reward depends only on the tu
 optimum $\\pi^*(a\\mid s)\\propto e^{r(a)/\\mathcal T}$ has two modes at $a=\\pm0.5$ in every state. Notebook 03
 showed DiffPPO bimodal in all 8 states and Gaussian PPO one-sided. Here the same protocol for REPPO
 (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out notebooks/results/05_turning_reppo.json`,
-3 seeds each, $\\mathcal T=0.05$ fixed so that the same exact optimum applies):
+3 seeds each, $\\mathcal T=0.05$ fixed so that the same exact optimum applies; the shipped file was run as
+two processes, one per core, joined with `--merge`):
 """)
 
 code("""
@@ -320,7 +321,9 @@ md("""
 ## 5 · A short live run, then the panel
 
 REPPO and DA-MDP REPPO on the turning double-well, with the shipped toy config (read from the JSON
-above) but a laptop-sized budget. Their per-state histograms are the static figure for the panel below.
+above) but a laptop-sized budget: 40 of the shipped runs' 960 iterations. Expect no split yet: the
+shipped DA-MDP REPPO runs stayed a centred hump for the first few hundred iterations. Their per-state
+histograms are the static figure for the panel below.
 """)
 
 code("""
