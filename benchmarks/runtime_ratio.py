@@ -18,6 +18,7 @@ DA-MDP WPO / WPO 3.73-4.89; the paper times no SAC pair).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import torch
@@ -43,13 +44,11 @@ class Preset(Timed):
                 over.update(num_env_steps=4, update_epochs=1)
             if kappa is not None and algo.startswith("diff"):
                 over["diffusion_steps_per_update"] = kappa
-        probe = algo_config(RunConfig(algo=algo, env_id=env_id), **over)
-        per_iteration = probe.env_steps_per_iteration
-        iterations = warmup + -(-budget // per_iteration)
-        run = RunConfig(algo=algo, env_id=env_id, total_env_steps=iterations * per_iteration,
-                        device=device)
-        self.config = algo_config(run, **over)
-        self.per_iteration = per_iteration
+        preset = algo_config(RunConfig(algo=algo, env_id=env_id, device=device), **over)
+        self.per_iteration = preset.env_steps_per_iteration
+        iterations = warmup + -(-budget // self.per_iteration)
+        self.config = dataclasses.replace(preset,
+                                          total_env_steps=iterations * self.per_iteration)
         self.learner = ALGOS[algo].learner_cls(self.config)
         for _ in range(warmup):
             self.learner.train_iteration()

@@ -172,22 +172,15 @@ def train_reppo(config: REPPOConfig, policy: dl.ChainPolicy,
     return learner.policy, history
 
 
-def build_policy(config: PPOConfig) -> dl.ChainPolicy:
-    """`make_policy`, except that a diffusion policy starts from `initial_step_sizes`.
+def build_policy(config: PPOConfig | REPPOConfig) -> dl.ChainPolicy:
+    """`make_policy`, with a diffusion policy starting from `initial_step_sizes`.
 
     Seeds torch first, so the network initialisation is fixed by `config.seed`.
     """
     dl.seed_everything(config.seed)
     space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    if config.policy == "gaussian":
-        return make_policy(config, 2, space)
-    return dl.DiffusionPolicy(dl.DiffusionConfig(
-        obs_dim=2, action_dim=1, num_steps=config.num_steps,
-        init_step_sizes=initial_step_sizes(config.num_steps),
-        noising_drift_at=getattr(config, "noising_drift_at", "conditioning"),
-        noising_step_pairing=config.noising_step_pairing, tanh_jacobian=config.tanh_jacobian,
-        hidden_sizes=config.hidden_sizes, action_clip=config.action_clip,
-        action_low=(-1.0,), action_high=(1.0,), device=config.device))
+    eta = initial_step_sizes(config.num_steps) if config.policy == "diffusion" else None
+    return make_policy(config, 2, space, init_step_sizes=eta)
 
 
 # ---------------------------------------------------------------------------------------------

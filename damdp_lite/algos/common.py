@@ -88,13 +88,14 @@ class LearnerConfig:
         return cls(**d)
 
 
-def make_policy(config: LearnerConfig, obs_dim: int, action_space: gym.spaces.Box
-                ) -> ChainPolicy:
+def make_policy(config: LearnerConfig, obs_dim: int, action_space: gym.spaces.Box,
+                init_step_sizes: tuple[float, ...] | None = None) -> ChainPolicy:
     """The chain policy named by `config.policy`, fitted to the env's spaces (every learner).
 
     A bounded Box gets `squash="tanh"` rescaled to its bounds; an unbounded one (the latent
     bandit, method.md §7.1) `squash="identity"`. A config without `noising_drift_at` (REPPO,
-    SAC) gets `DiffusionConfig`'s default.
+    SAC) gets `DiffusionConfig`'s default. `init_step_sizes` (K values) replaces the
+    schedule's initial eta_k of a diffusion policy (the toys' geometric start).
     """
     low, high = np.asarray(action_space.low, float), np.asarray(action_space.high, float)
     bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
@@ -108,7 +109,8 @@ def make_policy(config: LearnerConfig, obs_dim: int, action_space: gym.spaces.Bo
     drift_at = getattr(config, "noising_drift_at", DiffusionConfig.noising_drift_at)
     return DiffusionPolicy(DiffusionConfig(
         num_steps=config.num_steps, step_size_schedule=config.step_size_schedule,
-        noising_drift_at=drift_at, noising_step_pairing=config.noising_step_pairing, **common))
+        noising_drift_at=drift_at, noising_step_pairing=config.noising_step_pairing,
+        init_step_sizes=init_step_sizes, **common))
 
 
 class Learner:

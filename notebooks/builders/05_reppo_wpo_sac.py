@@ -57,6 +57,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
+from tqdm.auto import trange
 
 import damdp_lite as dl
 from damdp_lite import exercises, plotting, results, widgets
@@ -336,18 +337,10 @@ for name, method in (("REPPO", "gaussian_reppo"), ("DA-MDP REPPO", "diffreppo"))
     init_eta = fields.pop("init_step_sizes", None)  # the diffusion chain's geometric start
     cfg_live = REPPOConfig(**{**fields, "total_env_steps": LIVE_STEPS, "seed": 0})
     dl.seed_everything(0)
-    space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    if init_eta is None:
-        policy = make_policy(cfg_live, 2, space)
-    else:
-        policy = dl.DiffusionPolicy(dl.DiffusionConfig(
-            obs_dim=2, action_dim=1, num_steps=cfg_live.num_steps, init_step_sizes=tuple(init_eta),
-            noising_step_pairing=cfg_live.noising_step_pairing, tanh_jacobian=cfg_live.tanh_jacobian,
-            hidden_sizes=cfg_live.hidden_sizes, action_clip=cfg_live.action_clip,
-            action_low=(-1.0,), action_high=(1.0,)))
+    policy = make_policy(cfg_live, 2, gym.spaces.Box(-1.0, 1.0, (1,), np.float32), init_step_sizes=init_eta)
     learner = REPPO(cfg_live, policy)
-    for _ in range(cfg_live.num_iterations):
-        row = learner.train_iteration()
+    for _ in trange(cfg_live.num_iterations, desc=name, leave=False):  # a bar: ~20 s each
+        learner.train_iteration()
     learner.close()
     live[name] = learner.policy
 TRAIN_S = time.time() - t0
