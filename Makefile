@@ -17,7 +17,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lab test unit notebooks lint clean
+.PHONY: help install lab test unit notebooks notebooks-sync notebooks-check lint clean
 
 help:
 	@echo "damdp_lite make targets:"
@@ -26,6 +26,8 @@ help:
 	@echo "  test       run 'unit' then 'notebooks'; fails if either fails"
 	@echo "  unit       pytest tests/"
 	@echo "  notebooks  execute notebooks/ with nbval in smoke mode (DAMDP_SMOKE=1)"
+	@echo "  notebooks-sync   update notebooks/*.ipynb cells from notebooks/src/*.py (keeps outputs)"
+	@echo "  notebooks-check  fail if a notebook and its notebooks/src/ source disagree"
 	@echo "  lint       ruff check damdp_lite tests benchmarks"
 	@echo "  clean      remove $(VENV) and caches"
 	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) LAB_ARGS=$(LAB_ARGS)"
@@ -58,6 +60,20 @@ unit:
 
 notebooks:
 	DAMDP_SMOKE=1 OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider notebooks/ -q
+
+# notebooks/src/NN_name.py (jupytext percent format) is the one editable source of
+# notebooks/NN_name.ipynb. --update replaces the cells' inputs and metadata and keeps the stored
+# outputs (an edited code cell keeps its old output: re-execute the notebook to refresh it).
+NB_SOURCES := $(wildcard notebooks/src/*.py)
+
+notebooks-sync:
+	@for src in $(NB_SOURCES); do \
+	  nb="notebooks/$$(basename "$$src" .py).ipynb"; \
+	  $(VENV)/bin/jupytext --quiet --update --to notebook "$$src" -o "$$nb" || exit 1; \
+	done
+
+notebooks-check:
+	$(VENV)/bin/python -m pytest tests/test_notebook_sources.py -q -p no:cacheprovider
 
 lint:
 	$(VENV)/bin/ruff check damdp_lite tests benchmarks

@@ -1,9 +1,10 @@
-"""The shipped MuJoCo runs of notebooks 04 and 05: each (env, algo, seed) into results/mujoco.
+"""The shipped MuJoCo runs of notebooks 04 and 05, each (env, algo, seed) in damdp_lite/shipped.
 
     python benchmarks/mujoco_runs.py --steps 500000                  # all runs, one after another
     python benchmarks/mujoco_runs.py --steps 500000 --shard 0/2      # half of them (two processes)
 
-Each run is `damdp_lite.train.train` on `notebooks/results/mujoco/{env}_{algo}_s{seed}`; running
+`--algos` takes CLI names and aliases (ppo = Gaussian PPO, diffppo, reppo, diffreppo, ...). Each
+run is `damdp_lite.train.train` on `damdp_lite/shipped/mujoco/{env}_{algo}_s{seed}`; running
 the command again resumes unfinished runs from their checkpoints and skips finished ones, so it
 can be restarted after a session ends (start it with nohup). Only config.json and progress.csv
 are committed (checkpoints are git-ignored); `damdp-lite reproduce NAME` re-runs one of them.
@@ -16,7 +17,8 @@ import itertools
 import sys
 import time
 
-from damdp_lite.train import RESULTS_DIR, RunConfig, train
+from damdp_lite.algos import resolve
+from damdp_lite.train import RESULTS_DIR, RunConfig, algo_config, train
 
 
 def run_names(envs: list[str], algos: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
@@ -36,10 +38,14 @@ def main() -> None:
     args = p.parse_args()
     i, n = (int(x) for x in args.shard.split("/"))
     for env_id, algo, seed in run_names(args.envs, args.algos, args.seeds)[i::n]:
-        run = RunConfig(algo=algo, env_id=env_id, total_env_steps=args.steps, seed=seed,
-                        run_dir=str(RESULTS_DIR / f"{env_id}_{algo}_s{seed}"))
+        spec, implied = resolve(algo)
+        config = algo_config(algo, policy=implied.get("policy", "gaussian"), env_id=env_id,
+                             total_env_steps=args.steps, seed=seed)
+        run = RunConfig(run_dir=str(RESULTS_DIR / f"{env_id}_{algo}_s{seed}"),
+                        label="" if algo == spec.name else algo)
         t0 = time.time()
-        res = train(run, progress=sys.stderr.isatty())  # a bar in a terminal, not in nohup logs
+        # a bar in a terminal, not in nohup logs
+        res = train(config, run, progress=sys.stderr.isatty())
         last = res.history[-1] if res.history else {}
         print(f"{env_id} {algo} s{seed}: resumed at {res.resumed_from}, "
               f"{time.time() - t0:.0f} s, eval {last.get('eval_return')}", flush=True)

@@ -24,7 +24,8 @@ import json
 import torch
 from throughput import Timed, round_robin
 
-from damdp_lite.train import ALGOS, RunConfig, algo_config
+from damdp_lite.algos import resolve
+from damdp_lite.train import algo_config
 
 PAIRS = (("reppo", "diffreppo"), ("wpo", "diffwpo"), ("sac", "diffsac"))
 PAPER = {"reppo": (4.21, 4.76), "wpo": (3.73, 4.89), "sac": None}  # diff / base, min-max
@@ -37,19 +38,21 @@ class Preset(Timed):
                  smoke: bool, kappa: int | None = None) -> None:
         super().__init__(algo, budget)
         over: dict = {}
-        if algo.endswith("sac"):
+        spec, implied = resolve(algo)
+        if spec.name == "sac":
             over["learning_starts"] = 0
         else:
             if smoke:
                 over.update(num_env_steps=4, update_epochs=1)
-            if kappa is not None and algo.startswith("diff"):
+            if kappa is not None:  # no effect on a Gaussian (K = 1: every row is used)
                 over["diffusion_steps_per_update"] = kappa
-        preset = algo_config(RunConfig(algo=algo, env_id=env_id, device=device), **over)
+        preset = algo_config(algo, policy=implied.get("policy", "gaussian"), env_id=env_id,
+                             device=device, **over)
         self.per_iteration = preset.env_steps_per_iteration
         iterations = warmup + -(-budget // self.per_iteration)
         self.config = dataclasses.replace(preset,
                                           total_env_steps=iterations * self.per_iteration)
-        self.learner = ALGOS[algo].learner_cls(self.config)
+        self.learner = spec.learner_cls(self.config)
         for _ in range(warmup):
             self.learner.train_iteration()
 
@@ -85,7 +88,7 @@ def main() -> None:
                  "torch": torch.__version__, "warmup_iterations": warmup, "smoke": args.smoke,
                  "kappa": "preset" if args.kappa is None else args.kappa}
     res["learners"] = {r.name: {**r.result(), "seconds_per_1k_steps": 1000 * r.seconds / r.steps,
-                                "chain_length": r.config.chain_length}
+                                "chain_length": r.config.policy.num_steps}
                        for r in runners}
     sec = {n: v["seconds_per_1k_steps"] for n, v in res["learners"].items()}
     res["ratios"] = {f"{d} / {b}": sec[d] / sec[b] for b, d in pairs}

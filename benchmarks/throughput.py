@@ -110,7 +110,7 @@ class SB3(Timed):
 class Ours(Timed):
     """Our `PPO` learner (`PPOConfig.mujoco`); one slice = one iteration."""
 
-    def __init__(self, name: str, policy: str, num_steps: int, num_envs: int, budget: int,
+    def __init__(self, name: str, policy: str, num_steps: int | None, num_envs: int, budget: int,
                  device: str, smoke: bool, hidden: tuple[int, ...] | None = None,
                  kappa: int | None = None) -> None:
         super().__init__(name, budget)
@@ -119,9 +119,10 @@ class Ours(Timed):
             extra["diffusion_steps_per_update"] = kappa
         if hidden:
             extra.update(hidden_sizes=hidden, value_hidden_sizes=hidden)
-        cfg = ppo_mod.PPOConfig.mujoco(policy, env_id=ENV_ID, num_steps=num_steps,
-                                       num_envs=num_envs, total_env_steps=budget,
-                                       device=device, **extra)
+        if num_steps is not None:  # K: a field of the diffusion policy only
+            extra["num_steps"] = num_steps
+        cfg = ppo_mod.PPOConfig.mujoco(policy=policy, env_id=ENV_ID, num_envs=num_envs,
+                                       total_env_steps=budget, device=device, **extra)
         self.per_iteration = cfg.env_steps_per_iteration
         self.learner = self.timed(ppo_mod.PPO, cfg)
         real_step = self.learner.envs.step
@@ -192,12 +193,12 @@ def main() -> None:
         "raw_env": lambda: RawEnv(n, budget),
         "sb3_ppo": lambda: SB3("sb3_ppo", n, sb3_budget, dev, None, sb3_steps),
         "sb3_ppo_256": lambda: SB3("sb3_ppo_256", n, sb3_budget, dev, (256, 256), sb3_steps),
-        "ours_ppo": lambda: Ours("ours_ppo", "gaussian", 1, n, budget, dev, args.smoke),
+        "ours_ppo": lambda: Ours("ours_ppo", "gaussian", None, n, budget, dev, args.smoke),
         "ours_diffppo_k4": lambda: Ours("ours_diffppo_k4", "diffusion", 4, n, budget, dev,
                                         args.smoke, kappa=kappa),
         "ours_diffppo_k8": lambda: Ours("ours_diffppo_k8", "diffusion", 8, n, budget, dev,
                                         args.smoke, kappa=kappa),
-        "ours_ppo_64": lambda: Ours("ours_ppo_64", "gaussian", 1, n, budget, dev, args.smoke,
+        "ours_ppo_64": lambda: Ours("ours_ppo_64", "gaussian", None, n, budget, dev, args.smoke,
                                     (64, 64)),
         "ours_diffppo_k8_64": lambda: Ours("ours_diffppo_k8_64", "diffusion", 8, n, budget,
                                            dev, args.smoke, (64, 64), kappa=kappa)}

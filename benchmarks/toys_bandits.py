@@ -34,7 +34,6 @@ Config notes (probes on 2 shared CPU cores; details in notebook 02 and the issue
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -46,55 +45,28 @@ import torch
 
 import damdp_lite as dl
 import damdp_lite.envs  # noqa: F401  (registers the toy envs)
-from damdp_lite.algos import PPOConfig, make_policy, train_ppo
+from damdp_lite.presets import (
+    DIFFUSION_1D,
+    DIFFUSION_2D,
+    DOUBLE_WELL_ID,
+    FOUR_MODES_DQL_REWARDS,
+    FOUR_MODES_EQUAL_REWARDS,
+    FOUR_MODES_SIGMA_R,
+    FOUR_MODES_T,
+    GAUSSIAN,
+    GAUSSIAN_2D,
+    SLOW_PPO,
+    SWEEP_ENV_STEPS,
+    SWEEP_KS,
+    bandit_config,
+    config_fields,
+    seeded_policy,
+)
+from damdp_lite.train import train
 
 # ---------------------------------------------------------------------------------------------
-# Configs
+# Settings of the evaluation (the training presets live in damdp_lite/presets.py)
 # ---------------------------------------------------------------------------------------------
-
-DOUBLE_WELL_ID = "damdp_lite/DoubleWellBandit-v0"
-
-PPO_BANDIT = dict(
-    num_envs=512, num_env_steps=4, total_env_steps=120_000, update_epochs=8, num_minibatches=4,
-    lr=2e-3, gamma=1.0, gae_lambda=1.0, hidden_sizes=(64, 64), value_hidden_sizes=(64, 64))
-"""PPOConfig fields shared by every bandit run (diffusion and Gaussian)."""
-
-SLOW_PPO = dict(lr=1e-3, update_epochs=4, total_env_steps=160_000)
-"""The first configuration we tried (`double_well_T025_slow`): with these values the diffusion
-policy stays a broad *unimodal* blob centred at 0 for the whole budget (J(marginal) about -0.46,
-like the centred Gaussian), although it has 0.5 of its mass on each sign."""
-
-DIFFUSION_1D = dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
-                    step_size_schedule="linear", schedule_min=0.05)
-"""The diffusion policy of the double-well experiments. K and pairing chosen by measurement;
-the linear schedule with min 0.05 is the official multimodal-toy one (method.md §6): eta_1 starts
-at 0.084 instead of 0.5, and a narrow well needs a small final step."""
-
-GAUSSIAN = dict(policy="gaussian")
-"""MaxEnt PPO: the same code path with a Gaussian policy (init mean 0, init std 1)."""
-
-SWEEP_KS = (1, 2, 4, 8, 16)
-"""K of the J_bound / J(marginal) sweep (T = 0.25, both noising-step pairings)."""
-
-SWEEP_ENV_STEPS = {1: 120_000, 2: 120_000, 4: 120_000, 8: 120_000, 16: 64_000}
-"""Env steps per sweep run: K = 16 costs 2x K = 8 per env step and gets about half the steps."""
-
-FOUR_MODES_SIGMA_R = 0.1
-FOUR_MODES_T = 2.0
-FOUR_MODES_DQL_REWARDS = (3.0, 0.0, 1.5, 5.0)
-FOUR_MODES_EQUAL_REWARDS = (0.0, 0.0, 0.0, 0.0)
-FOUR_MODES_ENV_STEPS = 96_000
-"""Env steps per four-mode run (the 2-D env steps cost more; keeps 3 seeds x 2 policies in
-about 3 minutes on 2 shared cores)."""
-DIFFUSION_2D = dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
-                    tanh_jacobian=True, step_size_schedule="linear", schedule_min=0.05,
-                    total_env_steps=FOUR_MODES_ENV_STEPS)
-"""The diffusion policy of the four-mode experiments. Narrow action-space modes need a small
-final step (sigma_r = 0.1 at a = 0.8 is 0.28 wide in latent units), so the step sizes start
-on the linear schedule with min 0.05 of the official multimodal-toy config (method.md §6):
-eta_1 = 0.084 instead of 0.5. `schedule_min` is a `DiffusionConfig` field, not a `PPOConfig`
-one, so these policies are built here and handed to `train_ppo(config, policy=...)`."""
-GAUSSIAN_2D = dict(policy="gaussian", tanh_jacobian=True, total_env_steps=FOUR_MODES_ENV_STEPS)
 
 QUAD_GRID = torch.linspace(-8.0, 8.0, 4001, dtype=torch.float64)
 """Grid of the exact 1-D marginal (spacing 0.004)."""
@@ -106,12 +78,6 @@ N_START = 20_000
 """Chains of the J_bound estimate of the untrained policy."""
 EVAL_SEED = 10_000
 """Evaluation generators use EVAL_SEED + offset, independent of the training seed."""
-
-
-def smoke_overrides(cfg: dict) -> dict:
-    """Tiny budgets for CI (`smoke=True`): 2 iterations of 64 envs x 2 env steps."""
-    return {**cfg, "num_envs": 64, "num_env_steps": 2, "total_env_steps": 256,
-            "update_epochs": 1, "num_minibatches": 2}
 
 
 def log(msg: str) -> None:
@@ -164,18 +130,6 @@ def four_mode_env_id(mode_rewards: Sequence[float], sigma_r: float) -> str:
     return name
 
 
-def _policy_summary(policy: dl.ChainPolicy) -> dict:
-    out: dict = {}
-    if isinstance(policy, dl.DiffusionPolicy):
-        out["eta"] = policy.step_sizes().detach().cpu().numpy().round(4).tolist()
-    else:
-        with torch.no_grad():
-            mean, std = policy.mean_and_std(torch.zeros(1, policy.obs_dim, device=policy.device))
-        out["gauss_mean"] = mean[0].cpu().tolist()
-        out["gauss_std"] = std[0].cpu().tolist()
-    return out
-
-
 def evaluate(policy: dl.ChainPolicy, target: dl.Target, T: float, n_eval: int,
              log_z: float | None = None) -> dict:
     """Masses, J_bound, KLs of one policy (benchmarks.md §3); fixed evaluation seeds."""
@@ -186,7 +140,7 @@ def evaluate(policy: dl.ChainPolicy, target: dl.Target, T: float, n_eval: int,
     kl_q_pi, kl_pi_q = dl.histogram_kl(x, target, T)
     res = {"j_bound": est.j_bound, "j_bound_se": est.j_bound_se, "kl_upper": est.kl_upper,
            "masses_mc": target.mode_masses(x).tolist(), "hist_kl_q_pi": kl_q_pi,
-           "hist_kl_pi_q": kl_pi_q, **_policy_summary(policy)}
+           "hist_kl_pi_q": kl_pi_q, **policy.describe()}
     if target.dim == 1:
         # wider than the default (-4, 4): the quadrature renormalises each kernel column on the
         # grid, so mass that leaves the grid would be hidden; the MC tail fraction checks it
@@ -203,21 +157,10 @@ def evaluate(policy: dl.ChainPolicy, target: dl.Target, T: float, n_eval: int,
     return res
 
 
-def build_policy(cfg: PPOConfig, obs_dim: int, action_space: gym.spaces.Box,
-                 schedule_min: float | None = None) -> dl.ChainPolicy:
-    """`make_policy(cfg, ...)`, with the diffusion policy's initial step-size schedule minimum
-    set to `schedule_min` when given (a `DiffusionConfig` field that `PPOConfig` lacks)."""
-    policy = make_policy(cfg, obs_dim, action_space)
-    if schedule_min is None or not isinstance(policy, dl.DiffusionPolicy):
-        return policy
-    dl.seed_everything(cfg.seed)  # same network initialisation as make_policy's
-    return dl.DiffusionPolicy(dataclasses.replace(policy.config, schedule_min=schedule_min))
-
-
-def train_and_evaluate(cfg: PPOConfig, target: dl.Target, n_eval: int,
-                       n_track_points: int = 6, log_z: float | None = None,
-                       schedule_min: float | None = None) -> dict:
-    """Train `cfg` with `train_ppo` and evaluate the final policy (`evaluate`).
+def train_and_evaluate(cfg, target: dl.Target, n_eval: int, n_track_points: int = 6,
+                       log_z: float | None = None) -> dict:
+    """Train `cfg` (a `PPOConfig`) with `damdp_lite.train.train` and evaluate the final policy
+    (`evaluate`).
 
     J_bound is also estimated at init and at `n_track_points` iterations during training
     (N_TRACK chains, fixed seed), so the curve is not a minibatch statistic.
@@ -226,10 +169,9 @@ def train_and_evaluate(cfg: PPOConfig, target: dl.Target, n_eval: int,
     log_z = target.log_z(T) if log_z is None else log_z  # 2-D: a 2001^2 grid, compute once
     env = gym.make(cfg.env_id)
     obs_dim = env.observation_space.shape[0]
-    dl.seed_everything(cfg.seed)
-    policy = build_policy(cfg, obs_dim, env.action_space, schedule_min)
+    policy = seeded_policy(cfg, obs_dim, env.action_space)
     env.close()
-    eta_init = _policy_summary(policy).get("eta")
+    eta_init = policy.describe().get("step_sizes")
 
     def jb(n: int) -> dl.BoundEstimate:
         g = torch.Generator(device=policy.device).manual_seed(EVAL_SEED + 1)
@@ -244,7 +186,7 @@ def train_and_evaluate(cfg: PPOConfig, target: dl.Target, n_eval: int,
             curve.append((row["env_steps"], jb(N_TRACK).j_bound))
 
     t0 = time.perf_counter()
-    policy, history = train_ppo(cfg, policy=policy, progress=False, callback=callback)
+    history = train(cfg, progress=False, callback=callback, policy=policy).history
     seconds = time.perf_counter() - t0
     res = evaluate(policy, target, T, n_eval, log_z)
     curve.append((history[-1]["env_steps"], res["j_bound"]))
@@ -264,12 +206,6 @@ def _mean(rows: list[dict], key: str):
     return float(np.mean(vals))
 
 
-def _config(env_id: str, T: float, seed: int, smoke: bool, **fields) -> PPOConfig:
-    fields.pop("schedule_min", None)
-    cfg = {**PPO_BANDIT, **fields, "env_id": env_id, "temperature": T, "seed": seed}
-    return PPOConfig(**(smoke_overrides(cfg) if smoke else cfg))
-
-
 def _run_policies(env_id: str, target: dl.Target, T: float, policies: dict[str, dict],
                   seeds: Sequence[int], smoke: bool, log_z: float | None = None) -> dict:
     n_eval = N_EVAL_SMOKE if smoke else N_EVAL
@@ -278,18 +214,15 @@ def _run_policies(env_id: str, target: dl.Target, T: float, policies: dict[str, 
     for name, fields in policies.items():
         rows = []
         for seed in seeds:
-            cfg = _config(env_id, T, seed, smoke, **fields)
+            cfg = bandit_config(env_id, T, seed, smoke, **fields)
             log(f"{env_id} T={T} {name} seed={seed} ({cfg.total_env_steps} env steps)")
-            rows.append(train_and_evaluate(cfg, target, n_eval, log_z=log_z,
-                                           schedule_min=fields.get("schedule_min")))
+            rows.append(train_and_evaluate(cfg, target, n_eval, log_z=log_z))
         keys = ["masses_mc", "j_bound_start", "j_bound", "hist_kl_q_pi", "hist_kl_pi_q",
                 "train_seconds"]
         keys += (["mass_pos_quad", "j_marginal", "kl_exact", "dip_ratio"] if target.dim == 1
                  else ["j_hist"])
         summary = {k: _mean(rows, k) for k in keys}
-        config = {k: v for k, v in cfg.to_dict().items() if k not in ("log_csv", "device")}
-        if "schedule_min" in fields:
-            config["schedule_min"] = fields["schedule_min"]
+        config = config_fields(cfg)
         out[name] = {"config": config,
                      "per_seed": rows, "mean": summary}
     return out
@@ -422,7 +355,7 @@ EXPERIMENTS: dict[str, Callable[..., dict]] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Compact summary for notebook 02 (notebooks/results/02_bandits.json)
+# Compact summary for notebook 02 (damdp_lite/shipped/02_bandits.json)
 # ---------------------------------------------------------------------------------------------
 
 _KEEP = ("seed", "train_seconds", "env_steps", "j_bound_start", "j_bound_curve", "j_bound",

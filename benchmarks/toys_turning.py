@@ -1,25 +1,26 @@
-"""Turning double-well experiments of issue 3 (method.md §7.3, I7; protocol benchmarks.md §3).
+"""Turning double-well experiments (method.md §7.3, I7; protocol benchmarks.md §3).
 
 DiffPPO (DA-MDP PPO with a `DiffusionPolicy`, T = 0.05), Gaussian MaxEnt PPO (the same
-`train_ppo`, `policy="gaussian"`, same T) and DPPO (the diffusion policy at T = 0), each trained
+PPO with `policy="gaussian"`, same T) and DPPO (the diffusion policy at T = 0), each trained
 on `damdp_lite/TurningDoubleWell-v0` and evaluated in each of its 8 states against the exact
 MaxEnt optimum pi*(a | s) = exp(r(a)/T) / Z (the same in every state; action space, i.e. with
 the tanh Jacobian, so the target is proper; without it the latent optimum is improper, D2).
 
 Every experiment is `run_<name>(seeds=(0, 1, 2), smoke=False) -> dict` with fixed seeds and the
-configs below; `EXPERIMENTS` maps names to them (merged by `benchmarks/toys.py`). Nothing is
-asserted here: the numbers are measured and returned; progress goes to stderr only.
+presets of `damdp_lite.presets` (`turning_config`), trained by `damdp_lite.train.train`;
+`EXPERIMENTS` maps names to them (merged by `benchmarks/toys.py`). Nothing is asserted here:
+the numbers are measured and returned; progress goes to stderr only.
 
     python benchmarks/toys_turning.py                 # 3 methods x 3 seeds, writes the JSON
     python benchmarks/toys_turning.py --smoke --out /tmp/turning.json
 
-The JSON (default `notebooks/results/03_turning_wells.json`) is what notebook 03 loads for its
+The JSON (default `damdp_lite/shipped/03_turning_wells.json`) is what notebook 03 loads for its
 3-seed figures.
 
-Per state (10^5 samples of the stochastic chain, 10^4 under smoke; `plotting.turning_state_stats`):
+Per state (10^5 samples of the stochastic chain, 10^4 under smoke; `metrics.turning_state_stats`):
 - `mass_pos`: fraction of actions with a > 0 (exact optimum: 0.5);
 - `dens_0`, `dens_m05`, `dens_p05`: box-window density estimate p_hat(c) = #{|a - c| < h} / (2 h n)
-  with h = 0.05 (`plotting.window_density`) at a = 0, -0.5, +0.5; the same estimator applied to the
+  with h = 0.05 (`metrics.window_density`) at a = 0, -0.5, +0.5; the same estimator applied to the
   exact optimum gives the `reference` values (valley ratio 0.053 at T = 0.05);
 - `valley_ratio` = dens_0 / min(dens_m05, dens_p05);
 - `bimodal` = 0.3 <= mass_pos <= 0.7 and valley_ratio < 0.5;
@@ -54,75 +55,31 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 import damdp_lite as dl
 import damdp_lite.envs  # noqa: F401  (registers the toy envs)
-from damdp_lite import plotting
-from damdp_lite.algos import PPOConfig, make_policy, train_ppo
-from damdp_lite.algos.reppo import REPPO, REPPOConfig
+from damdp_lite import metrics
 from damdp_lite.envs import TurningDoubleWellEnv
+from damdp_lite.presets import (
+    PPO_TURNING_METHODS,
+    REPPO_TURNING_METHODS,
+    TURNING_ID,
+    TURNING_LABELS,
+    TURNING_TEMPERATURE,
+    config_fields,
+    turning_config,
+    turning_policy,
+)
+from damdp_lite.train import train
 
 # ---------------------------------------------------------------------------------------------
-# Configs
+# Settings of the evaluation (the training presets live in damdp_lite/presets.py)
 # ---------------------------------------------------------------------------------------------
 
-TURNING_ID = "damdp_lite/TurningDoubleWell-v0"
-TEMPERATURE = 0.05
-"""The rebuttal's DME-PPO temperature (method.md §6)."""
-
-PPO_TURNING = dict(
-    env_id=TURNING_ID, num_envs=64, num_env_steps=8, total_env_steps=245_760,
-    update_epochs=4, num_minibatches=4, lr=3e-3, gamma=0.99, gae_lambda=0.9,
-    hidden_sizes=(64, 64), value_hidden_sizes=(64, 64), tanh_jacobian=True)
-"""PPOConfig fields shared by every run: 480 iterations of 64 x 8 env steps."""
-
-METHODS: dict[str, dict] = {
-    "diffppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
-                    temperature=TEMPERATURE),
-    "gaussian_ppo": dict(policy="gaussian", temperature=TEMPERATURE),
-    "dppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
-                 temperature=0.0, lr=1e-3),
-}
-"""Per-method PPOConfig fields. DPPO is DiffPPO at T = 0 (method.md §5.3), except lr 1e-3:
-at T = 0 nothing bounds the step sizes or the intermediate latents (|a^k| reached ~700), the
-per-step ratios become ill-conditioned after the collapse, and with lr 3e-3 one of three seeds
-diverged to saturated actions (a = -1, return 0) late in training."""
-
-REPPO_TURNING = dict(
-    env_id=TURNING_ID, num_envs=64, num_env_steps=8, total_env_steps=491_520,
-    update_epochs=4, num_minibatches=4, lr=3e-3, gamma=0.917, td_lambda=0.9,
-    hidden_sizes=(64, 64), critic_hidden_sizes=(64, 64), tanh_jacobian=True, action_clip=1.0,
-    temperature_init=TEMPERATURE, auto_temperature=False, v_min=-1.0, v_max=5.0, num_bins=121,
-    kl_bound=0.1)
-"""REPPOConfig fields of the REPPO runs (issue 5): 960 iterations of 64 x 8 env steps, T fixed
-at 0.05 so that the same exact optimum applies; the toy REPPO config of method.md §6 for
-kl_bound and the critic, except:
-- lr 3e-3 (DiffPPO's here) and 491,520 env steps: at lr 1e-3 and 61,440 steps DA-MDP REPPO
-  stays a centred hump (valley ratio 1.3-1.4 in all 8 states); at lr 3e-3 its valley ratio
-  falls slowly (1.29 after 60 iterations, 0.88 after 480) and crosses 0.5 after ~800;
-- the critic's support: the returns here are below 3, so the HL-Gauss bins span [-1, 5]
-  (width 0.05) instead of [-100, 200] (width 1, against reward differences of 0.15 between
-  a = 0 and a = 0.5);
-- gamma = 0.917 per augmented step (0.5 per env step; the optimum does not depend on gamma
-  here) so that the critic's targets settle within the budget."""
-
-REPPO_METHODS: dict[str, dict] = {
-    "diffreppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same"),
-    "gaussian_reppo": dict(policy="gaussian", num_steps=1),
-}
-"""Per-method REPPOConfig fields: DA-MDP REPPO (K = 8, the DiffPPO chain) and REPPO."""
-
-LABELS = {"diffppo": "DiffPPO (T=0.05)", "gaussian_ppo": "Gaussian PPO (T=0.05)",
-          "dppo": "DPPO (T=0)", "diffreppo": "DA-MDP REPPO (T=0.05)",
-          "gaussian_reppo": "REPPO, tanh-Gaussian (T=0.05)"}
-
-ETA_1, ETA_RATIO = 0.02, 2.0
-"""Initial step sizes of the diffusion policies: eta_k = ETA_1 * ETA_RATIO^(k-1)."""
-
-SMOKE_ENV_STEPS = 1_024
+TEMPERATURE = TURNING_TEMPERATURE
+METHODS, REPPO_METHODS, LABELS = PPO_TURNING_METHODS, REPPO_TURNING_METHODS, TURNING_LABELS
 N_EVAL, N_EVAL_SMOKE = 100_000, 10_000
 """Samples per state (benchmarks.md §3)."""
 PATHS_PER_HEADING, PATH_STEPS = 3, 100
@@ -130,57 +87,13 @@ PATHS_PER_HEADING, PATH_STEPS = 3, 100
 EVAL_SEED = 10_000
 """Evaluation generators use EVAL_SEED + seed, independent of the training noise."""
 HIST_BINS = 200
-HALF_WIDTH = plotting.TURNING_HALF_WIDTH
+HALF_WIDTH = metrics.TURNING_HALF_WIDTH
 DPPO_STD_FACTOR = 0.3
 """DPPO 'collapses' when its per-state std is below this times DiffPPO's (same seed, state)."""
 
 
 def log(msg: str) -> None:
     print(f"[turning] {msg}", file=sys.stderr, flush=True)
-
-
-def initial_step_sizes(num_steps: int, eta_1: float = ETA_1, ratio: float = ETA_RATIO
-                       ) -> tuple[float, ...]:
-    """Geometric initial step sizes eta_k = eta_1 ratio^(k-1), k = 1..K (row k-1)."""
-    return tuple(eta_1 * ratio**i for i in range(num_steps))
-
-
-def make_config(method: str, seed: int, smoke: bool = False, **overrides
-                ) -> PPOConfig | REPPOConfig:
-    """The config of `method` (a key of `METHODS` or `REPPO_METHODS`) for one seed."""
-    if method in REPPO_METHODS:
-        cls, fields = REPPOConfig, {**REPPO_TURNING, **REPPO_METHODS[method]}
-    else:
-        cls, fields = PPOConfig, {**PPO_TURNING, **METHODS[method]}
-    fields.update(seed=seed, **overrides)
-    if smoke:
-        fields["total_env_steps"] = SMOKE_ENV_STEPS
-    return cls(**fields)
-
-
-def train_reppo(config: REPPOConfig, policy: dl.ChainPolicy,
-                callback: Callable[[dict], None]) -> tuple[dl.ChainPolicy, list[dict]]:
-    """REPPO in memory for `config.num_iterations` (as `train_ppo` does for PPO)."""
-    learner, history, start = REPPO(config, policy), [], time.perf_counter()
-    try:
-        for _ in range(config.num_iterations):
-            history.append({**learner.train_iteration(),
-                            "elapsed_s": time.perf_counter() - start})
-            callback(history[-1])
-    finally:
-        learner.close()
-    return learner.policy, history
-
-
-def build_policy(config: PPOConfig | REPPOConfig) -> dl.ChainPolicy:
-    """`make_policy`, with a diffusion policy starting from `initial_step_sizes`.
-
-    Seeds torch first, so the network initialisation is fixed by `config.seed`.
-    """
-    dl.seed_everything(config.seed)
-    space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    eta = initial_step_sizes(config.num_steps) if config.policy == "diffusion" else None
-    return make_policy(config, 2, space, init_step_sizes=eta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +166,8 @@ def evaluate(policy: dl.ChainPolicy, seed: int, smoke: bool, keep_paths: bool) -
     """Per-state statistics, histograms, histogram KLs and evaluation episodes of a policy."""
     n = N_EVAL_SMOKE if smoke else N_EVAL
     actions = sample_actions(policy, n, EVAL_SEED + seed)
-    stats = plotting.turning_state_stats(actions, HALF_WIDTH)
-    counts, edges = plotting.state_histograms(actions, HIST_BINS)
+    stats = metrics.turning_state_stats(actions, HALF_WIDTH)
+    counts, edges = metrics.state_histograms(actions, HIST_BINS)
     kl_q, kl_p = histogram_kls(counts, exact_bin_masses(TEMPERATURE, edges))
     gen = torch.Generator().manual_seed(EVAL_SEED + 1 + seed)
 
@@ -288,8 +201,8 @@ def evaluate(policy: dl.ChainPolicy, seed: int, smoke: bool, keep_paths: bool) -
 
 def train_and_evaluate(method: str, seed: int, smoke: bool = False) -> dict:
     """One training run (one method, one seed) and its evaluation."""
-    cfg = make_config(method, seed, smoke)
-    policy = build_policy(cfg)
+    cfg = turning_config(method, seed, smoke)
+    policy = turning_policy(cfg)
     every = max(1, cfg.num_iterations // 5)
 
     def progress(row: dict) -> None:
@@ -298,32 +211,25 @@ def train_and_evaluate(method: str, seed: int, smoke: bool = False) -> dict:
                 f", {row['elapsed_s']:.0f} s")
 
     t0 = time.perf_counter()
-    if isinstance(cfg, REPPOConfig):
-        policy, history = train_reppo(cfg, policy, progress)
-    else:
-        policy, history = train_ppo(cfg, policy=policy, progress=False, callback=progress)
+    history = train(cfg, progress=False, callback=progress, policy=policy).history
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     ev = evaluate(policy, seed, smoke, keep_paths=(seed == 0))
     eval_s = time.perf_counter() - t1
     tail = history[-max(1, len(history) // 10):]
     rets = [r["episode_return"] for r in tail if math.isfinite(r["episode_return"])]
-    eta = policy.step_sizes()[:, 0].tolist() if isinstance(policy, dl.DiffusionPolicy) else None
-    std = policy.log_std.exp().tolist() if isinstance(policy, dl.GaussianPolicy) else None
     log(f"{method} seed {seed}: {ev['n_bimodal']}/8 bimodal, {ev['n_one_sided']}/8 one-sided, "
         f"train {train_s:.0f} s, eval {eval_s:.0f} s")
     return {"seed": seed, **ev, "train_return_last10pct": float(np.mean(rets)) if rets else None,
             "train_seconds": train_s, "eval_seconds": eval_s, "run_seconds": train_s + eval_s,
             "env_steps": cfg.num_iterations * cfg.env_steps_per_iteration,
-            "step_sizes": eta, "latent_std": std,
+            **policy.describe(),
             "final_mean_ell": history[-1]["mean_ell"]}
 
 
 def _config_record(method: str, smoke: bool) -> dict:
-    cfg = make_config(method, 0, smoke).to_dict()
+    cfg = config_fields(turning_config(method, 0, smoke))
     cfg.pop("seed")
-    if cfg["policy"] == "diffusion":
-        cfg["init_step_sizes"] = list(initial_step_sizes(cfg["num_steps"]))
     return cfg
 
 
@@ -339,7 +245,7 @@ def run_method(method: str, seeds: Sequence[int] = (0, 1, 2), smoke: bool = Fals
     ok = [r for r in runs.values() if "error" not in r]
     return {
         "method": method, "label": LABELS[method], "env_id": TURNING_ID,
-        "temperature": make_config(method, 0).temperature_init if method in REPPO_METHODS
+        "temperature": turning_config(method).temperature_init if method in REPPO_METHODS
         else METHODS[method]["temperature"], "smoke": smoke,
         "config": _config_record(method, smoke), "seeds": runs,
         "summary": {
@@ -464,7 +370,7 @@ def _rounded(obj, nd: int = 5):
 
 def main(argv: list[str] | None = None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
-    default_out = os.path.join(here, "..", "notebooks", "results", "03_turning_wells.json")
+    default_out = os.path.join(here, "..", "damdp_lite", "shipped", "03_turning_wells.json")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--only", nargs="+", choices=[*METHODS, *REPPO_METHODS],

@@ -36,7 +36,7 @@ def check_policy_matches_target(policy: ChainPolicy, target: Target) -> None:
         if policy.squash_mode != "tanh":
             raise ValueError("a 'box' target needs squash='tanh' "
                              f"(got squash={policy.squash_mode!r})")
-        if not policy.config.tanh_jacobian:
+        if not policy.tanh_jacobian:
             raise ValueError("the bound against a 'box' (action-space) target needs "
                              "tanh_jacobian=True (got False)")
 

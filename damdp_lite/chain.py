@@ -6,13 +6,13 @@ A chain policy turns an observation into an action through K stochastic steps
     GaussianPolicy:  K = 1,  ell = log pi(a | s)                                (MaxEnt RL)
     DiffusionPolicy: K >= 1, ell = log q(a^{k-1} | a^k, s) - log pi(a^k | a^{k-1}, s)  (DA-MDP)
 
-Algorithms only ever call `init_latent`, `step`, `log_ratio`, `to_action` (and the
-`denoise_log_prob` used by PPO's ratio), so Gaussian and diffusion runs share one code path.
+Algorithms only call the methods `ChainPolicy` declares, so Gaussian and diffusion runs share
+one code path.
 """
 
 from __future__ import annotations
 
-import math
+import abc
 from dataclasses import dataclass
 
 import torch
@@ -42,20 +42,93 @@ class ChainSample:
         return self.latents[0]
 
 
-class ChainPolicy(nn.Module):
-    """Base class: shared squashing, shape checks and whole-chain sampling.
+class ChainPolicy(nn.Module, abc.ABC):
+    """The protocol every learner calls, as an abstract base; shared squashing, shape checks
+    and whole-chain sampling are implemented here.
 
-    Subclasses set `num_steps`, `action_dim`, `obs_dim`, `device` and implement
-    `init_latent`, `denoise_mean`, `denoise_log_prob`, `noise_log_prob`, `step` and
-    `prior_entropy`.
+    Every kernel method takes its arguments in one order, the conditioning first and the
+    evaluated latent last: `(obs, a_k, k, a_prev)`, with a^{k-1} written `a_prev`.
+
+    | method / attribute                    | equation                           | returns       |
+    |---------------------------------------|------------------------------------|---------------|
+    | init_latent(obs)                      | a^K ~ p_0 = N(0, sigma_0^2 I)      | (B, d)        |
+    | denoise_mean(obs, a_k, k)             | mean of q_theta(. ; a^k, s)        | (B, d)        |
+    | denoise_var(obs, a_k, k)              | variance of q_theta(. ; a^k, s)    | (B, d)        |
+    | denoise_log_prob(obs, a_k, k, a_prev) | log q_theta(a^{k-1} ; a^k, s)      | (B,)          |
+    | noise_log_prob(obs, a_k, k, a_prev)   | log pi_theta(a^k ; a^{k-1}, s)     | (B,)          |
+    | log_ratio(obs, a_k, k, a_prev)        | ell_k = log q - log pi             | (B,)          |
+    | step(obs, a_k, k)                     | a^{k-1} ~ q_theta, with its ell_k  | (B, d), (B,)  |
+    | to_action(a_0)                        | clip(tanh a^0, +-c) on the Box     | (B, d)        |
+    | prior_entropy()                       | H(p_0) in nats                     | float         |
+    | describe()                            | learned step sizes / std, as lists | dict          |
+    | num_steps, obs_dim, action_dim        | K, O, d                            | int           |
+    | tanh_jacobian                         | -log(1 - tanh^2 a^0) in ell_1      | bool          |
+    | obs_norm, latent_norm                 | normalisers the rollout updates    | module / None |
+
+    `k` is an int in [1, K] or a `(B,)` long tensor (k mixed within a batch); B is the batch.
     """
 
     num_steps: int
+    """K: denoising steps per env step (1 for the Gaussian policy)."""
     action_dim: int
+    """d: size of the action and of every latent a^k."""
     obs_dim: int
+    """O: size of the observation (0 for a state-free sampler)."""
+    tanh_jacobian: bool = False
+    """Whether ell_1 (and so log q at k = 1) includes the tanh Jacobian: action-space entropy."""
     prior_std: float | None = None
     """sigma_0 of the prior N(0, sigma_0^2 I) of a^K; None for a policy without a prior (its
     first step ignores a^K)."""
+    obs_norm: nn.Module | None
+    """Running observation normaliser, updated once per env step by the rollout (or None).
+    (Declared, not defaulted: a class attribute would shadow the submodule.)"""
+    latent_norm: nn.Module | None
+    """Running latent normaliser, updated with every a^k by the rollout (or None)."""
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> torch.device:
+        """Device of the parameters and of every sample."""
+
+    @abc.abstractmethod
+    def init_latent(self, obs: torch.Tensor, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+        """a^K ~ p_0, `(B, d)` for obs `(B, obs_dim)`."""
+
+    @abc.abstractmethod
+    def denoise_mean(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor
+                     ) -> torch.Tensor:
+        """Mean of q_theta(a^{k-1} | a^k, s), `(B, d)`."""
+
+    @abc.abstractmethod
+    def denoise_var(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor
+                    ) -> torch.Tensor:
+        """Variance of q_theta(a^{k-1} | a^k, s), `(B, d)`."""
+
+    @abc.abstractmethod
+    def denoise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                         a_prev: torch.Tensor) -> torch.Tensor:
+        """log q_theta(a^{k-1} | a^k, s), `(B,)` (the tanh Jacobian at k = 1 if enabled)."""
+
+    @abc.abstractmethod
+    def noise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                       a_prev: torch.Tensor) -> torch.Tensor:
+        """log pi_theta(a^k | a^{k-1}, s), `(B,)` (zeros for a policy without a noising
+        kernel)."""
+
+    def log_ratio(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                  a_prev: torch.Tensor) -> torch.Tensor:
+        """ell_k = log q_theta(a^{k-1} | a^k, s) - log pi_theta(a^k | a^{k-1}, s), `(B,)`;
+        differentiable in theta and in a_prev."""
+        return (self.denoise_log_prob(obs, a_k, k, a_prev)
+                - self.noise_log_prob(obs, a_k, k, a_prev))
+
+    @abc.abstractmethod
+    def step(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+             generator: torch.Generator | None = None, reparameterize: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One denoising step: a^{k-1} ~ q_theta(. | a^k, s) `(B, d)` and its ell_k `(B,)`.
+        With `reparameterize=True` the sample keeps its graph (pathwise gradients)."""
 
     def _setup_squash(self, squash: str, action_clip: float, low, high) -> None:
         check_choice("squash", squash, ("tanh", "identity"))
@@ -153,7 +226,7 @@ class ChainPolicy(nn.Module):
         """Entropy of the prior `p_0` in nats (0 for a policy without a prior)."""
         return 0.0
 
-    @staticmethod
-    def gaussian_entropy(var: torch.Tensor) -> torch.Tensor:
-        """Entropy of a diagonal Gaussian summed over the last axis: sum_i ½ log(2πe var_i)."""
-        return 0.5 * (math.log(2 * math.pi * math.e) + torch.log(var)).sum(-1)
+    @abc.abstractmethod
+    def describe(self) -> dict[str, list]:
+        """What the policy has learned beyond its networks, as lists for result records (the
+        diffusion policy's step sizes, the Gaussian's mean and std at the zero observation)."""

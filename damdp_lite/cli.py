@@ -3,8 +3,9 @@ documented once (its field docstring) and shared with the widgets and checkpoint
 
     damdp-lite fit-sampler --target double_well --temperature 0.25 --num-steps 8 --steps 400
     damdp-lite fit-sampler --policy gaussian --json
-    damdp-lite train --algo diffppo --env HalfCheetah-v5 --steps 1e6 --seed 0 --device cpu
+    damdp-lite train --algo ppo --policy diffusion --env HalfCheetah-v5 --steps 1e6 --seed 0
     damdp-lite evaluate runs/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4
+    damdp-lite reproduce --list
     damdp-lite reproduce HalfCheetah-v5_diffppo_s0
 
 Bad input prints one line naming the field, the value and what is allowed, and exits with 2.
@@ -22,7 +23,7 @@ import typing
 from collections.abc import Sequence
 
 from . import __version__
-from .utils import field_docs
+from .config import field_docs
 
 DIFFUSION_FIELDS = ("num_steps", "step_size_schedule", "noising_step_pairing", "noising_drift_at",
                     "hidden_sizes", "device")
@@ -89,10 +90,54 @@ def _pick(ns: argparse.Namespace, cls: type, fields: Sequence[str] | None = None
             if k in names and (fields is None or k in fields)}
 
 
+def _algo_classes() -> dict[type, list[str]]:
+    """Each registered config class -> the algorithm names that use it."""
+    from .algos import ALGOS
+
+    out: dict[type, list[str]] = {}
+    for name, algo in ALGOS.items():
+        out.setdefault(algo.config_cls, []).append(name)
+    return out
+
+
+def _preset_values() -> dict[str, str]:
+    """Per option, its preset value for each algorithm and policy kind it applies to, as text
+    for --help: "16" when all agree, else e.g. "16 (ppo, reppo); 4 (sac)"."""
+    from .algos import ALGOS
+    from .policies import POLICIES, policy_to_dict
+
+    seen: dict[str, dict[tuple[str, str], object]] = {}
+    for name, algo in ALGOS.items():
+        for kind in POLICIES:
+            cfg = algo.config(policy=kind)
+            own = {k: v for k, v in cfg.to_dict().items() if k != "policy"}
+            for key, val in {**own, **policy_to_dict(cfg.policy)}.items():
+                seen.setdefault(key, {})[name, kind] = tuple(val) if isinstance(
+                    val, list) else val
+    out = {}
+    for key, by in seen.items():
+        groups: dict[object, list[tuple[str, str]]] = {}
+        for who, val in by.items():
+            groups.setdefault(val, []).append(who)
+        if len(groups) == 1:
+            out[key] = str(next(iter(groups)))
+            continue
+        parts = []
+        for val, whos in groups.items():
+            names = [n if sum(w[0] == n for w in whos) == len(POLICIES) else f"{n} {k}"
+                     for n, k in whos]
+            parts.append(f"{val} ({', '.join(dict.fromkeys(names))})")
+        out[key] = "; ".join(parts)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .algos import ALGOS, ALIASES
+    from .algos.common import AlgoConfig, EpochUpdates, LearnedTemperature
     from .bound import FitConfig
     from .diffusion import DiffusionConfig
-    from .train import ALGOS, RunConfig
+    from .policies import ENV_FIELDS, POLICIES
+    from .train import RunConfig
 
     p = OneLineParser(prog="damdp-lite", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"damdp_lite {__version__}")
@@ -108,24 +153,42 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(fit, DiffusionConfig, DIFFUSION_FIELDS,
                        defaults={"hidden_sizes": (64, 64), "noising_step_pairing": "same"})
 
-    tr = sub.add_parser("train", help="train PPO / DiffPPO / DPPO into a run directory "
-                        "(resumes it when it holds a checkpoint)")
-    tr.add_argument("--algo", choices=tuple(ALGOS), default="diffppo",
-                    help="; ".join(f"{k}: {v.description}" for k, v in ALGOS.items()))
+    tr = sub.add_parser("train", help="train an algorithm with a diffusion or Gaussian policy "
+                        "into a run directory (resumes it when it holds a checkpoint)")
+    tr.add_argument("--algo", default="diffppo", metavar="ALGO",
+                    help="; ".join([f"{k}: {v.description}" for k, v in ALGOS.items()]
+                                   + [f"aliases: {', '.join(ALIASES)} (diffX = X --policy "
+                                      f"diffusion; dppo = ppo --policy diffusion "
+                                      f"--temperature 0)"]) + " (default: diffppo)")
+    tr.add_argument("--policy", choices=tuple(POLICIES), default=None,
+                    help="diffusion (the DA-MDP version) or gaussian (the MaxEnt base); "
+                         "default: gaussian for a base name (ppo = Gaussian PPO), diffusion "
+                         "for a diff* alias")
     tr.add_argument("--env", dest="env_id", default="HalfCheetah-v5",
                     help="Gymnasium id, e.g. HalfCheetah-v5, Hopper-v5 or a damdp_lite/* toy")
     tr.add_argument("--steps", dest="total_env_steps", type=int_like, default=1_000_000,
                     help="env steps in total (1e6 accepted)")
-    add_dataclass_args(tr, RunConfig, exclude=("algo", "env_id", "total_env_steps"))
+    tr.add_argument("--seed", type=int_like, default=0, help="seed of everything (default: 0)")
+    tr.add_argument("--device", default="cpu", help="torch device: cpu or cuda (default: cpu)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    seen = {"env_id", "total_env_steps", "seed", "device", "log_csv", "policy"}
-    for cls in dict.fromkeys(spec.config_cls for spec in ALGOS.values()):
-        # options of every algorithm's config; a name shared by several is added once and
-        # applies to each (its help shows the first config's preset)
-        add_dataclass_args(tr, cls, preset=True, defaults=cls.mujoco().to_dict(),
-                           exclude=tuple(seen))
-        seen |= {f.name for f in dataclasses.fields(cls)}
+    add_dataclass_args(tr.add_argument_group("run directory and logging"), RunConfig)
+    presets = _preset_values()
+    seen = {"env_id", "total_env_steps", "seed", "device", "policy"}
+    classes = _algo_classes()
+    groups = [("shared by every algorithm", AlgoConfig)]
+    for mixin in (EpochUpdates, LearnedTemperature):
+        users = [n for c, ns in classes.items() if issubclass(c, mixin) for n in ns]
+        groups.append((f"shared by {', '.join(users)}", mixin))
+    groups += [(f"of {', '.join(names)}", cls) for cls, names in classes.items()]
+    groups += [(f"of the {kind} policy", cls) for kind, (cls, _) in POLICIES.items()]
+    for title, cls in groups:
+        names = [f.name for f in dataclasses.fields(cls)
+                 if f.name not in seen and f.name not in ENV_FIELDS]
+        if names:
+            add_dataclass_args(tr.add_argument_group(f"options {title}"), cls, names,
+                               preset=True, defaults=presets)
+            seen |= set(names)
 
     ev = sub.add_parser("evaluate", help="evaluate a run's policy; optionally record a video")
     ev.add_argument("run_dir", help="directory written by `damdp-lite train`")
@@ -138,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("reproduce", help="re-run a shipped experiment from its recorded config")
     rp.add_argument("name", nargs="?", default=None,
-                    help="a run of notebooks/results/mujoco (see --list) or a run directory")
-    rp.add_argument("--list", action="store_true", help="list the shipped runs")
+                    help="a shipped run (see --list) or a run directory")
+    rp.add_argument("--list", action="store_true",
+                    help="list the shipped runs: name, env, algorithm, policy, seed, scores")
     rp.add_argument("--run-dir", default=None,
                     help="where to write (default: runs/reproduce/NAME; resumes when present)")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -196,18 +260,35 @@ def _summary(run_dir, history: list[dict]) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from .train import ALGOS, RunConfig, algo_config, train
+    from .algos import ALGOS, resolve
+    from .policies import all_tunable_fields
+    from .train import RunConfig, train
 
-    run = RunConfig(**_pick(args, RunConfig))
-    cls = ALGOS[run.algo].config_cls
-    all_fields = {f.name for spec in ALGOS.values() for f in dataclasses.fields(spec.config_cls)}
-    foreign = sorted(k for k in vars(args) if k in all_fields - {f.name for f in
-                                                                 dataclasses.fields(cls)})
+    spec, implied = resolve(args.algo)
+    kind = implied.pop("policy", None)
+    if kind is not None and args.policy not in (None, kind):
+        raise ValueError(f"--policy {args.policy} contradicts --algo {args.algo} (the "
+                         f"{kind} policy); use --algo {spec.name} --policy {args.policy}")
+    kind = kind or args.policy or "gaussian"
+    own = {f.name for f in dataclasses.fields(spec.config_cls)}
+    options = set(vars(args)) - {"command", "algo", "policy", "quiet", "json"}
+    run_names = {f.name for f in dataclasses.fields(RunConfig)}
+    foreign = sorted(k for k in options if k not in own and k not in run_names
+                     and k not in all_tunable_fields())
     if foreign:
         flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
-        raise ValueError(f"{flags} does not apply to algo={run.algo!r} ({cls.__name__})")
-    config = algo_config(run, **_pick(args, cls))
-    res = train(run, config, progress=not (args.quiet or args.json))
+        raise ValueError(f"{flags} does not apply to --algo {args.algo} "
+                         f"({spec.config_cls.__name__})")
+    fields = {k: getattr(args, k) for k in options if k not in run_names}
+    for name, value in implied.items():  # e.g. dppo: temperature = 0
+        if name in fields and fields[name] != value:
+            raise ValueError(f"--{name.replace('_', '-')} {fields[name]} contradicts --algo "
+                             f"{args.algo} ({name} = {value})")
+    config = spec.config(**{**implied, **fields, "policy": kind})
+    run = RunConfig(**{k: getattr(args, k) for k in options if k in run_names})
+    if not run.label and args.algo not in ALGOS:
+        run.label = args.algo  # an alias names the run (e.g. dppo)
+    res = train(config, run, progress=not (args.quiet or args.json))
     return _summary(res.run_dir, res.history)
 
 
@@ -230,21 +311,58 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     return out
 
 
-def cmd_reproduce(args: argparse.Namespace) -> dict:
+def shipped_table() -> list[dict]:
+    """One row per shipped run: name, env, algorithm, policy, seed, final training return (mean
+    over the last 10% of env steps) and the last evaluation return."""
+    import numpy as np
+
+    from .algos import algo_of
+    from .policies import policy_kind
+    from .results import SHIPPED_RUNS, final_returns, read_progress
+    from .train import load_run
+
+    rows = []
+    for d in sorted(p for p in SHIPPED_RUNS.glob("*") if (p / "config.json").exists()):
+        _, cfg = load_run(d)
+        progress = read_progress(d / "progress.csv")
+        evals = [r["eval_return"] for r in progress if np.isfinite(r.get("eval_return", np.nan))]
+        rows.append({"name": d.name, "env": cfg.env_id, "algo": algo_of(cfg).name,
+                     "policy": policy_kind(cfg.policy), "seed": cfg.seed,
+                     "env_steps": int(progress[-1]["env_steps"]),
+                     "final_return": round(float(np.mean(final_returns(progress))), 1),
+                     "eval_return": round(evals[-1], 1) if evals else None})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows of equal keys as an aligned text table."""
+    keys = list(rows[0])
+    cells = [[str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> dict | None:
     from pathlib import Path
 
-    from .train import RESULTS_DIR, load_run, train
+    from .results import SHIPPED_RUNS
+    from .train import load_run, train
 
-    shipped = sorted(p.name for p in RESULTS_DIR.glob("*") if (p / "config.json").exists())
     if args.list or args.name is None:
-        return {"shipped": shipped}
-    src = Path(args.name) if Path(args.name, "config.json").exists() else RESULTS_DIR / args.name
+        rows = shipped_table()
+        if args.json:
+            return {"shipped": rows}
+        print(format_table(rows))
+        return None
+    src = Path(args.name) if Path(args.name, "config.json").exists() else SHIPPED_RUNS / args.name
     if not (src / "config.json").exists():
-        raise ValueError(f"name={args.name!r} is neither a shipped run {shipped} nor a run "
-                         f"directory with a config.json")
+        raise ValueError(f"name={args.name!r} is neither a shipped run (see `damdp-lite "
+                         f"reproduce --list`) nor a run directory with a config.json")
     run, config = load_run(src)
     run.run_dir = args.run_dir or str(Path("runs") / "reproduce" / src.name)
-    res = train(run, config, progress=not (args.quiet or args.json))
+    res = train(config, run, progress=not (args.quiet or args.json))
     return _summary(res.run_dir, res.history)
 
 
@@ -264,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FloatingPointError as err:  # a NaN / inf loss: the run stopped, checkpoint kept
         print(f"damdp-lite {args.command}: stopped: {err}", file=sys.stderr)
         return 1
+    if out is None:  # the command printed its own output
+        return 0
     if args.json:
         print(json.dumps(out))
     else:

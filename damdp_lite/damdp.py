@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .chain import ChainPolicy
 from .envs.make import make_vector_env  # noqa: F401  (the rollout's env factory)
-from .utils import check_int_at_least
+from .utils import check_int_at_least, update_normalisers
 
 ValueFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """`value_fn(obs (B, obs_dim), a_k (B, d), k (B,) long) -> (B,)`, e.g. V(s_bar, a_bar^k, k)."""
@@ -86,20 +86,6 @@ class Rollout:
         return self.k.numel()
 
 
-def _update_normalizers(modules: tuple[object, ...], obs: torch.Tensor | None = None,
-                        latent: torch.Tensor | None = None) -> None:
-    """Update running normalisers owned by the policy or the value function.
-
-    Duck-typed, not a type branch: any module with an `obs_norm` / `latent_norm` that has an
-    `.update(x)` (a `RunningNorm`, method.md §5.0) is updated; the others are skipped.
-    """
-    for m in modules:
-        for name, x in (("obs_norm", obs), ("latent_norm", latent)):
-            norm = getattr(m, name, None)
-            if x is not None and norm is not None:
-                norm.update(x)
-
-
 @torch.no_grad()
 def collect_rollout(
     envs: VectorEnv,
@@ -153,11 +139,11 @@ def collect_rollout(
     ep_returns, ep_lengths = [], []
 
     for t in range(num_env_steps):
-        _update_normalizers(norm_owners, obs=obs_t)
+        update_normalisers(norm_owners, obs=obs_t)
         a = policy.init_latent(obs_t, generator=generator)  # fresh a^K every env step
         for k in range(K, 0, -1):
             i = t * K + (K - k)
-            _update_normalizers(norm_owners, latent=a)
+            update_normalisers(norm_owners, latent=a)
             a_prev, ell = policy.step(obs_t, a, k, generator=generator)
             b_obs[i], b_a_k[i], b_a_prev[i], b_ell[i] = obs_t, a, a_prev, ell
             b_next_obs[i] = obs_t  # k > 1: env state frozen; k = 1 overwritten below
@@ -196,7 +182,7 @@ def collect_rollout(
     def flat(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(S * N, *x.shape[2:])  # (S, N, ...) -> (S*N, ...)
 
-    log_prob = policy.denoise_log_prob(flat(b_a_prev), flat(b_a_k), flat(b_obs), flat(b_k))
+    log_prob = policy.denoise_log_prob(flat(b_obs), flat(b_a_k), flat(b_k), flat(b_a_prev))
     if value_fn is None:
         value, next_value = torch.zeros(S, N, device=dev), torch.zeros(S, N, device=dev)
     else:

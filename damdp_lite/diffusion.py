@@ -10,12 +10,13 @@ Introduced in notebook 01.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .chain import ChainPolicy
+from .config import Config
 from .utils import (
     RunningNorm,
     check_choice,
@@ -83,10 +84,12 @@ def noise_kernel_log_prob(a_k: torch.Tensor, a_prev: torch.Tensor, eta: torch.Te
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(Config):
     """Hyperparameters of a `DiffusionPolicy` (method.md §3, §9).
 
-    Shared by the CLI, the widgets and the checkpoints."""
+    Shared by the CLI, the widgets and the checkpoints. Inside an algorithm config it is the
+    nested `policy` field; there `obs_dim`, `action_dim`, `squash`, the action bounds and the
+    device are set from the env and the run (`policies.ENV_FIELDS`)."""
 
     obs_dim: int = 1
     """Observation size (0 allowed: a state-free sampler, as in notebook 01)."""
@@ -136,10 +139,8 @@ class DiffusionConfig:
     """Clip of the control output f_theta (1e4)."""
     device: str = "cpu"
     """Torch device for every parameter and sample ("cpu", "cuda")."""
-    extra: dict = field(default_factory=dict)
-    """Free-form notes stored with checkpoints (not used by the maths)."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_int_at_least("obs_dim", self.obs_dim, 0)
         check_int_at_least("action_dim", self.action_dim, 1)
         check_int_at_least("num_steps", self.num_steps, 1)
@@ -154,7 +155,6 @@ class DiffusionConfig:
         check_choice("noising_step_pairing", self.noising_step_pairing, NOISING_STEP_PAIRING)
         check_choice("squash", self.squash, ("tanh", "identity"))
         if self.init_step_sizes is not None:
-            self.init_step_sizes = tuple(float(x) for x in self.init_step_sizes)
             if len(self.init_step_sizes) != self.num_steps:
                 raise ValueError(
                     f"init_step_sizes has length {len(self.init_step_sizes)}; "
@@ -162,18 +162,8 @@ class DiffusionConfig:
                 )
             for i, eta in enumerate(self.init_step_sizes):
                 check_positive(f"init_step_sizes[{i}] (eta_{i + 1})", eta)
-        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         for i, h in enumerate(self.hidden_sizes):
             check_int_at_least(f"hidden_sizes[{i}]", h, 1)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
-
-    @classmethod
-    def official(cls, **overrides) -> DiffusionConfig:
-        """The official code's values (method.md §9 `official` preset)."""
-        base = dict(noising_drift_at="evaluated", noising_step_pairing="previous",
-                    tanh_jacobian=False, step_size_schedule="linear", schedule_min=0.17)
-        return cls(**{**base, **overrides})
 
     @classmethod
     def teaching(cls, **overrides) -> DiffusionConfig:
@@ -181,9 +171,6 @@ class DiffusionConfig:
         "same" step pairing, which gave a tighter bound at every K >= 2 in notebook 01 §5."""
         base = dict(noising_drift_at="conditioning", noising_step_pairing="same")
         return cls(**{**base, **overrides})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class TimeEmbedding(nn.Module):
@@ -245,7 +232,7 @@ class DiffusionPolicy(ChainPolicy):
         super().__init__()
         self.config = c = config
         self.num_steps, self.action_dim, self.obs_dim = c.num_steps, c.action_dim, c.obs_dim
-        self.prior_std = c.prior_std
+        self.prior_std, self.tanh_jacobian = c.prior_std, c.tanh_jacobian
         self._setup_squash(c.squash, c.action_clip, c.action_low, c.action_high)
         K, d = c.num_steps, c.action_dim
         if c.init_step_sizes is not None:
@@ -326,8 +313,8 @@ class DiffusionPolicy(ChainPolicy):
         """Variance 2 eta_k of the denoising kernel, broadcast to `(B, d)` (state-independent)."""
         return (2 * self._eta(k)).expand(a_k.shape[0], self.action_dim)
 
-    def denoise_log_prob(self, a_prev: torch.Tensor, a_k: torch.Tensor, obs: torch.Tensor,
-                         k: int | torch.Tensor) -> torch.Tensor:
+    def denoise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                         a_prev: torch.Tensor) -> torch.Tensor:
         """log q_theta(a^{k-1} | a^k, s), `(B,)`; includes the tanh Jacobian at k = 1 if enabled.
 
         Per coordinate a Gaussian with mean `denoise_mean` and variance 2 eta_k. method.md §3.
@@ -340,14 +327,14 @@ class DiffusionPolicy(ChainPolicy):
                              k: int | torch.Tensor) -> torch.Tensor:
         """log q given the kernel's mean and variance (so `step` evaluates f_theta once)."""
         logq = denoise_kernel_log_prob(a_prev, mu, var)
-        if self.config.tanh_jacobian:
+        if self.tanh_jacobian:
             jac = log_one_minus_tanh_sq(a_prev).sum(-1)  # (B,)
             at_last = (k == 1) if isinstance(k, torch.Tensor) else torch.tensor(k == 1)
             logq = logq - torch.where(at_last.to(jac.device), jac, torch.zeros_like(jac))
         return logq
 
-    def noise_log_prob(self, a_k: torch.Tensor, a_prev: torch.Tensor, obs: torch.Tensor,
-                       k: int | torch.Tensor) -> torch.Tensor:
+    def noise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                       a_prev: torch.Tensor) -> torch.Tensor:
         """log pi_theta(a^k | a^{k-1}, s), `(B,)`; prior-ULA kernel, flags D1 and D13."""
         self._check_latent("a_k", a_k)
         self._check_latent("a_prev", a_prev, a_k.shape[0])
@@ -355,11 +342,6 @@ class DiffusionPolicy(ChainPolicy):
         eta = self._eta(self.noise_index(k))
         return noise_kernel_log_prob(a_k, a_prev, eta, self.prior_std,
                                      self.config.noising_drift_at)
-
-    def log_ratio(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
-                  a_prev: torch.Tensor) -> torch.Tensor:
-        """ell_k = log q(a^{k-1} | a^k, s) - log pi(a^k | a^{k-1}, s), `(B,)`; differentiable."""
-        return self.denoise_log_prob(a_prev, a_k, obs, k) - self.noise_log_prob(a_k, a_prev, obs, k)
 
     def step(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
              generator: torch.Generator | None = None, reparameterize: bool = False
@@ -376,8 +358,12 @@ class DiffusionPolicy(ChainPolicy):
             a_prev = mu + torch.sqrt(var) * eps
             # ell_k = log q - log pi (same as `log_ratio`, without evaluating f_theta twice)
             ell = self._denoise_log_prob_at(a_prev, mu, var, k) - self.noise_log_prob(
-                a_k, a_prev, obs, k)
+                obs, a_k, k, a_prev)
         return a_prev, ell
+
+    def describe(self) -> dict[str, list]:
+        """`{"step_sizes": eta}`, eta of shape (K, d) as nested lists (row k - 1: eta_k)."""
+        return {"step_sizes": self.step_sizes().detach().cpu().tolist()}
 
     def kernel_entropy(self, k: int) -> torch.Tensor:
         """H(q_theta(. | a^k, s)) = sum_i ½ log(4 pi e eta_{k,i}), independent of f and a^k (I2)."""

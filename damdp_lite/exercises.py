@@ -16,6 +16,7 @@ import torch
 
 from .damdp import soft_reward_current
 from .diffusion import noise_kernel_log_prob
+from .metrics import window_density
 
 NOT_ATTEMPTED = "Exercise {n} not attempted; continuing with the reference implementation."
 PASSED = "Exercise {n}: all checks passed."
@@ -107,10 +108,9 @@ def _window_density_cases(seed: int = 0):
 
 def check_window_density(fn: Callable, number: str = "3.1") -> Callable:
     """Check `fn(actions, centres, half_width) -> (S, C)`, the box-window density estimate
-    p_hat(c) = #{|a - c| < h} / (2 h n) per state, against `damdp_lite.plotting.window_density`
+    p_hat(c) = #{|a - c| < h} / (2 h n) per state, against `damdp_lite.metrics.window_density`
     (notebook 03 exercise; the estimator behind its bimodality test). A tensor or a NumPy array
     is accepted as the answer."""
-    from .plotting import window_density  # lazy: matplotlib is only needed here
 
     return _check(fn, window_density, _window_density_cases(), number,
                   "one density per state and window centre",

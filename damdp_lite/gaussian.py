@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .chain import ChainPolicy
+from .config import Config
 from .utils import (
     RunningNorm,
     check_choice,
@@ -25,8 +26,9 @@ from .utils import (
 
 
 @dataclass
-class GaussianConfig:
-    """Hyperparameters of a `GaussianPolicy`. Shared by CLI, widgets, checkpoints."""
+class GaussianConfig(Config):
+    """Hyperparameters of a `GaussianPolicy`. Shared by CLI, widgets, checkpoints; nested in an
+    algorithm config like `DiffusionConfig` (env and device fields set from the run)."""
 
     obs_dim: int = 1
     """Observation size (0 allowed: a state-free sampler)."""
@@ -55,7 +57,12 @@ class GaussianConfig:
     device: str = "cpu"
     """Torch device ("cpu", "cuda")."""
 
-    def __post_init__(self) -> None:
+    @property
+    def num_steps(self) -> int:
+        """K = 1: one Gaussian step per env step."""
+        return 1
+
+    def check(self) -> None:
         check_int_at_least("obs_dim", self.obs_dim, 0)
         check_int_at_least("action_dim", self.action_dim, 1)
         check_positive("init_std", self.init_std)
@@ -65,14 +72,8 @@ class GaussianConfig:
         if not self.log_std_min < math.log(self.init_std) < self.log_std_max:
             raise ValueError(f"init_std={self.init_std!r} must lie inside "
                              f"(exp(log_std_min), exp(log_std_max))")
-        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         for i, h in enumerate(self.hidden_sizes):
             check_int_at_least(f"hidden_sizes[{i}]", h, 1)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class GaussianPolicy(ChainPolicy):
@@ -84,6 +85,7 @@ class GaussianPolicy(ChainPolicy):
         super().__init__()
         self.config = c = config
         self.num_steps, self.action_dim, self.obs_dim = 1, c.action_dim, c.obs_dim
+        self.tanh_jacobian = c.tanh_jacobian
         self._setup_squash(c.squash, c.action_clip, c.action_low, c.action_high)
         layers: list[nn.Module] = []
         width = c.obs_dim
@@ -105,6 +107,7 @@ class GaussianPolicy(ChainPolicy):
         else:
             self.log_std = nn.Parameter(torch.full((c.action_dim,), math.log(c.init_std)))
         self.obs_norm = RunningNorm(c.obs_dim)
+        self.latent_norm = None  # the Gaussian never reads a latent
         self.to(c.device)
 
     @property
@@ -120,6 +123,13 @@ class GaussianPolicy(ChainPolicy):
             self.log_std.expand_as(mean)
         log_std = log_std.clamp(self.config.log_std_min, self.config.log_std_max)
         return mean, log_std.exp()
+
+    def describe(self) -> dict[str, list]:
+        """`{"latent_mean", "latent_std"}` of the pre-squash Gaussian at the zero observation,
+        each a list of length d."""
+        with torch.no_grad():
+            mean, std = self.mean_and_std(torch.zeros(1, self.obs_dim, device=self.device))
+        return {"latent_mean": mean[0].cpu().tolist(), "latent_std": std[0].cpu().tolist()}
 
     def init_latent(self, obs: torch.Tensor, generator: torch.Generator | None = None
                     ) -> torch.Tensor:
@@ -139,27 +149,27 @@ class GaussianPolicy(ChainPolicy):
         self._check_k(k)
         return self.mean_and_std(obs)[1] ** 2
 
-    def denoise_log_prob(self, a_prev: torch.Tensor, a_k: torch.Tensor, obs: torch.Tensor,
-                         k: int | torch.Tensor) -> torch.Tensor:
+    def denoise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                         a_prev: torch.Tensor) -> torch.Tensor:
         """log pi(a | s), `(B,)`; plus the tanh Jacobian if `tanh_jacobian`."""
         self._check_k(k)
         self._check_latent("a_prev", a_prev, obs.shape[0])
         mean, std = self.mean_and_std(obs)
         logp = normal_log_prob(a_prev, mean, std**2).sum(-1)
-        if self.config.tanh_jacobian:
+        if self.tanh_jacobian:
             logp = logp - log_one_minus_tanh_sq(a_prev).sum(-1)
         return logp
 
-    def noise_log_prob(self, a_k: torch.Tensor, a_prev: torch.Tensor, obs: torch.Tensor,
-                       k: int | torch.Tensor) -> torch.Tensor:
+    def noise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
+                       a_prev: torch.Tensor) -> torch.Tensor:
         """No noising kernel: zeros `(B,)`."""
         self._check_k(k)
         return torch.zeros(a_prev.shape[0], device=a_prev.device)
 
     def log_ratio(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
                   a_prev: torch.Tensor) -> torch.Tensor:
-        """ell = log pi(a | s), `(B,)`."""
-        return self.denoise_log_prob(a_prev, a_k, obs, k)
+        """ell = log pi(a | s), `(B,)` (no noising kernel to subtract)."""
+        return self.denoise_log_prob(obs, a_k, k, a_prev)
 
     def step(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
              generator: torch.Generator | None = None, reparameterize: bool = False

@@ -15,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .targets import Target
+from .utils import to_numpy
 
 PALETTE = sns.color_palette("colorblind")
 COLORS = {"target": "black", "diffusion": PALETTE[0], "gaussian": PALETTE[1],
@@ -38,14 +39,11 @@ def _color(label: str, i: int):
     return PALETTE[i % len(PALETTE)]
 
 
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
 
 def target_density_1d(target: Target, temperature: float, grid) -> np.ndarray:
     """pi*(x) = exp(r(x)/T) / Z on a 1-D grid (latent targets) or on actions in [-1, 1]."""
-    g = torch.as_tensor(_np(grid), dtype=torch.float64)[:, None]
-    return np.exp(_np(target.log_density(g, temperature)))
+    g = torch.as_tensor(to_numpy(grid), dtype=torch.float64)[:, None]
+    return np.exp(to_numpy(target.log_density(g, temperature)))
 
 
 def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: float,
@@ -60,11 +58,11 @@ def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: fl
     ax.fill_between(grid, target_density_1d(target, temperature, grid), color="0.85",
                     label=r"target $e^{r/\mathcal{T}}/Z$")
     for i, (label, x) in enumerate((samples or {}).items()):
-        ax.hist(_np(x).reshape(-1), bins=bins, range=xlim, density=True, histtype="step",
+        ax.hist(to_numpy(x).reshape(-1), bins=bins, range=xlim, density=True, histtype="step",
                 color=_color(label, i), alpha=0.6, label=f"{label} (samples)")
     for i, (label, (g, d)) in enumerate(curves.items()):
         kw = {"color": _color(label, i), "lw": 1.6, **(styles or {}).get(label, {})}
-        ax.plot(_np(g), _np(d), label=label, **kw)
+        ax.plot(to_numpy(g), to_numpy(d), label=label, **kw)
     ax.set_xlim(*xlim)
     ax.set_xlabel(r"$a^0$")
     ax.set_ylabel("density")
@@ -76,7 +74,7 @@ def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: fl
 def plot_chain_1d(latents, n_show: int = 60, title: str = "") -> Figure:
     """Trajectories a^K -> a^0 of `n_show` chains; `latents` `(K + 1, B)` or `(K + 1, B, 1)`
     indexed by k (as `ChainSample.latents`)."""
-    lat = _np(latents).reshape(latents.shape[0], -1)
+    lat = to_numpy(latents).reshape(latents.shape[0], -1)
     K = lat.shape[0] - 1
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     steps = np.arange(K, -1, -1)
@@ -99,10 +97,10 @@ def plot_samples_2d(samples: Mapping[str, object], target: Target, temperature: 
     xs = torch.linspace(-lim, lim, 201, dtype=torch.float64)
     mesh = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)
     dens = torch.softmax(target.reward(mesh) / temperature, 0).reshape(201, 201)
-    axes[0].imshow(_np(dens), origin="lower", extent=(-lim, lim, -lim, lim), cmap="Greys")
+    axes[0].imshow(to_numpy(dens), origin="lower", extent=(-lim, lim, -lim, lim), cmap="Greys")
     axes[0].set_title(r"target $e^{r/\mathcal{T}}/Z$")
     for ax, (label, x) in zip(axes[1:], samples.items(), strict=True):
-        x = _np(x)
+        x = to_numpy(x)
         ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]], cmap="Blues")
         ax.set_title(label)
     for ax in axes:
@@ -167,72 +165,6 @@ def plot_bound_vs_steps(rows: Sequence[Mapping], t_log_z: float,
 # Turning double-well (notebook 03): per-state action statistics, histogram grid, paths
 # ---------------------------------------------------------------------------------------------
 
-TURNING_HALF_WIDTH = 0.05
-"""Half-width h of the box window of `window_density` (a histogram bin of width 0.1 centred
-on the point); the mode std of the exact optimum at T = 0.05 is about 0.11."""
-
-
-def window_density(actions, centres, half_width: float = TURNING_HALF_WIDTH) -> np.ndarray:
-    """Box-kernel density estimate p_hat(c) = #{|a - c| < h} / (n 2h) at each centre c.
-
-    `actions`: `(..., n)` samples; `centres`: `(C,)`. Returns `(..., C)`. Unbiased for the
-    window average of the density, (1/2h) int_{c-h}^{c+h} p(a) da; binomial standard error
-    sqrt(P (1 - P) / n) / 2h with P the window's mass.
-    """
-    if not half_width > 0:
-        raise ValueError(f"half_width={half_width!r} must be > 0")
-    a = _np(actions)[..., None]  # (..., n, 1)
-    c = np.asarray(centres, dtype=float).reshape(-1)  # (C,)
-    return (np.abs(a - c) < half_width).mean(axis=-2) / (2.0 * half_width)
-
-
-def turning_state_stats(actions, half_width: float = TURNING_HALF_WIDTH,
-                        mass_range: tuple[float, float] = (0.3, 0.7),
-                        valley_factor: float = 0.5, one_sided_mass: float = 0.9
-                        ) -> dict[str, np.ndarray]:
-    """Per-state figures of the turning double-well (notebook 03) from action samples.
-
-    `actions`: `(S, n)`, n samples in each of S states. Returns `{name: (S,) array}`:
-    `mass_pos` (fraction with a > 0), `dens_0`, `dens_m05`, `dens_p05` (`window_density` at
-    0, -0.5, +0.5), `valley_ratio` = dens_0 / min(dens_m05, dens_p05) (inf when that min is
-    0), `std`, `mean`, `tv_mass` = |mass_pos - 0.5| (total variation to the exact masses
-    0.5 / 0.5), and the booleans
-    `bimodal` = mass_pos in `mass_range` and dens_0 < `valley_factor` * min(dens_m05, dens_p05),
-    `one_sided` = max(mass_pos, 1 - mass_pos) > `one_sided_mass`.
-    """
-    a = _np(actions).astype(float)
-    if a.ndim != 2:
-        raise ValueError(f"actions has shape {a.shape}; expected (S, n)")
-    dens = window_density(a, (0.0, -0.5, 0.5), half_width)  # (S, 3)
-    d0, dm, dp = dens[:, 0], dens[:, 1], dens[:, 2]
-    peak = np.minimum(dm, dp)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        valley = np.where(peak > 0, d0 / np.where(peak > 0, peak, 1.0), np.inf)
-    mass = (a > 0).mean(axis=1)
-    lo, hi = mass_range
-    return {"mass_pos": mass, "dens_0": d0, "dens_m05": dm, "dens_p05": dp,
-            "valley_ratio": valley, "std": a.std(axis=1), "mean": a.mean(axis=1),
-            "tv_mass": np.abs(mass - 0.5),
-            "bimodal": (mass >= lo) & (mass <= hi) & (d0 < valley_factor * peak),
-            "one_sided": np.maximum(mass, 1.0 - mass) > one_sided_mass}
-
-
-def state_histograms(actions, bins: int = 200, lo: float = -1.0, hi: float = 1.0
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of action samples `(S, n)` in `bins` equal bins over [lo, hi] per state.
-
-    Returns `(counts (S, bins) int64, edges (bins + 1,))`; samples outside [lo, hi] (none for
-    squashed actions) are put in the edge bins, so every row sums to n.
-    """
-    a = _np(actions).astype(float)
-    if a.ndim != 2:
-        raise ValueError(f"actions has shape {a.shape}; expected (S, n)")
-    edges = np.linspace(lo, hi, bins + 1)
-    idx = np.clip(np.floor((a - lo) / (hi - lo) * bins), 0, bins - 1).astype(np.int64)
-    counts = np.stack([np.bincount(row, minlength=bins) for row in idx])
-    return counts, edges
-
-
 def plot_state_histograms(counts: Mapping[str, object], edges, target=None, reward=None,
                           state_labels: Sequence[str] | None = None,
                           colors: Mapping[str, object] | None = None, title: str = "") -> Figure:
@@ -252,24 +184,25 @@ def plot_state_histograms(counts: Mapping[str, object], edges, target=None, rewa
     edges = np.asarray(edges, dtype=float)
     width = np.diff(edges)
     labels = list(counts)
-    S = _np(counts[labels[0]]).shape[0]
+    S = to_numpy(counts[labels[0]]).shape[0]
     fig, axes = plt.subplots(len(labels), S, figsize=(1.25 * S + 0.6, 1.55 * len(labels) + 0.5),
                              sharex=True, sharey="row", squeeze=False)
     for i, label in enumerate(labels):
-        c = _np(counts[label]).astype(float)
+        c = to_numpy(counts[label]).astype(float)
         dens = c / (c.sum(axis=1, keepdims=True) * width)  # (S, bins)
         top = dens.max()
         if target is not None:
-            top = max(top, float(np.max(_np(target[1]))))
+            top = max(top, float(np.max(to_numpy(target[1]))))
         top *= 1.1
         col = (colors or {}).get(label, _color(label, i))
         for s in range(S):
             ax = axes[i, s]
             if reward is not None:
-                ax.fill_between(_np(reward[0]), 0, _np(reward[1]) * top, color="0.92", lw=0)
+                ax.fill_between(to_numpy(reward[0]), 0, to_numpy(reward[1]) * top, color="0.92",
+                                lw=0)
             ax.stairs(dens[s], edges, color=col, fill=True, alpha=0.55)
             if target is not None:
-                ax.plot(_np(target[0]), _np(target[1]), color=COLORS["target"], lw=0.8)
+                ax.plot(to_numpy(target[0]), to_numpy(target[1]), color=COLORS["target"], lw=0.8)
             ax.set_ylim(0, top)
             ax.set_xlim(edges[0], edges[-1])
             if i == 0:
@@ -290,7 +223,7 @@ def plot_turning_paths(paths: Mapping[str, object], lim: float | None = None,
     every path starts at the origin (black dot).
     """
     labels = list(paths)
-    arrs = [_np(paths[k]).astype(float) for k in labels]
+    arrs = [to_numpy(paths[k]).astype(float) for k in labels]
     lim = lim or 1.05 * max(float(np.abs(p).max()) for p in arrs)
     fig, axes = plt.subplots(1, len(labels), figsize=(2.7 * len(labels), 2.9),
                              sharex=True, sharey=True, squeeze=False)
@@ -315,19 +248,6 @@ def plot_turning_paths(paths: Mapping[str, object], lim: float | None = None,
 # ---------------------------------------------------------------------------------------------
 
 
-def mode_mass_errors(measured, exact) -> dict[str, float]:
-    """How far measured mode masses are from the exact ones (benchmarks.md §3).
-
-    `measured`, `exact`: `(M,)` masses (each summing to 1). Returns `max_abs_dev`
-    (max_m |measured_m - exact_m|) and `tv` (total variation, ½ sum_m |measured_m - exact_m|).
-    """
-    m, e = np.asarray(_np(measured), float), np.asarray(_np(exact), float)
-    if m.shape != e.shape or m.ndim != 1:
-        raise ValueError(f"measured has shape {m.shape} and exact {e.shape}; expected two (M,)")
-    dev = np.abs(m - e)
-    return {"max_abs_dev": float(dev.max()), "tv": float(0.5 * dev.sum())}
-
-
 def plot_mode_masses(masses: Mapping[str, object], exact, mode_names: Sequence[str],
                      tol: float | None = 0.05, title: str = "") -> Figure:
     """Grouped bars of mode masses per policy, with the exact masses as black ticks and an
@@ -337,8 +257,8 @@ def plot_mode_masses(masses: Mapping[str, object], exact, mode_names: Sequence[s
     width = 0.8 / max(1, len(masses))
     for i, (label, m) in enumerate(masses.items()):
         x = np.arange(M) - 0.4 + (i + 0.5) * width
-        ax.bar(x, _np(m), width=width * 0.95, color=_color(label, i), label=label)
-    e = np.asarray(_np(exact), float)
+        ax.bar(x, to_numpy(m), width=width * 0.95, color=_color(label, i), label=label)
+    e = np.asarray(to_numpy(exact), float)
     for j in range(M):
         if tol:
             ax.fill_between([j - 0.45, j + 0.45], e[j] - tol, e[j] + tol, color="0.6",
@@ -360,7 +280,7 @@ def plot_traces(traces: Mapping[str, tuple], hlines: Mapping[str, float] | None 
     reference levels `{label: value}`, on one axis (`marker=""` for dense curves)."""
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     for i, (label, (x, y)) in enumerate(traces.items()):
-        ax.plot(_np(x), _np(y), marker=marker or None, ms=3, color=_color(label, i),
+        ax.plot(to_numpy(x), to_numpy(y), marker=marker or None, ms=3, color=_color(label, i),
                 label=label)
     for i, (label, v) in enumerate((hlines or {}).items()):
         ax.axhline(v, color="black" if i == 0 else PALETTE[(i + 4) % len(PALETTE)],

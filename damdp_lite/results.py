@@ -8,26 +8,53 @@ return at an iteration is the mean return of the episodes that *finished* in tha
 
 from __future__ import annotations
 
+import csv
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .train import RESULTS_DIR, load_run, read_progress
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+"""The shipped results, installed with the package (package data): the toy experiments' JSON
+files and, under `mujoco/`, the MuJoCo runs (config.json + progress.csv each)."""
+
+SHIPPED_RUNS = SHIPPED / "mujoco"
+"""The shipped MuJoCo run directories, re-run by `damdp-lite reproduce NAME`."""
+RESULTS_DIR = SHIPPED_RUNS
+
+
+def shipped(name: str) -> Path:
+    """Path of a shipped result file or run directory, e.g. `shipped("02_bandits.json")`;
+    works from an installed package as from a checkout. `ValueError` lists what exists."""
+    path = SHIPPED / name
+    if not path.exists():
+        have = sorted(p.name for p in SHIPPED.iterdir())
+        raise ValueError(f"name={name!r} is not a shipped result; shipped: {have}")
+    return path
 
 CLEANRL_PPO_V4_1M = {"HalfCheetah-v5": 1442.64, "Hopper-v5": 2382.86}
 """CleanRL PPO, gymnasium MuJoCo **v4**, 1M steps, 3 seeds, training episodic return
 (github.com/vwxyzjn/cleanrl, docs/benchmark/ppo_continuous_action.md; method.md §11.1)."""
 
 
+def read_progress(path: str | Path) -> list[dict]:
+    """Rows of a progress.csv as dicts of floats (blank cells -> nan)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
 def find_runs(env_id: str, algo: str, results_dir: str | Path = RESULTS_DIR) -> list[Path]:
     """Run directories of `env_id` and `algo` under `results_dir`, sorted by seed."""
+    from .train import load_run, run_label
+
     found = []
     for d in Path(results_dir).glob("*"):
         if (d / "config.json").exists() and (d / "progress.csv").exists():
-            run, _ = load_run(d)
-            if run.env_id == env_id and run.algo == algo:
-                found.append((run.seed, d))
+            run, config = load_run(d)
+            if config.env_id == env_id and run_label(config, run) == algo:
+                found.append((config.seed, d))
     return [d for _, d in sorted(found)]
 
 

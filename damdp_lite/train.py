@@ -1,14 +1,16 @@
-"""The training runner shared by the CLI (`damdp-lite train`) and the notebooks.
+"""The one training loop, shared by the CLI (`damdp-lite train`), the notebooks, the benchmarks
+and the tests, for every registered algorithm and both policy kinds.
 
-    RunConfig + algorithm config  ->  run directory
-        config.json      both configs, as written when the run started
+    train(config)                       in memory: the history rows and the trained policy
+    train(config, RunConfig(...))       a run directory:
+        config.json      the algorithm, its config and the run settings, as written at the start
         progress.csv     one row per iteration, appended as the run goes (flushed)
         checkpoint.pt    atomic (write, fsync, rename), `torch.load(weights_only=True)`
         policy.pt        the policy's weights at the end (for `evaluate`, videos)
         tb/              TensorBoard events when `tensorboard=True`
 
-Running the same command again on the same `run_dir` resumes from `checkpoint.pt`: rows after
-the checkpoint are dropped from `progress.csv` and recomputed, so on CPU an interrupted and
+Running the same command again on the same run directory resumes from `checkpoint.pt`: rows
+after the checkpoint are dropped from `progress.csv` and recomputed, so on CPU an interrupted and
 resumed run writes the same file as an uninterrupted one (every column but the wall-clock ones,
 `elapsed_s` and `sps`). A NaN / inf loss stops the run with a message naming the loss and the
 iteration; the last good checkpoint is kept. Introduced in notebook 04.
@@ -29,115 +31,70 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .algos import ppo, reppo, sac, wpo
-from .algos.common import make_policy
-from .algos.ppo import CSV_FIELDS
+from .algos import algo_of, resolve
+from .algos.common import AlgoConfig
 from .chain import ChainPolicy
+from .config import Config, at_least, param
 from .envs.make import make_vector_env
-from .utils import check_choice, check_int_at_least
+from .policies import build_policy, policy_kind
+from .results import SHIPPED_RUNS, read_progress  # noqa: F401  (re-exported)
 
-
-@dataclass(frozen=True)
-class AlgoSpec:
-    """How the runner builds one CLI algorithm from its module."""
-
-    config_cls: type
-    """The algorithm's config dataclass, with a `mujoco(**overrides)` preset."""
-    learner_cls: type
-    """Learner with `train_iteration`, `state_dict`, `load_state_dict`, `close`, `policy`."""
-    csv_fields: tuple[str, ...]
-    """The learner's history columns."""
-    overrides: dict
-    """Fields set by this algorithm name on top of the preset."""
-    description: str
-    """One line for --help."""
-
-
-ALGOS: dict[str, AlgoSpec] = {
-    "ppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.CSV_FIELDS,
-                    {"policy": "gaussian"}, "Gaussian MaxEnt PPO"),
-    "diffppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.CSV_FIELDS,
-                        {"policy": "diffusion"}, "DA-MDP PPO (DiffPPO)"),
-    "dppo": AlgoSpec(ppo.PPOConfig, ppo.PPO, ppo.CSV_FIELDS,
-                     {"policy": "diffusion", "temperature": 0.0}, "DA-MDP PPO at T = 0 (DPPO)"),
-    "reppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.CSV_FIELDS,
-                      {"policy": "gaussian"}, "REPPO (tanh-Gaussian)"),
-    "diffreppo": AlgoSpec(reppo.REPPOConfig, reppo.REPPO, reppo.CSV_FIELDS,
-                          {"policy": "diffusion"}, "DA-MDP REPPO"),
-    "wpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.CSV_FIELDS,
-                    {"policy": "gaussian"}, "ME-WPO (tanh-Gaussian)"),
-    "diffwpo": AlgoSpec(wpo.WPOConfig, wpo.WPO, reppo.CSV_FIELDS,
-                        {"policy": "diffusion"}, "DA-MDP WPO"),
-    "sac": AlgoSpec(sac.SACConfig, sac.SAC, sac.CSV_FIELDS,
-                    {"policy": "gaussian"}, "SAC (tanh-Gaussian)"),
-    "diffsac": AlgoSpec(sac.SACConfig, sac.SAC, sac.CSV_FIELDS,
-                        {"policy": "diffusion"},
-                        "DiffSAC, a reconstruction from the paper's derivation (method.md §5.4)"),
-}
-"""CLI algorithm name -> its config, learner and the preset overrides it implies."""
-
-
-def run_fields(algo: str) -> tuple[str, ...]:
-    """Columns of progress.csv for `algo`: the learner's row, the periodic evaluation (blank
-    when none ran at that iteration) and env steps per second of the iteration."""
-    return (*ALGOS[algo].csv_fields, "eval_return", "eval_length", "sps")
-
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "results" / "mujoco"
-"""The shipped runs (config.json + progress.csv each), re-run by `damdp-lite reproduce`."""
-
-RUN_FIELDS = (*CSV_FIELDS, "eval_return", "eval_length", "sps")
-"""Columns of progress.csv of the PPO algorithms (`run_fields("ppo")`)."""
+RESULTS_DIR = SHIPPED_RUNS
+"""The shipped MuJoCo runs (config.json + progress.csv each), re-run by `damdp-lite reproduce`."""
 
 WALL_CLOCK_FIELDS = ("elapsed_s", "sps")
 """Columns that depend on the machine's speed, not on the seed."""
 
+CONFIG_FORMAT = 2
+"""config.json layout: 2 = {"format", "algo", "label", "run", "config"} with a nested policy;
+1 (no "format" key) = {"run": {algo, env_id, ...}, "algo_config": flat fields}."""
+
 
 @dataclass
-class RunConfig:
-    """What a run is and where it goes; the learner's hyperparameters are in the algo config."""
+class RunConfig(Config):
+    """Where a run goes and how it is logged; what is trained is the algorithm's config."""
 
-    algo: str = "diffppo"
-    """Algorithm: ppo, diffppo, dppo, reppo, diffreppo, wpo, diffwpo, sac, diffsac (ALGOS)."""
-    env_id: str = "HalfCheetah-v5"
-    """Gymnasium id with a 1-D Box action space (MuJoCo v5 or a `damdp_lite/*` toy)."""
-    total_env_steps: int = 1_000_000
-    """Env steps over all envs and iterations."""
-    seed: int = 0
-    """Seed of everything (nets, envs, latents, minibatches, evaluations)."""
-    device: str = "cpu"
-    """Torch device, "cpu" or "cuda"."""
     run_dir: str = ""
-    """Run directory ("" = runs/{env_id}_{algo}_s{seed}); an existing one is resumed."""
-    eval_every: int = 50
+    """Run directory ("" = runs/{env_id}_{label}_s{seed}); an existing one is resumed."""
+    label: str = ""
+    """Name of the run in its directory and in result tables ("" = the paper's name of the
+    algorithm with this policy, e.g. diffppo, reppo)."""
+    eval_every: int = param(50, at_least(0))
     """Evaluate every this many iterations and at the end (0 = only at the end)."""
-    eval_episodes: int = 5
+    eval_episodes: int = param(5, at_least(1))
     """Episodes per evaluation (one env each, stochastic policy, frozen normalisers)."""
-    checkpoint_every: int = 10
+    checkpoint_every: int = param(10, at_least(1))
     """Checkpoint every this many iterations and at the end."""
-    threads: int = 1
+    threads: int = param(1, at_least(1))
     """torch.set_num_threads (1 measured fastest for 2 x 256 MLPs on a 2-core CPU)."""
     tensorboard: bool = False
     """Also write TensorBoard events to run_dir/tb (needs `pip install tensorboard`)."""
 
-    def __post_init__(self) -> None:
-        check_choice("algo", self.algo, tuple(ALGOS))
-        check_int_at_least("total_env_steps", self.total_env_steps, 1)
-        check_int_at_least("seed", self.seed, 0)
-        check_int_at_least("eval_every", self.eval_every, 0)
-        for name in ("checkpoint_every", "eval_episodes", "threads"):
-            check_int_at_least(name, getattr(self, name), 1)
-        if not self.run_dir:
-            self.run_dir = str(Path("runs") / f"{self.env_id.replace('/', '_')}_{self.algo}"
-                                              f"_s{self.seed}")
+
+def run_fields(config: AlgoConfig) -> tuple[str, ...]:
+    """Columns of progress.csv: the learner's row, the periodic evaluation (blank when none
+    ran at that iteration) and env steps per second of the iteration."""
+    return (*algo_of(config).learner_cls.CSV_FIELDS, "eval_return", "eval_length", "sps")
 
 
-def algo_config(run: RunConfig, **overrides):
-    """The learner's config for `run`: the algorithm's `mujoco` preset with its overrides,
-    the run's env, budget, seed and device, then `overrides` (e.g. from the CLI)."""
-    spec = ALGOS[run.algo]
-    return spec.config_cls.mujoco(**{**spec.overrides, "env_id": run.env_id,
-                                     "total_env_steps": run.total_env_steps, "seed": run.seed,
-                                     "device": run.device, **overrides})
+def run_label(config: AlgoConfig, run: RunConfig | None = None) -> str:
+    """The run's name: `run.label`, else the paper's name of its algorithm and policy."""
+    if run is not None and run.label:
+        return run.label
+    return algo_of(config).label(policy_kind(config.policy))
+
+
+def default_run_dir(config: AlgoConfig, run: RunConfig | None = None) -> Path:
+    """runs/{env_id}_{label}_s{seed}."""
+    return Path("runs") / f"{config.env_id.replace('/', '_')}_{run_label(config, run)}" \
+                          f"_s{config.seed}"
+
+
+def algo_config(algo: str, **fields) -> AlgoConfig:
+    """The preset config of a CLI algorithm name or alias (`ppo`, `diffppo`, `dppo`, ...)
+    with `fields` (flat; policy fields by name) on top: what `damdp-lite train` builds."""
+    spec, implied = resolve(algo)
+    return spec.config(**{**implied, **fields})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,13 +147,6 @@ def save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def read_progress(path: str | Path) -> list[dict]:
-    """Rows of a progress.csv as dicts of floats (blank cells -> nan)."""
-    with open(path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
 def _rewrite_progress(path: Path, keep_below: int, columns: tuple[str, ...]) -> None:
     """Keep the header and the rows of iterations < keep_below (resume), atomically."""
     rows = []
@@ -211,23 +161,55 @@ def _rewrite_progress(path: Path, keep_below: int, columns: tuple[str, ...]) -> 
     os.replace(tmp, path)
 
 
-def load_run(run_dir: str | Path) -> tuple[RunConfig, object]:
-    """The two configs of a run directory (or a shipped result directory)."""
+def config_record(config: AlgoConfig, run: RunConfig) -> dict:
+    """What config.json holds (the location `run_dir` is not part of it: a moved run resumes)."""
+    run_d = {k: v for k, v in asdict(run).items() if k not in ("run_dir", "label")}
+    return {"format": CONFIG_FORMAT, "algo": algo_of(config).name,
+            "label": run_label(config, run), "run": run_d, "config": config.to_dict()}
+
+
+def parse_record(record: dict, where: str = "config.json") -> tuple[RunConfig, AlgoConfig]:
+    """The run settings and the algorithm config of a config.json record (either format).
+    `ValueError` names the file and what is wrong."""
+    try:
+        if record.get("format") == CONFIG_FORMAT:
+            spec, _ = resolve(record["algo"])
+            run = RunConfig(**{**record["run"], "label": record.get("label", "")})
+            return run, spec.config_cls.from_dict(record["config"])
+        old = dict(record["run"])  # format 1: run held algo, env_id, total_env_steps, seed, device
+        spec, implied = resolve(old.pop("algo"))
+        for name in ("env_id", "total_env_steps", "seed", "device", "run_dir"):
+            old.pop(name, None)
+        flat = dict(record["algo_config"])
+        flat.update({k: v for k, v in {**spec.preset, **implied}.items()
+                     if k not in flat and k != "policy"})
+        run = RunConfig(**old, label=record["run"]["algo"])
+        return run, spec.config_cls.from_dict(flat)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{where} is not a damdp-lite run config ({err})") from None
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, AlgoConfig]:
+    """The run settings and algorithm config of a run directory (or a shipped result)."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise ValueError(f"run_dir={str(run_dir)!r} has no config.json; expected a directory "
                          f"written by `damdp-lite train`")
-    cfg = json.loads(path.read_text())
-    run = RunConfig(**cfg["run"])
-    return run, ALGOS[run.algo].config_cls.from_dict(cfg["algo_config"])
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    run, config = parse_record(record, str(path))
+    run.run_dir = str(run_dir)
+    return run, config
 
 
 def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
     """The policy of a run: `policy.pt` if the run finished, else the last checkpoint's."""
-    run, cfg = load_run(run_dir)
-    cfg.device = device
+    _, cfg = load_run(run_dir)
     envs = make_vector_env(cfg.env_id, 1)
-    policy = make_policy(cfg, envs.single_observation_space.shape[0], envs.single_action_space)
+    policy = build_policy(cfg.policy, envs.single_observation_space.shape[0],
+                          envs.single_action_space, device)
     envs.close()
     run_dir = Path(run_dir)
     if (run_dir / "policy.pt").exists():
@@ -248,65 +230,93 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
 
 @dataclass
 class RunResult:
-    """What `train` returns: the run directory, its rows and the trained policy."""
+    """What `train` returns: the run directory (None in memory), its rows and the policy."""
 
-    run_dir: Path
+    run_dir: Path | None
     history: list[dict] = field(default_factory=list)
     policy: ChainPolicy | None = None
     resumed_from: int = 0
     """Iteration the run resumed at (0: started fresh)."""
 
 
-def train(run: RunConfig, config=None, progress: bool = True,
-          callback: Callable[[dict], bool | None] | None = None) -> RunResult:
-    """Train `config` (default `algo_config(run)`) in `run.run_dir`, resuming if it holds a
-    checkpoint of the same configs.
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
-    `callback(row)` sees each progress row; returning True stops after that row is written
-    (and checkpointed). Raises `ValueError` when `run_dir` holds a run with other configs and
-    `FloatingPointError` (naming the loss and iteration) on a NaN / inf loss.
+
+def _check_same_run(cfg_path: Path, record: dict) -> None:
+    """`ValueError` naming the fields on which the run recorded in `cfg_path` differs."""
+    old_run, old_config = parse_record(json.loads(cfg_path.read_text()), str(cfg_path))
+    old = json.loads(json.dumps(config_record(old_config, old_run)))
+    new = json.loads(json.dumps(record))
+    if old != new:  # fields added since the run was recorded took their defaults above
+        a, b = _flat(old), _flat(new)
+        diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        shown = ", ".join(f"{k}: recorded {a.get(k)!r}, now {b.get(k)!r}" for k in diff[:3])
+        raise ValueError(f"run_dir={str(cfg_path.parent)!r} holds a run with other settings "
+                         f"({shown}{', ...' if len(diff) > 3 else ''}); choose another "
+                         f"run_dir or delete it")
+
+
+def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = True,
+          callback: Callable[[dict], bool | None] | None = None,
+          policy: ChainPolicy | None = None) -> RunResult:
+    """Train `config` (any registered algorithm, either policy kind); the one training loop.
+
+    Args:
+        config: an algorithm config, e.g. `PPOConfig(...)` or `algo_config("diffppo", ...)`.
+        run: where and how to log. None trains in memory: no files, no evaluations (rows
+            have blank `eval_*` columns). With a `RunConfig`, the run directory (`run.run_dir`,
+            or `default_run_dir`) gets config.json, progress.csv, checkpoints and policy.pt,
+            and a directory holding a checkpoint of the same settings is resumed.
+        progress: show a tqdm bar.
+        callback: sees each history row; returning True stops after that row is written (and
+            checkpointed).
+        policy: a policy to train instead of one built from `config.policy` (it must match it).
+
+    Returns a `RunResult`. Raises `ValueError` when the run directory holds a run with other
+    settings (naming them) and `FloatingPointError` (naming the loss and iteration) on a
+    NaN / inf loss. Deterministic on CPU under `config.seed`, but for the wall-clock columns.
     """
-    config = config or algo_config(run)
-    torch.set_num_threads(run.threads)
-    run_dir = Path(run.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_json = {"run": asdict(run), "algo_config": config.to_dict()}
-    cfg_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoint.pt"
-    progress_path = run_dir / "progress.csv"
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        try:  # fields added since the run was recorded take their defaults
-            old = {"run": asdict(RunConfig(**old["run"])), "algo_config": ALGOS[
-                old["run"]["algo"]].config_cls.from_dict(old["algo_config"]).to_dict()}
-        except (KeyError, TypeError, ValueError):
-            pass  # not a config of this version: the comparison below fails
-        if json.loads(json.dumps(config_json)) != json.loads(json.dumps(old)):
-            raise ValueError(f"run_dir={str(run_dir)!r} holds a run with different configs; "
-                             f"choose another run_dir or delete it")
-    else:
-        cfg_path.write_text(json.dumps(config_json, indent=2) + "\n")
-
-    spec = ALGOS[run.algo]
-    if not isinstance(config, spec.config_cls):
-        raise ValueError(f"algo={run.algo!r} needs a {spec.config_cls.__name__}, got "
+    if not isinstance(config, AlgoConfig):
+        raise ValueError(f"config must be an algorithm config (e.g. PPOConfig), got "
                          f"{type(config).__name__}")
-    columns = run_fields(run.algo)
-    learner = spec.learner_cls(config)
-    elapsed0, start_iter = 0.0, 0
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=config.device, weights_only=True)
-        learner.load_state_dict(ckpt["learner"])
-        elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
-    _rewrite_progress(progress_path, start_iter, columns)
-    writer = None
-    if run.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as err:
-            learner.close()
-            raise ValueError("tensorboard=True needs the tensorboard package "
-                             "(pip install tensorboard)") from err
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_iter)
+    spec = algo_of(config)
+    columns = run_fields(config)
+    run_dir = None
+    if run is not None:
+        torch.set_num_threads(run.threads)
+        run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(config, run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record = config_record(config, run)
+        cfg_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoint.pt"
+        progress_path = run_dir / "progress.csv"
+        if cfg_path.exists():
+            _check_same_run(cfg_path, record)
+        else:
+            cfg_path.write_text(json.dumps(record, indent=2) + "\n")
+
+    learner = spec.learner_cls(config, policy)
+    elapsed0, start_iter, writer = 0.0, 0, None
+    if run_dir is not None:
+        if ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=config.device, weights_only=True)
+            learner.load_state_dict(ckpt["learner"])
+            elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
+        _rewrite_progress(progress_path, start_iter, columns)
+        if run.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                learner.close()
+                raise ValueError("tensorboard=True needs the tensorboard package "
+                                 "(pip install tensorboard)") from err
+            writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_iter)
 
     def checkpoint(elapsed: float) -> None:
         save_atomic({"format": 1, "elapsed_s": elapsed, "learner": learner.state_dict()},
@@ -315,41 +325,45 @@ def train(run: RunConfig, config=None, progress: bool = True,
     result = RunResult(run_dir, policy=learner.policy, resumed_from=start_iter)
     n_iter = config.num_iterations
     start = time.perf_counter()
+    desc = f"{run_label(config, run)} {config.env_id} s{config.seed}"
     bar = tqdm(range(start_iter, n_iter), initial=start_iter, total=n_iter,
-               disable=not progress, desc=f"{run.algo} {run.env_id} s{run.seed}")
+               disable=not progress, desc=desc)
     try:
         for it in bar:
             t0 = time.perf_counter()
             try:
                 row = learner.train_iteration()
             except FloatingPointError as err:
+                if run_dir is None:
+                    raise
                 kept = (f"the last good checkpoint ({ckpt_path}, iteration "
                         f"{learner_iteration_on_disk(ckpt_path)}) is kept"
                         if ckpt_path.exists() else "no checkpoint was written yet")
                 raise FloatingPointError(f"{err}; run stopped, {kept}") from err
             last = it + 1 == n_iter
             ev_ret = ev_len = ""
-            if last or (run.eval_every and (it + 1) % run.eval_every == 0):
+            if run is not None and (last or (run.eval_every and (it + 1) % run.eval_every == 0)):
                 rets, lens, _ = evaluate_policy(learner.policy, config.env_id,
-                                                run.eval_episodes, seed=10_000 + run.seed)
+                                                run.eval_episodes, seed=10_000 + config.seed)
                 ev_ret, ev_len = float(np.mean(rets)), float(np.mean(lens))
             now = time.perf_counter()
             row = {**row, "elapsed_s": elapsed0 + now - start, "eval_return": ev_ret,
                    "eval_length": ev_len,
                    "sps": config.env_steps_per_iteration / (now - t0)}
-            with open(progress_path, "a", newline="") as f:
-                csv.DictWriter(f, columns).writerow(row)
             result.history.append(row)
-            if writer is not None:
-                for key in columns[2:]:
-                    if row[key] != "" and math.isfinite(row[key]):
-                        writer.add_scalar(key, row[key], row["env_steps"])
-            bar.set_postfix(ret=f"{row['episode_return']:.4g}", sps=f"{row['sps']:.0f}")
             stop = callback is not None and bool(callback(row))
-            if last or stop or (it + 1) % run.checkpoint_every == 0:
-                checkpoint(row["elapsed_s"])
-            if last:
-                save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")
+            if run_dir is not None:
+                with open(progress_path, "a", newline="") as f:
+                    csv.DictWriter(f, columns).writerow(row)
+                if writer is not None:
+                    for key in columns[2:]:
+                        if row[key] != "" and math.isfinite(row[key]):
+                            writer.add_scalar(key, row[key], row["env_steps"])
+                if last or stop or (it + 1) % run.checkpoint_every == 0:
+                    checkpoint(row["elapsed_s"])
+                if last:
+                    save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")
+            bar.set_postfix(ret=f"{row['episode_return']:.4g}", sps=f"{row['sps']:.0f}")
             if stop:
                 break
     finally:

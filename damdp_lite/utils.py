@@ -26,6 +26,11 @@ def smoke() -> bool:
     return os.environ.get("DAMDP_SMOKE", "0") == "1"
 
 
+def to_numpy(x) -> np.ndarray:
+    """A tensor (any device, detached) or an array-like as a NumPy array."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 def check_choice(field: str, value: object, allowed: Iterable[object]) -> None:
     """Raise `ValueError` unless `value` is one of `allowed`, naming the field."""
     allowed = tuple(allowed)
@@ -113,20 +118,13 @@ class RunningNorm(nn.Module):
         self.count.copy_(tot)
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """The one-line docstring under each field of a dataclass, read from its source.
-
-    Shared by the widgets (tooltips) and the CLI (`--help`), so a field is documented once.
-    """
-    import ast
-    import inspect
-    import textwrap
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:] + [None], strict=True):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
-                docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
+def update_normalisers(modules, obs: torch.Tensor | None = None,
+                       latent: torch.Tensor | None = None) -> None:
+    """Update the running normalisers `obs_norm` / `latent_norm` of each module (a policy, a
+    value net, a critic) with a batch of observations and / or latents; a module declares
+    None (or lacks the attribute) where it has no such normaliser (method.md §5.0)."""
+    for m in modules:
+        for name, x in (("obs_norm", obs), ("latent_norm", latent)):
+            norm = getattr(m, name, None)
+            if x is not None and norm is not None:
+                norm.update(x)

@@ -13,9 +13,11 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import display
 
+from .algos.common import AlgoConfig
 from .bound import FitConfig
+from .config import field_docs
 from .diffusion import NOISING_DRIFT_AT, NOISING_STEP_PAIRING, SCHEDULES, DiffusionConfig
-from .utils import field_docs
+from .policies import POLICIES, all_tunable_fields, tunable_fields
 
 STYLE = {"description_width": "150px"}
 LAYOUT = W.Layout(width="420px")
@@ -34,17 +36,12 @@ def controls_from_config(cls: type, fields: Sequence[str],
         `{field: widget}`; read values with `{f: w.value for f, w in controls.items()}`.
     """
     specs = specs or {}
-    docs = field_docs(cls)
-    by_name = {f.name: f for f in dataclasses.fields(cls)}
     out: dict[str, W.Widget] = {}
     for name in fields:
-        if name not in by_name:
-            raise ValueError(f"field={name!r} is not a field of {cls.__name__}; "
-                             f"expected one of {tuple(by_name)}")
+        default, doc = field_default_and_doc(cls, name)
         spec = dict(specs.get(name, {}))
-        f = by_name[name]
-        value = spec.pop("value", f.default)
-        common = dict(description=name, style=STYLE, layout=LAYOUT, tooltip=docs.get(name, ""))
+        value = spec.pop("value", default)
+        common = dict(description=name, style=STYLE, layout=LAYOUT, tooltip=doc)
         if "options" in spec:
             w = W.Dropdown(options=list(spec["options"]), value=value, **common)
         elif isinstance(value, bool):
@@ -64,6 +61,55 @@ def controls_from_config(cls: type, fields: Sequence[str],
             w = W.Text(value=str(value), **common)
         out[name] = w
     return out
+
+
+def field_default_and_doc(cls: type, name: str) -> tuple[object, str]:
+    """Default and docstring of a field of config class `cls`; for an algorithm config also
+    of a policy field by name (its default for this algorithm's default policy kind, else for
+    the first kind that has it). `ValueError` names the field and the class."""
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    if name in by_name:
+        f = by_name[name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        return default, field_docs(cls).get(name, "")
+    if issubclass(cls, AlgoConfig) and name in all_tunable_fields():
+        kinds = [cls.policy] if isinstance(cls.policy, str) else []
+        kind = next((k for k in kinds if name in tunable_fields(k)), all_tunable_fields()[name])
+        policy_cls = POLICIES[kind][0]
+        default = cls.policy_defaults.get(kind, {}).get(
+            name, next(f.default for f in dataclasses.fields(policy_cls) if f.name == name))
+        return default, field_docs(policy_cls).get(name, "")
+    raise ValueError(f"field={name!r} is not a field of {cls.__name__}; expected one of "
+                     f"{tuple(by_name)}")
+
+
+def algo_panel(algo: str, fields: Sequence[str], specs: Mapping[str, Mapping] | None = None,
+               **fixed) -> W.VBox:
+    """A training panel for any registered algorithm (`--algo` name or alias): a policy
+    dropdown and one control per field (the algorithm's own or a policy field by name); Train
+    runs `train(algo_config(algo, policy=..., **values, **fixed))` in memory and plots the
+    training return against env steps. `fixed`: fields set without a control (e.g. env_id)."""
+    from .algos import resolve
+    from .train import algo_config, train
+
+    spec, implied = resolve(algo)
+    kinds = [implied["policy"]] if "policy" in implied else list(POLICIES)
+    controls = {"policy": W.Dropdown(options=kinds, value=kinds[0], description="policy",
+                                     style=STYLE, layout=LAYOUT,
+                                     tooltip=field_docs(AlgoConfig)["policy"])}
+    controls.update(controls_from_config(spec.config_cls, [f for f in fields
+                                                           if f != "policy"], specs))
+
+    def run(**values):
+        res = train(algo_config(algo, **{**fixed, **values}), progress=True)
+        fig, ax = plt.subplots(figsize=(5, 3))
+        steps = [r["env_steps"] for r in res.history]
+        ax.plot(steps, [r["episode_return"] for r in res.history], label=values["policy"])
+        ax.set(xlabel="env steps", ylabel="training return", title=algo)
+        ax.legend()
+        return fig
+
+    return training_panel(controls, run)
 
 
 def sampler_controls() -> dict[str, W.Widget]:

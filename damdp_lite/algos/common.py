@@ -1,71 +1,120 @@
-"""What every learner shares: config checks and budget arithmetic, the rollout state of a
-checkpoint, episode statistics. Each algorithm file keeps its own fields, losses and update."""
+"""What every algorithm shares, in one place: the base config (its shared fields declared and
+documented once), the algorithm registry, the learner base (policy building, checkpoints) and
+the plumbing of the updates (minibatches, the temperature loss, the NaN guard).
+
+An algorithm file holds its config (own fields, its defaults of the shared ones), its losses
+(one function per equation), its learner, and one `register(...)` call; nothing else in the
+package needs an edit for `damdp-lite train --algo NAME --policy {diffusion,gaussian}`, the
+widgets and `damdp_lite.train.train` to run it.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, fields
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from ..chain import ChainPolicy
-from ..damdp import Rollout
-from ..diffusion import DiffusionConfig, DiffusionPolicy
+from ..config import Config, at_least, nonnegative, one_of, param, positive, unit_interval
+from ..damdp import Rollout, per_augmented_step
+from ..diffusion import DiffusionConfig
 from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
-from ..gaussian import GaussianConfig, GaussianPolicy
-from ..utils import check_choice, check_int_at_least, check_positive, seed_everything
+from ..gaussian import GaussianConfig
+from ..policies import (
+    POLICIES,
+    PolicyConfig,
+    all_tunable_fields,
+    build_policy,
+    policy_config,
+    policy_kind,
+    policy_to_dict,
+)
+from ..utils import seed_everything
+
+__all__ = ["DiffusionConfig", "GaussianConfig"]  # the nested policy configs, re-exported
+
+# ---------------------------------------------------------------------------------------------
+# Configs
+# ---------------------------------------------------------------------------------------------
 
 
-class LearnerConfig:
-    """Mixin of the learners' config dataclasses (`PPOConfig`, `REPPOConfig`, `SACConfig`).
+@dataclass
+class AlgoConfig(Config):
+    """Base of every algorithm's config: the run's env, budget, seed and device, the vector env,
+    the discount, and the nested policy config. Fields are validated by type and range on
+    construction (`config.Config`).
 
-    Expects the fields env_id, num_envs, num_env_steps, total_env_steps, policy, num_steps,
-    hidden_sizes, vectorization, seed and device.
+    A subclass adds its own fields and sets its defaults of the shared ones with the class
+    keyword `defaults=dict(...)`; `policy_defaults` gives its default policy fields per kind.
     """
 
-    def check_common(self, ints: tuple[str, ...] = (), positives: tuple[str, ...] = (),
-                     unit_intervals: tuple[tuple[str, bool], ...] = (),
-                     sizes: tuple[str, ...] = ("hidden_sizes",)) -> None:
-        """Validate the shared fields and the named ones; each error names field and value.
+    env_id: str = "damdp_lite/TurningDoubleWell-v0"
+    """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
+    total_env_steps: int = param(50_000, at_least(1))
+    """Env steps over all envs and iterations (toys 1e4-1e5; MuJoCo 1e5-1e6)."""
+    seed: int = param(0, at_least(0))
+    """Seed of torch, NumPy, the env resets, every latent sample and every minibatch."""
+    device: str = "cpu"
+    """Torch device ("cpu", "cuda")."""
+    num_envs: int = param(8, at_least(1))
+    """Parallel envs of the vector env (CPU 4-32; official PPO 2048, REPPO 1024)."""
+    num_env_steps: int = param(64, at_least(1))
+    """Env steps per env per iteration; K augmented transitions each (official 64)."""
+    vectorization: str = param("sync", one_of("sync", "async"))
+    """"sync" or "async" vector env (sync measured 2-3x faster on 2 cores)."""
+    scale_rewards: bool = False
+    """Divide rewards by the running std of the discounted return (logged returns stay raw)."""
+    gamma: float = param(0.999, unit_interval())
+    """Discount per augmented step, in (0, 1]; gamma^K per env step (official 0.999)."""
+    policy: PolicyConfig | str = "diffusion"
+    """The policy: "diffusion" (the DA-MDP version) or "gaussian" (the MaxEnt base, K = 1),
+    or a `DiffusionConfig` / `GaussianConfig` with every policy field."""
 
-        `unit_intervals`: (name, lower bound open) pairs that must lie in (0, 1] or [0, 1].
-        """
-        import damdp_lite.envs
+    policy_defaults: ClassVar[dict[str, dict]] = {}
+    """Per policy kind, this algorithm's defaults of the policy fields."""
 
-        if not isinstance(self.env_id, str) or self.env_id not in gym.registry:
-            raise ValueError(f"env_id={self.env_id!r} is not a registered gymnasium id; e.g. "
-                             f"'HalfCheetah-v5' or {damdp_lite.envs.TOY_ENV_IDS}")
-        for name in ("num_envs", "num_env_steps", "total_env_steps", "num_steps", *ints):
-            check_int_at_least(name, getattr(self, name), 1)
-        check_int_at_least("seed", self.seed, 0)
-        for name in positives:
-            check_positive(name, getattr(self, name))
-        for name, lo_open in unit_intervals:
-            v = getattr(self, name)
-            ok = isinstance(v, int | float) and math.isfinite(v) and v <= 1 and (
-                v > 0 if lo_open else v >= 0)
-            if not ok:
-                raise ValueError(f"{name}={v!r} must be in {'(' if lo_open else '['}0.0, 1.0]")
-        check_choice("policy", self.policy, ("diffusion", "gaussian"))
-        check_choice("vectorization", self.vectorization, ("sync", "async"))
-        for name in sizes:
-            widths = tuple(getattr(self, name))
-            for i, h in enumerate(widths):
-                check_int_at_least(f"{name}[{i}]", h, 1)
-            setattr(self, name, widths)
+    def __init_subclass__(cls, defaults: dict[str, Any] | None = None, **kw) -> None:
+        """`class PPOConfig(AlgoConfig, defaults=dict(num_envs=8))`: new defaults of inherited
+        fields (they keep their type, rule, docstring and place in the field order)."""
+        super().__init_subclass__(**kw)
+        if defaults:
+            own = cls.__dict__.get("__annotations__")
+            if own is None:
+                own = {}
+                cls.__annotations__ = own
+            inherited = {}
+            for base in reversed(cls.__mro__[1:]):
+                inherited.update(base.__dict__.get("__annotations__", {}))
+            for name, value in defaults.items():
+                if name not in inherited:
+                    raise TypeError(f"{cls.__name__}: defaults names {name!r}, not a field of "
+                                    f"its bases")
+                own.setdefault(name, inherited[name])
+                setattr(cls, name, value)
+
+    def __post_init__(self) -> None:
+        if not dataclasses.is_dataclass(self.policy):  # a kind, or {"kind": ..., fields}
+            spec = self.policy if isinstance(self.policy, dict) else {"kind": self.policy}
+            kind = spec.get("kind", "diffusion")
+            if kind not in POLICIES:
+                raise ValueError(f"policy={kind!r} is not allowed; expected one of "
+                                 f"{tuple(POLICIES)}")
+            fields = {k: v for k, v in spec.items() if k != "kind"}
+            self.policy = policy_config(kind, **{**self.policy_defaults.get(kind, {}),
+                                                 **fields, "device": self.device})
+        policy_kind(self.policy)  # a policy config of a known kind
+        super().__post_init__()
+        if self.policy.device != self.device:
+            self.policy = dataclasses.replace(self.policy, device=self.device)
         if self.total_env_steps < self.env_steps_per_iteration:
             raise ValueError(f"total_env_steps={self.total_env_steps!r} must be >= num_envs * "
                              f"num_env_steps = {self.env_steps_per_iteration}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use 'cpu'")
 
-    @property
-    def chain_length(self) -> int:
-        """K of the policy this config builds (1 for the Gaussian)."""
-        return self.num_steps if self.policy == "diffusion" else 1
-
+    # ---- derived sizes -------------------------------------------------------------------
     @property
     def env_steps_per_iteration(self) -> int:
         return self.num_envs * self.num_env_steps
@@ -74,13 +123,73 @@ class LearnerConfig:
     def num_iterations(self) -> int:
         return self.total_env_steps // self.env_steps_per_iteration
 
+    # ---- building -------------------------------------------------------------------------
+    @classmethod
+    def build(cls, **fields):
+        """The config from flat fields: the algorithm's own and every policy field by name
+        (`num_steps=8`, `hidden_sizes=...`), routed into the nested `policy`. This is what the
+        CLI, the widgets and the presets call; an unknown name is an error naming it."""
+        own = {f.name for f in dataclasses.fields(cls)}
+        policy_fields = all_tunable_fields()
+        unknown = sorted(set(fields) - own - set(policy_fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; see "
+                             f"`damdp-lite train --help`")
+        flat_policy = {k: fields.pop(k) for k in list(fields) if k not in own}
+        spec = fields.get("policy", cls.policy)
+        if dataclasses.is_dataclass(spec):
+            fields["policy"] = policy_config(spec, **flat_policy)
+        elif isinstance(spec, dict):
+            fields["policy"] = {**spec, **flat_policy}
+        else:
+            fields["policy"] = {"kind": spec, **flat_policy}
+        return cls(**fields)
+
+    @classmethod
+    def preset(cls, fields: dict, shared: dict, policy: dict[str, dict] | None = None):
+        """`build` from a preset: `shared` values, then the values for the chosen policy kind
+        (`policy[kind]`, e.g. K only for the diffusion policy), then the caller's `fields`."""
+        spec = fields.get("policy", cls.policy)
+        kind = None if dataclasses.is_dataclass(spec) else (
+            spec.get("kind", "diffusion") if isinstance(spec, dict) else spec)
+        return cls.build(**{**shared, **(policy or {}).get(kind, {}), **fields})
+
+    @classmethod
+    def mujoco(cls, **fields):
+        """CPU-scale preset for Gymnasium MuJoCo; an algorithm overrides it with its own."""
+        return cls.preset(fields, dict(env_id="HalfCheetah-v5", total_env_steps=1_000_000))
+
+    def with_env_discounts(self, keep=(), **env_values: float):
+        """This config with each named field (gamma, a lambda) set per augmented step from its
+        env-step value, x_aug = x_env^(1/K) with the policy's K (method.md §10); names in
+        `keep` (values the caller chose) are left as they are."""
+        K = self.policy.num_steps
+        return dataclasses.replace(self, **{name: per_augmented_step(v, K)
+                                            for name, v in env_values.items() if name not in keep})
+
+    # ---- config.json -----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+        d["policy"] = {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in policy_to_dict(self.policy).items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict):
-        """Inverse of `to_dict` (JSON lists back to tuples; unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
+        """Inverse of `to_dict`; also reads a config written before the policy was nested
+        (a `policy` string beside flat policy fields), so old runs load and resume."""
+        d = dict(d)
+        if isinstance(d.get("policy"), str):  # the flat layout of config.json format 1
+            kind = d["policy"]
+            policy_names = set(all_tunable_fields())
+            own = {f.name for f in dataclasses.fields(cls)}
+            flat = {k: d.pop(k) for k in list(d) if k in policy_names and k not in own}
+            kind_fields = {f.name for f in dataclasses.fields(POLICIES[kind][0])}
+            d["policy"] = {"kind": kind, **{k: v for k, v in flat.items() if k in kind_fields}}
+            if d.get("log_csv", 0) is None:
+                d.pop("log_csv")  # PPO's in-memory CSV log, now the runner's progress.csv
+        names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields {unknown}; allowed: "
@@ -88,50 +197,127 @@ class LearnerConfig:
         return cls(**d)
 
 
-def make_policy(config: LearnerConfig, obs_dim: int, action_space: gym.spaces.Box,
-                init_step_sizes: tuple[float, ...] | None = None) -> ChainPolicy:
-    """The chain policy named by `config.policy`, fitted to the env's spaces (every learner).
+@dataclass
+class EpochUpdates:
+    """Fields of the algorithms that learn in epochs of minibatches over each rollout (PPO,
+    REPPO, WPO). Mixed in before `AlgoConfig`: `class PPOConfig(EpochUpdates, AlgoConfig)`."""
 
-    A bounded Box gets `squash="tanh"` rescaled to its bounds; an unbounded one (the latent
-    bandit, method.md §7.1) `squash="identity"`. A config without `noising_drift_at` (REPPO,
-    SAC) gets `DiffusionConfig`'s default. `init_step_sizes` (K values) replaces the
-    schedule's initial eta_k of a diffusion policy (the toys' geometric start).
-    """
-    low, high = np.asarray(action_space.low, float), np.asarray(action_space.high, float)
-    bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
-    common = dict(obs_dim=obs_dim, action_dim=int(action_space.shape[0]),
-                  hidden_sizes=config.hidden_sizes, tanh_jacobian=config.tanh_jacobian,
-                  squash="tanh" if bounded else "identity", action_clip=config.action_clip,
-                  action_low=tuple(low) if bounded else None,
-                  action_high=tuple(high) if bounded else None, device=config.device)
-    if config.policy == "gaussian":
-        return GaussianPolicy(GaussianConfig(init_std=config.init_std, **common))
-    drift_at = getattr(config, "noising_drift_at", DiffusionConfig.noising_drift_at)
-    return DiffusionPolicy(DiffusionConfig(
-        num_steps=config.num_steps, step_size_schedule=config.step_size_schedule,
-        noising_drift_at=drift_at, noising_step_pairing=config.noising_step_pairing,
-        init_step_sizes=init_step_sizes, **common))
+    update_epochs: int = param(4, at_least(1))
+    """Passes over each rollout (official: PPO 12, REPPO/WPO 8)."""
+    num_minibatches: int = param(8, at_least(1))
+    """Minibatches per epoch over the augmented transitions, k mixed (official 8 K = 64)."""
+    max_grad_norm: float = param(0.5, positive())
+    """Global gradient-norm clip of each Adam step (official 0.5)."""
+    diffusion_steps_per_update: int = param(0, at_least(0))
+    """kappa: chain steps per env step used in each epoch, drawn at random (0: all K), D11."""
+
+
+@dataclass
+class LearnedTemperature:
+    """Fields of the algorithms that learn T toward an entropy target (REPPO, WPO, SAC)."""
+
+    temperature_init: float = param(0.01, positive())
+    """Initial temperature T (official ent_start 0.01); learned in log space."""
+    entropy_target_mult: float = param(5.0, nonnegative())
+    """m in the entropy target -m d on sum_k ell (official: REPPO 5, WPO 8; method.md §4.5)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Algo:
+    """One `--algo` name: its config, learner and presets."""
+
+    name: str
+    """The CLI name (ppo, reppo, wpo, sac, ...)."""
+    config_cls: type
+    """Its `AlgoConfig` subclass; `config_cls.mujoco(**fields)` is its preset."""
+    learner_cls: type
+    """Its `Learner` subclass, built as `learner_cls(config, policy=None)`."""
+    description: str
+    """One line for --help."""
+    labels: dict = dataclasses.field(default_factory=dict)
+    """Policy kind -> the paper's name, used in run names (e.g. {"diffusion": "diffppo"});
+    default f"{name}-{kind}"."""
+    preset: dict = dataclasses.field(default_factory=dict)
+    """Fields this name sets on top of `config_cls.mujoco()` (e.g. WPO's on REPPO's config)."""
+    marker: dict = dataclasses.field(default_factory=dict)
+    """Field values that tell this algorithm's configs from others of the same class."""
+
+    def label(self, kind: str) -> str:
+        return self.labels.get(kind, f"{self.name}-{kind}")
+
+    def config(self, **fields):
+        """The preset config of this algorithm with `fields` (flat, policy fields included)."""
+        return self.config_cls.mujoco(**{**self.preset, **fields})
+
+
+ALGOS: dict[str, Algo] = {}
+"""Registered algorithms by CLI name (filled by each algorithm file's `register` call)."""
+
+ALIASES: dict[str, tuple[str, dict]] = {}
+"""Older / paper names -> (algorithm, fields they imply), e.g. "dppo" -> ("ppo", diffusion, T=0)."""
+
+
+def register(algo: Algo, aliases: dict[str, dict] | None = None) -> Algo:
+    """Add `algo` (and its alias names) to the registry; returns it."""
+    ALGOS[algo.name] = algo
+    for alias, fields in (aliases or {}).items():
+        ALIASES[alias] = (algo.name, dict(fields))
+    return algo
+
+
+def resolve(name: str) -> tuple[Algo, dict]:
+    """(algorithm, implied fields) of a CLI name or alias; `ValueError` naming the choices."""
+    if name in ALGOS:
+        return ALGOS[name], {}
+    if name in ALIASES:
+        algo, fields = ALIASES[name]
+        return ALGOS[algo], dict(fields)
+    raise ValueError(f"algo={name!r} is not allowed; expected one of {tuple(ALGOS)} "
+                     f"(aliases: {tuple(ALIASES)})")
+
+
+def algo_of(config: AlgoConfig) -> Algo:
+    """The registered algorithm of `config`: its class, and its `marker` field values."""
+    for algo in ALGOS.values():
+        if type(config) is algo.config_cls and all(
+                getattr(config, k) == v for k, v in algo.marker.items()):
+            return algo
+    raise ValueError(f"{type(config).__name__} is not a registered algorithm config")
+
+
+# ---------------------------------------------------------------------------------------------
+# The learner base
+# ---------------------------------------------------------------------------------------------
 
 
 class Learner:
-    """Base of the learners (`PPO`, `REPPO`, `SAC`): checkpointing and closing, in one place.
+    """Base of the learners: seeding, the vector env, the policy, checkpoints, closing.
 
-    A subclass sets `envs`, `obs`, `gen`, `iteration` and lists in `STATE` the attributes a
-    checkpoint holds: modules, optimisers and buffers (their `state_dict`), generators (their
-    state), learnable scalars (`nn.Parameter`, copied) or plain numbers.
+    A subclass's `__init__` calls `self.start(config, policy)`, then builds its critics and
+    optimisers and sets `gen` (latent samples), `obs` and `iteration`; `train_iteration()`
+    returns one history row with the `CSV_FIELDS` (but `elapsed_s`). `STATE` lists the
+    attributes a checkpoint holds: modules, optimisers and buffers (their `state_dict`),
+    generators (their state), learnable scalars (`nn.Parameter`, copied) or plain numbers.
     """
 
     STATE: tuple[str, ...] = ()
+    CSV_FIELDS: tuple[str, ...] = ()
 
-    def start(self, config: LearnerConfig, policy: ChainPolicy | None) -> tuple[int, int]:
-        """Seed everything, build the vector env and the policy (or check the given one);
-        returns (obs_dim, action_dim). Raises `ValueError` naming the env or the policy."""
+    def start(self, config: AlgoConfig, policy: ChainPolicy | None) -> tuple[int, int]:
+        """Seed everything, build the vector env and the policy (or check the given one
+        against `config.policy`); returns (obs_dim, action_dim). `ValueError` names the env
+        or the fields on which a given policy contradicts the config."""
         seed_everything(config.seed)
         self.config = config
         self.device = torch.device(config.device)
         self.envs = make_vector_env(config.env_id, config.num_envs, config.vectorization,
                                     config.scale_rewards,
-                                    gamma=config.gamma ** config.chain_length)
+                                    gamma=config.gamma ** config.policy.num_steps)
         obs_space = self.envs.single_observation_space
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
             self.envs.close()
@@ -139,12 +325,13 @@ class Learner:
                              f"expected a 1-D Box")
         obs_dim, action_dim = obs_space.shape[0], self.envs.single_action_space.shape[0]
         if policy is None:
-            policy = make_policy(config, obs_dim, self.envs.single_action_space)
-        dims = (policy.obs_dim, policy.action_dim)
-        if dims != (obs_dim, action_dim):
+            policy = build_policy(config.policy, obs_dim, self.envs.single_action_space,
+                                  config.device)
+        try:
+            check_policy_matches(policy, config.policy, obs_dim, action_dim)
+        except ValueError:
             self.envs.close()
-            raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; env_id="
-                             f"{config.env_id!r} needs {(obs_dim, action_dim)}")
+            raise
         self.policy = policy.to(self.device)
         return obs_dim, action_dim
 
@@ -181,6 +368,24 @@ class Learner:
         self.envs.close()
 
 
+def check_policy_matches(policy: ChainPolicy, config: PolicyConfig, obs_dim: int,
+                         action_dim: int) -> None:
+    """`ValueError` unless a given policy is the one `config` describes for this env: same
+    kind, same K, same tunable fields, same (obs_dim, action_dim)."""
+    dims = (policy.obs_dim, policy.action_dim)
+    if dims != (obs_dim, action_dim):
+        raise ValueError(f"policy has (obs_dim, action_dim) = {dims}; the env needs "
+                         f"{(obs_dim, action_dim)}")
+    given, wanted = policy_to_dict(policy.config), policy_to_dict(config)
+    diff = [k for k in wanted if given.get(k) != wanted[k]]
+    if policy.num_steps != config.num_steps and "num_steps" not in diff:
+        diff.insert(0, "num_steps")
+    if diff:
+        shown = ", ".join(f"{k}={given.get(k)!r} (config: {wanted.get(k)!r})" for k in diff[:4])
+        raise ValueError(f"the given policy contradicts config.policy: {shown}; pass no policy "
+                         f"or one built from config.policy")
+
+
 def rollout_state(learner) -> dict:
     """The part of a checkpoint every learner has: iteration, latent generator, global torch
     RNG, current observations and each env's snapshot."""
@@ -198,8 +403,62 @@ def load_rollout_state(learner, state: dict) -> None:
     load_vector_env_state(learner.envs, state["envs"])
 
 
+# ---------------------------------------------------------------------------------------------
+# Plumbing of the updates
+# ---------------------------------------------------------------------------------------------
+
+
 def episode_stats(ro: Rollout) -> dict[str, float]:
     """Mean return and length of the episodes that finished in the rollout (nan if none)."""
     nan = float("nan")
     return {"episode_return": float(np.mean(ro.episode_returns)) if ro.episode_returns else nan,
             "episode_length": float(np.mean(ro.episode_lengths)) if ro.episode_lengths else nan}
+
+
+def check_finite(name: str, value: torch.Tensor, iteration: int, where: str = "",
+                 hint: str = "try a smaller lr") -> None:
+    """The NaN guard of every learner: `FloatingPointError` naming the loss, its value and the
+    iteration (before the optimiser step that would spread it)."""
+    if not torch.isfinite(value):
+        at = f" ({where})" if where else ""
+        raise FloatingPointError(f"{name}={value.item()} at iteration {iteration}{at}; {hint}")
+
+
+def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: int,
+                      num_minibatches: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's minibatches of row indices into the flattened rollout, k mixed (§5.0).
+
+    kappa = 0 (or >= K, e.g. a Gaussian with K = 1): a permutation of all S * N rows.
+    Otherwise, per env step and env, kappa of its K chain steps drawn without replacement
+    (method.md §4.3: the surrogate touches one step, so steps can be sub-sampled; the rebuttal's
+    kappa = K/2, D11; each k is still sampled uniformly), then permuted. Row of (env step t, chain
+    position j = K - k, env n) is (t K + j) N + n, the order of `Rollout` flattened.
+    """
+    K, N = num_steps, num_envs
+    if kappa == 0 or kappa >= K:
+        rows = torch.randperm(num_env_steps * K * N, generator=generator)
+    else:
+        j = torch.rand(num_env_steps, N, K, generator=generator).argsort(-1)[..., :kappa]
+        t = torch.arange(num_env_steps)[:, None, None]
+        n = torch.arange(N)[None, :, None]
+        rows = ((t * K + j) * N + n).reshape(-1)
+        rows = rows[torch.randperm(rows.numel(), generator=generator)]
+    return list(torch.tensor_split(rows, num_minibatches))
+
+
+def check_minibatches(config: AlgoConfig) -> None:
+    """`ValueError` unless every minibatch of an epoch holds at least one transition."""
+    kappa = config.diffusion_steps_per_update
+    K = config.policy.num_steps
+    rows = config.env_steps_per_iteration * (K if kappa == 0 or kappa >= K else kappa)
+    if config.num_minibatches > rows:
+        raise ValueError(f"num_minibatches={config.num_minibatches!r} must be <= the {rows} "
+                         f"augmented transitions used per epoch")
+
+
+def temperature_loss(temperature: torch.Tensor, ell_hat: torch.Tensor, num_steps: int,
+                     target_mult: float, action_dim: int) -> torch.Tensor:
+    """L_T = T sg(m d + H_hat), H_hat = -K mean ell_hat (method.md §4.5). T falls while the
+    entropy estimate is above the target -m d."""
+    entropy = -num_steps * ell_hat.mean()
+    return temperature * (target_mult * action_dim + entropy).detach()

@@ -13,146 +13,80 @@ Introduced in notebook 05.
 
 from __future__ import annotations
 
-import csv
-import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..chain import ChainPolicy
+from ..config import at_least, nonnegative, param, positive, unit_interval
 from ..critics import AugmentedCritic
-from ..damdp import (
-    augmented_discounts,
-    collect_rollout,
-    gae,
-    per_augmented_step,
-    soft_reward_current,
+from ..damdp import augmented_discounts, collect_rollout, gae, soft_reward_current
+from .common import (
+    Algo,
+    AlgoConfig,
+    EpochUpdates,
+    Learner,
+    check_finite,
+    check_minibatches,
+    episode_stats,
+    minibatch_indices,
+    register,
 )
-from ..utils import (
-    check_choice,
-    check_int_at_least,
-    check_nonnegative,
-)
-from .common import Learner, LearnerConfig, episode_stats
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass
-class PPOConfig(LearnerConfig):
-    """Hyperparameters of DA-MDP PPO (method.md §5.3, §6, §10). CPU-sized defaults."""
+class PPOConfig(EpochUpdates, AlgoConfig):
+    """Hyperparameters of DA-MDP PPO (method.md §5.3, §6, §10). CPU-sized defaults; the shared
+    fields are documented in `common.AlgoConfig` and `common.EpochUpdates`."""
 
-    env_id: str = "damdp_lite/TurningDoubleWell-v0"
-    """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
-    num_envs: int = 8
-    """Parallel envs of the SyncVectorEnv (8-32 on CPU; official 2048)."""
-    num_env_steps: int = 64
-    """Env steps per env per rollout; num_env_steps * K augmented rows (64-256; official 64)."""
-    total_env_steps: int = 50_000
-    """Env steps over all envs and iterations (toys 1e4-1e5; MuJoCo 1e5-1e6)."""
-    update_epochs: int = 4
-    """Passes over each rollout (4-12; official 12)."""
-    num_minibatches: int = 8
-    """Minibatches per epoch over the flattened transitions, k mixed (4-64; official 8 K = 64)."""
-    lr: float = 1e-4
+    lr: float = param(1e-4, positive())
     """Adam learning rate of policy and value (official 1e-4; toys 3e-4 to 1e-3)."""
-    gamma: float = 0.999
-    """Discount per augmented step, in (0, 1] (official 0.999; gamma^K per env step)."""
-    gae_lambda: float = 0.98
+    gae_lambda: float = param(0.98, unit_interval(low_open=False))
     """GAE lambda per augmented step, in [0, 1] (official 0.98)."""
-    clip_coef: float = 0.2
+    clip_coef: float = param(0.2, positive())
     """Clip epsilon of the per-step ratio w (0.1-0.3; official 0.2)."""
-    temperature: float = 2e-4
+    temperature: float = param(2e-4, nonnegative())
     """Temperature T >= 0 (0 is DPPO; official 2e-4; toys 0.05-0.25)."""
-    vf_coef: float = 0.5
+    vf_coef: float = param(0.5, nonnegative())
     """Weight of the value loss (official 0.5)."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clip over policy and value (official 0.5)."""
     env_time_discounting: bool = False
     """gamma and lambda only at k = 1, 1 inside the chain (D5; official False)."""
-    policy: str = "diffusion"
-    """"diffusion" (DA-MDP PPO / DPPO) or "gaussian" (MaxEnt PPO, K = 1)."""
-    num_steps: int = 4
-    """Diffusion steps K >= 1 (4 on CPU, 8 official); the Gaussian policy always has K = 1."""
-    hidden_sizes: tuple[int, ...] = (128, 128)
-    """Policy network widths (toys 2 x 64-128; official 3 x 256)."""
-    step_size_schedule: str = "constant"
-    """Initial diffusion step sizes: "constant" (PPO, eta_k = 0.5), "linear", "cosine" (D8)."""
-    noising_drift_at: str = "conditioning"
-    """Noising drift "conditioning" (normalised, ours) or "evaluated" (official), D1."""
-    noising_step_pairing: str = "previous"
-    """Noising kernel at step k uses eta_{max(k-1,1)} ("previous", official) or eta_k ("same")."""
-    tanh_jacobian: bool = False
-    """Action-space entropy: tanh Jacobian in log q at k = 1 (D2; official False)."""
-    action_clip: float = 1.0
-    """Clip c of tanh(a^0), in (0, 1] (PPO official 1.0), D9."""
-    init_std: float = 1.0
-    """Initial std of the Gaussian policy (0.3-1.0; unused by the diffusion policy)."""
-    value_hidden_sizes: tuple[int, ...] = (128, 128)
+    value_hidden_sizes: tuple[int, ...] = param((128, 128), at_least(1))
     """Value network widths (toys 2 x 64-128; MuJoCo 2 x 256)."""
-    diffusion_steps_per_update: int = 0
-    """kappa: chain steps per env step used in each epoch, drawn at random (0: all K), D11."""
-    vectorization: str = "sync"
-    """"sync" or "async" vector env (sync measured 2-3x faster on 2 cores)."""
-    scale_rewards: bool = False
-    """Divide rewards by the running std of the discounted return (MuJoCo: True)."""
-    seed: int = 0
-    """Seed of torch, NumPy, the env resets and every latent sample."""
-    device: str = "cpu"
-    """Torch device ("cpu", "cuda")."""
-    log_csv: str | None = None
-    """Path of a CSV log with one row per iteration (None: no file)."""
 
-    def __post_init__(self) -> None:
-        self.check_common(
-            ints=("update_epochs", "num_minibatches"),
-            positives=("lr", "clip_coef", "max_grad_norm", "init_std"),
-            unit_intervals=(("gamma", True), ("gae_lambda", False), ("action_clip", True)),
-            sizes=("hidden_sizes", "value_hidden_sizes"))
-        check_int_at_least("diffusion_steps_per_update", self.diffusion_steps_per_update, 0)
-        for name in ("temperature", "vf_coef"):
-            check_nonnegative(name, getattr(self, name))
-        # The policy's own config re-checks its flags; fail here already, naming the field.
-        check_choice("step_size_schedule", self.step_size_schedule,
-                     ("linear", "cosine", "constant"))
-        check_choice("noising_drift_at", self.noising_drift_at, ("conditioning", "evaluated"))
-        check_choice("noising_step_pairing", self.noising_step_pairing, ("previous", "same"))
-        if self.num_minibatches > self.batch_size:
-            raise ValueError(f"num_minibatches={self.num_minibatches!r} must be <= the "
-                             f"{self.batch_size} augmented transitions per rollout")
+    policy_defaults: ClassVar[dict[str, dict]] = {
+        "diffusion": dict(num_steps=4, hidden_sizes=(128, 128), step_size_schedule="constant",
+                          noising_drift_at="conditioning", noising_step_pairing="previous",
+                          action_clip=1.0),
+        "gaussian": dict(hidden_sizes=(128, 128), init_std=1.0, action_clip=1.0)}
+    """DiffPPO's constant initial step sizes (eta_k = 0.5) and PPO's action clip 1.0 (D9)."""
 
-    @property
-    def batch_size(self) -> int:
-        """Augmented transitions per rollout: num_envs * num_env_steps * K."""
-        return self.env_steps_per_iteration * self.chain_length
+    def check(self) -> None:
+        check_minibatches(self)
 
     @classmethod
-    def with_env_discounts(cls, gamma_env: float = 0.99, lambda_env: float = 0.95,
-                           **overrides) -> PPOConfig:
-        """Config with gamma = gamma_env^(1/K), gae_lambda = lambda_env^(1/K) (method.md §10)."""
-        cfg = cls(**overrides)
-        K = cfg.chain_length
-        return cls(**{**overrides, "gamma": per_augmented_step(gamma_env, K),
-                      "gae_lambda": per_augmented_step(lambda_env, K)})
-
-    @classmethod
-    def mujoco(cls, policy: str = "diffusion", **overrides) -> PPOConfig:
+    def mujoco(cls, **fields) -> PPOConfig:
         """CPU-scale preset for Gymnasium MuJoCo (notebook 04, `damdp-lite train`).
 
         16 sync envs x 128 env steps (2048 env steps per iteration), 10 epochs x 16 minibatches,
         lr 3e-4, gamma_env 0.99 and lambda_env 0.95 spread over the K steps (method.md §10),
         reward scaling, 2 x 256 networks, T = 2e-4 (official DiffPPO), K = 8 with kappa = 2
-        chain steps per env step in each epoch. `policy="gaussian"` is our MaxEnt PPO.
+        chain steps per env step in each epoch.
         """
-        base = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=128,
-                    total_env_steps=1_000_000, update_epochs=10, num_minibatches=16, lr=3e-4,
-                    temperature=2e-4, policy=policy, num_steps=8, hidden_sizes=(256, 256),
-                    value_hidden_sizes=(256, 256), scale_rewards=True,
-                    diffusion_steps_per_update=2)
-        return cls.with_env_discounts(0.99, 0.95, **{**base, **overrides})
-
+        shared = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=128,
+                      total_env_steps=1_000_000, update_epochs=10, num_minibatches=16, lr=3e-4,
+                      temperature=2e-4, value_hidden_sizes=(256, 256), scale_rewards=True,
+                      diffusion_steps_per_update=2)
+        policy = {"diffusion": dict(num_steps=8, hidden_sizes=(256, 256)),
+                  "gaussian": dict(hidden_sizes=(256, 256))}
+        return cls.preset(fields, shared, policy).with_env_discounts(
+            fields, gamma=0.99, gae_lambda=0.95)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +170,8 @@ def ppo_loss(policy: ChainPolicy, value_net: nn.Module, mb: dict[str, torch.Tens
     `(B,)`, and `(B,)` tensors log_prob (q_old), advantages, returns, r_soft, reward.
     Returns the loss and detached diagnostics.
     """
-    new_log_prob = policy.denoise_log_prob(mb["a_prev"], mb["a_k"], mb["obs"], mb["k"])
-    noise_log_prob = policy.noise_log_prob(mb["a_k"], mb["a_prev"], mb["obs"], mb["k"])
+    new_log_prob = policy.denoise_log_prob(mb["obs"], mb["a_k"], mb["k"], mb["a_prev"])
+    noise_log_prob = policy.noise_log_prob(mb["obs"], mb["a_k"], mb["k"], mb["a_prev"])
     ell_new = new_log_prob - noise_log_prob  # = policy.log_ratio(...), without a second pass
     log_w = new_log_prob - mb["log_prob"]
     # exp(log w) overflows float32 above 88.7; an inf ratio on the clipped branch (gradient 0)
@@ -268,35 +202,13 @@ CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "pol
               "ratio_dev_first_minibatch", "temperature", "elapsed_s")
 
 
-def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: int,
-                      num_minibatches: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch's minibatches of row indices into the flattened rollout, k mixed (§5.0).
-
-    kappa = 0 (or >= K, e.g. a Gaussian with K = 1): a permutation of all S * N rows.
-    Otherwise, per env step and env, kappa of its K chain steps drawn without replacement
-    (method.md §4.3: the surrogate touches one step, so steps can be sub-sampled; the rebuttal's
-    kappa = K/2, D11; each k is still sampled uniformly), then permuted. Row of (env step t, chain
-    position j = K - k, env n) is (t K + j) N + n, the order of `Rollout` flattened.
-    """
-    K, N = num_steps, num_envs
-    if kappa == 0 or kappa >= K:
-        rows = torch.randperm(num_env_steps * K * N, generator=generator)
-    else:
-        j = torch.rand(num_env_steps, N, K, generator=generator).argsort(-1)[..., :kappa]
-        t = torch.arange(num_env_steps)[:, None, None]
-        n = torch.arange(N)[None, :, None]
-        rows = ((t * K + j) * N + n).reshape(-1)
-        rows = rows[torch.randperm(rows.numel(), generator=generator)]
-    return list(torch.tensor_split(rows, num_minibatches))
-
-
 class PPO(Learner):
     """One DA-MDP PPO run in memory: envs, policy, value network, optimiser and generators.
 
     `train_iteration()` collects one rollout and runs one learn phase; `state_dict()` holds all
     a resumed run needs to continue *bit-identically* on CPU (networks with their running
     normalisers, Adam, every generator, each env's snapshot, the current observations).
-    Used by `train_ppo` (in memory) and by `damdp_lite.train` (run directory, checkpoints).
+    Run by `damdp_lite.train.train` (in memory, or in a run directory with checkpoints).
     """
 
     def __init__(self, config: PPOConfig, policy: ChainPolicy | None = None) -> None:
@@ -343,10 +255,8 @@ class PPO(Learner):
                 loss, stats = ppo_loss(self.policy, self.value_net, mb, cfg.clip_coef,
                                        cfg.temperature, cfg.vf_coef)
                 for name in LOSS_KEYS:
-                    if not torch.isfinite(stats[name]):
-                        raise FloatingPointError(
-                            f"{name}={stats[name].item()} at iteration {it} (epoch {epoch}, "
-                            f"minibatch {mb_idx}); try a smaller lr or temperature")
+                    check_finite(name, stats[name], it, f"epoch {epoch}, minibatch {mb_idx}",
+                                 "try a smaller lr or temperature")
                 if epoch == 0 and mb_idx == 0:
                     ratio_dev_first = stats["ratio_dev"].item()
                 self.optimizer.zero_grad()
@@ -367,42 +277,10 @@ class PPO(Learner):
 
     STATE = ("policy", "value_net", "optimizer", "perm_gen")
     """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""
+    CSV_FIELDS = CSV_FIELDS
 
 
-def train_ppo(config: PPOConfig, policy: ChainPolicy | None = None, progress: bool = True,
-              callback: Callable[[dict], bool | None] | None = None
-              ) -> tuple[ChainPolicy, list[dict]]:
-    """Train DA-MDP PPO (or MaxEnt PPO with a Gaussian policy) on `config.env_id`, in memory.
-
-    Args:
-        config: a `PPOConfig`.
-        policy: optional chain policy to train (else built by `make_policy`).
-        progress: show a tqdm bar.
-        callback: called with each history row; returning True stops training.
-
-    Returns:
-        The trained policy and the history, one dict per iteration with the `CSV_FIELDS`
-        (losses and diagnostics are minibatch means; `ratio_dev_first_minibatch` = max |w - 1|
-        on the first minibatch, 0 up to rounding by I10). Deterministic on CPU under
-        `config.seed`, except `elapsed_s`. For run directories, checkpoints and resume use
-        `damdp_lite.train.train`.
-    """
-    learner = PPO(config, policy)
-    if config.log_csv:
-        os.makedirs(os.path.dirname(os.path.abspath(config.log_csv)), exist_ok=True)
-        with open(config.log_csv, "w", newline="") as f:  # a new run starts a new file
-            csv.DictWriter(f, CSV_FIELDS).writeheader()
-    history: list[dict] = []
-    start = time.perf_counter()
-    try:
-        for _ in tqdm(range(config.num_iterations), disable=not progress, desc="DA-MDP PPO"):
-            row = {**learner.train_iteration(), "elapsed_s": time.perf_counter() - start}
-            history.append(row)
-            if config.log_csv:
-                with open(config.log_csv, "a", newline="") as f:
-                    csv.DictWriter(f, CSV_FIELDS).writerow(row)
-            if callback is not None and callback(row):
-                break
-    finally:
-        learner.close()
-    return learner.policy, history
+register(Algo("ppo", PPOConfig, PPO, "DA-MDP PPO (DiffPPO) / MaxEnt PPO with a Gaussian",
+              labels={"diffusion": "diffppo", "gaussian": "ppo"}),
+         aliases={"diffppo": {"policy": "diffusion"},
+                  "dppo": {"policy": "diffusion", "temperature": 0.0}})

@@ -1,7 +1,10 @@
-"""DA-MDP REPPO, written once against the chain-policy protocol (method.md §4.4, §4.5, §5.0, §5.1).
+"""DA-MDP REPPO and DA-MDP WPO, written once against the chain-policy protocol (method.md §4.4,
+§4.5, §5.0-§5.2).
 
 With a `DiffusionPolicy` this is DA-MDP REPPO; with a `GaussianPolicy` (K = 1) the *same code* is
-REPPO with a tanh-Gaussian. Nothing below branches on the policy type.
+REPPO with a tanh-Gaussian. WPO is the same machinery with another actor step
+(`actor_update="wasserstein"`, `--algo wpo`): ME-WPO with a Gaussian, DA-MDP WPO with a diffusion
+policy. Nothing below branches on the policy type.
 
     rollout (damdp.collect_rollout)  ->  soft rewards r - gamma_e T ell(s~', x')  ->  Q(s~', x')
     -> TD(lambda) targets over augmented steps  ->  update_epochs x num_minibatches, each:
@@ -15,143 +18,103 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..chain import ChainPolicy
+from ..config import at_least, one_of, param, positive, unit_interval
 from ..critics import AugmentedCritic, HLGaussSupport
-from ..damdp import (
-    augmented_discounts,
-    collect_rollout,
-    per_augmented_step,
-    soft_reward_next,
-    td_lambda_targets,
+from ..damdp import augmented_discounts, collect_rollout, soft_reward_next, td_lambda_targets
+from ..utils import update_normalisers
+from .common import (
+    Algo,
+    AlgoConfig,
+    EpochUpdates,
+    LearnedTemperature,
+    Learner,
+    check_finite,
+    check_minibatches,
+    episode_stats,
+    minibatch_indices,
+    register,
+    temperature_loss,
 )
-from ..utils import (
-    check_choice,
-    check_int_at_least,
-    check_nonnegative,
-)
-from .common import Learner, LearnerConfig, episode_stats
-from .ppo import minibatch_indices
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass
-class REPPOConfig(LearnerConfig):
-    """Hyperparameters of DA-MDP REPPO (method.md §5.1, §6, §10). CPU-sized defaults."""
+class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
+                  defaults=dict(num_envs=16, update_epochs=8)):
+    """Hyperparameters of DA-MDP REPPO and DA-MDP WPO (method.md §5.1, §5.2, §6, §10).
+    CPU-sized defaults; the shared fields are documented in `common`."""
 
-    env_id: str = "damdp_lite/TurningDoubleWell-v0"
-    """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
-    num_envs: int = 16
-    """Parallel envs of the vector env (official 1024)."""
-    num_env_steps: int = 64
-    """Env steps per env per rollout (official 128 x collection factor 0.5 = 64)."""
-    total_env_steps: int = 50_000
-    """Env steps over all envs and iterations."""
-    update_epochs: int = 8
-    """Passes over each rollout (official 8)."""
-    num_minibatches: int = 8
-    """Minibatches per epoch (official 8 K = 64; fewer on CPU)."""
-    lr: float = 1e-3
+    lr: float = param(1e-3, positive())
     """Adam learning rate of the actor and of the critic (official 1e-3)."""
-    lr_multipliers: float = 3e-4
-    """Adam learning rate of log T and log lambda_KL (official 3e-4)."""
-    gamma: float = 0.999
-    """Discount per augmented step (official 0.999)."""
-    td_lambda: float = 0.98
-    """TD(lambda) per augmented step (official 0.98)."""
-    temperature_init: float = 0.01
-    """Initial temperature T (official ent_start 0.01); learned in log space."""
-    entropy_target_mult: float = 5.0
-    """m in the entropy target -m d on sum_k ell (official 5 for REPPO, §4.5)."""
+    lr_multipliers: float = param(3e-4, positive())
+    """Adam learning rate of log T and log lambda_KL (official: REPPO 3e-4, WPO 6e-4)."""
+    td_lambda: float = param(0.98, unit_interval(low_open=False))
+    """TD(lambda) per augmented step, in [0, 1] (official 0.98)."""
     auto_temperature: bool = True
     """Learn T toward the entropy target; False keeps T = temperature_init (a fixed MaxEnt
     objective with a known optimum, as on the toys)."""
-    kl_bound: float = 0.04
-    """epsilon_KL of the trust region on K * KL(q_old || q_theta) (official 0.04)."""
-    lagrangian_init: float = 0.3
+    actor_update: str = param("pathwise", one_of("pathwise", "wasserstein"))
+    """Actor step: "pathwise" (REPPO, reparameterised soft Q) or "wasserstein" (WPO, §5.2)."""
+    kl_bound: float = param(0.04, positive())
+    """epsilon_KL of the trust region on K * KL(q_old || q_theta) (official: REPPO 0.04,
+    WPO 0.02)."""
+    lagrangian_init: float = param(0.3, positive())
     """Initial KL multiplier lambda_KL (official 0.3); learned in log space."""
-    kl_samples: int = 16
+    kl_samples: int = param(16, at_least(1))
     """Monte Carlo samples y ~ q_old per state for the KL estimate (official 16)."""
-    num_bins: int = 101
+    num_bins: int = param(101, at_least(2))
     """HL-Gauss bins of the critic (official 151; 101 on CPU, method.md §10)."""
     v_min: float = -100.0
     """Lowest bin centre of the critic's support."""
     v_max: float = 200.0
     """Highest bin centre of the critic's support."""
-    critic_hidden_sizes: tuple[int, ...] = (256, 256)
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), at_least(1))
     """Critic widths (Linear -> LayerNorm -> SiLU; official 2 x 512)."""
-    max_grad_norm: float = 0.5
-    """Global-norm clip of each Adam step (official 0.5)."""
-    policy: str = "diffusion"
-    """"diffusion" (DA-MDP REPPO) or "gaussian" (REPPO, K = 1)."""
-    num_steps: int = 4
-    """Diffusion steps K >= 1 (4 on CPU, 8 official)."""
-    hidden_sizes: tuple[int, ...] = (128, 128)
-    """Policy network widths."""
-    step_size_schedule: str = "linear"
-    """Initial diffusion step sizes ("linear" official for REPPO, "cosine", "constant")."""
-    noising_step_pairing: str = "previous"
-    """Noising kernel at step k uses eta_{max(k-1,1)} ("previous") or eta_k ("same")."""
-    tanh_jacobian: bool = False
-    """Action-space entropy: tanh Jacobian in log q at k = 1 (D2; official False)."""
-    action_clip: float = 0.999
-    """Clip c of tanh(a^0) (REPPO official 0.999), D9."""
-    init_std: float = 1.0
-    """Initial std of the Gaussian policy (unused by the diffusion policy)."""
     mask_entropy_at_terminal: bool = True
     """Zero the entropy term of the soft reward at terminations (D6)."""
-    diffusion_steps_per_update: int = 0
-    """kappa: chain steps per env step used in each epoch (0: all K), method.md §4.3, D11."""
-    vectorization: str = "sync"
-    """"sync" or "async" vector env."""
-    scale_rewards: bool = False
-    """Divide rewards by the running std of the discounted return."""
-    seed: int = 0
-    """Seed of torch, NumPy, the env resets and every latent sample."""
-    device: str = "cpu"
-    """Torch device ("cpu", "cuda")."""
 
-    def __post_init__(self) -> None:
-        self.check_common(
-            ints=("update_epochs", "num_minibatches", "kl_samples"),
-            positives=("lr", "lr_multipliers", "temperature_init", "kl_bound",
-                       "lagrangian_init", "max_grad_norm", "init_std"),
-            unit_intervals=(("gamma", True), ("td_lambda", False), ("action_clip", True)),
-            sizes=("hidden_sizes", "critic_hidden_sizes"))
-        check_int_at_least("num_bins", self.num_bins, 2)
-        check_int_at_least("diffusion_steps_per_update", self.diffusion_steps_per_update, 0)
-        check_nonnegative("entropy_target_mult", self.entropy_target_mult)
+    policy_defaults: ClassVar[dict[str, dict]] = {
+        "diffusion": dict(num_steps=4, hidden_sizes=(128, 128), step_size_schedule="linear",
+                          noising_step_pairing="previous", action_clip=0.999),
+        "gaussian": dict(hidden_sizes=(128, 128), init_std=1.0, action_clip=0.999)}
+    """The official linear initial step sizes and REPPO's action clip 0.999 (D9)."""
+
+    def check(self) -> None:
         if not self.v_min < self.v_max:
             raise ValueError(f"v_min={self.v_min!r} must be < v_max={self.v_max!r}")
-        check_choice("step_size_schedule", self.step_size_schedule,
-                     ("linear", "cosine", "constant"))
-        check_choice("noising_step_pairing", self.noising_step_pairing, ("previous", "same"))
+        check_minibatches(self)
 
     @classmethod
-    def with_env_discounts(cls, gamma_env: float = 0.99, lambda_env: float = 0.95,
-                           **overrides) -> REPPOConfig:
-        """gamma, td_lambda per augmented step from env-step values (method.md §10)."""
-        K = cls(**overrides).chain_length
-        return cls(**{**overrides, "gamma": per_augmented_step(gamma_env, K),
-                      "td_lambda": per_augmented_step(lambda_env, K)})
-
-    @classmethod
-    def mujoco(cls, policy: str = "diffusion", **overrides) -> REPPOConfig:
-        """CPU-scale preset for Gymnasium MuJoCo (`damdp-lite train --algo diffreppo`).
+    def mujoco(cls, **fields) -> REPPOConfig:
+        """CPU-scale preset for Gymnasium MuJoCo (`damdp-lite train --algo reppo`).
 
         16 sync envs x 64 env steps, 8 epochs x 8 minibatches, lr 1e-3, gamma_env 0.99 and
         lambda_env 0.95 spread over the K steps (method.md §10), reward scaling (so the returns
         fit the critic's [-100, 200]), 2 x 256 networks, K = 8 with kappa = 2.
         """
-        base = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=64,
-                    total_env_steps=1_000_000, update_epochs=8, num_minibatches=8,
-                    policy=policy, num_steps=8, hidden_sizes=(256, 256),
-                    critic_hidden_sizes=(256, 256), scale_rewards=True,
-                    diffusion_steps_per_update=2)
-        return cls.with_env_discounts(0.99, 0.95, **{**base, **overrides})
+        shared = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=64,
+                      total_env_steps=1_000_000, update_epochs=8, num_minibatches=8,
+                      critic_hidden_sizes=(256, 256), scale_rewards=True,
+                      diffusion_steps_per_update=2)
+        policy = {"diffusion": dict(num_steps=8, hidden_sizes=(256, 256)),
+                  "gaussian": dict(hidden_sizes=(256, 256))}
+        return cls.preset(fields, shared, policy).with_env_discounts(
+            fields, gamma=0.99, td_lambda=0.95)
 
+
+WPO_PRESET = dict(actor_update="wasserstein", entropy_target_mult=8.0, kl_bound=0.02,
+                  lr_multipliers=6e-4, action_clip=1.0)
+"""What `--algo wpo` sets on `REPPOConfig.mujoco`: WPO's entropy target (m = 8), KL bound 0.02,
+multiplier lr 6e-4 and action clip 1.0 (method.md §6)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,8 +135,8 @@ def kl_estimate(old: ChainPolicy, new: ChainPolicy, obs: torch.Tensor, a_k: torc
     o, a, kk = rep(obs), rep(a_k), rep(k)
     with torch.no_grad():
         y, _ = old.step(o, a, kk, generator=generator)
-        log_old = old.denoise_log_prob(y, a, o, kk)
-    log_new = new.denoise_log_prob(y, a, o, kk)
+        log_old = old.denoise_log_prob(o, a, kk, y)
+    log_new = new.denoise_log_prob(o, a, kk, y)
     return new.num_steps * (log_old - log_new).reshape(B, M).mean(-1)
 
 
@@ -190,17 +153,37 @@ def reppo_actor_loss(ell_hat: torch.Tensor, q_hat: torch.Tensor, kl: torch.Tenso
                        lagrangian.detach() * kl).mean()
 
 
-def temperature_loss(temperature: torch.Tensor, ell_hat: torch.Tensor, num_steps: int,
-                     target_mult: float, action_dim: int) -> torch.Tensor:
-    """L_T = T sg(m d + H_hat), H_hat = -K mean ell_hat (method.md §4.5). T falls while the
-    entropy estimate is above the target -m d."""
-    entropy = -num_steps * ell_hat.mean()
-    return temperature * (target_mult * action_dim + entropy).detach()
-
-
 def lagrangian_loss(lagrangian: torch.Tensor, kl: torch.Tensor, kl_bound: float) -> torch.Tensor:
     """L_lambda = -lambda mean sg(KL - eps): lambda grows while the KL exceeds the bound."""
     return -lagrangian * (kl.detach() - kl_bound).mean()
+
+
+def wpo_surrogate(grad_ell: torch.Tensor, grad_q: torch.Tensor, temperature: torch.Tensor
+                  ) -> torch.Tensor:
+    """L_WPO per state, `(B,)`: sum_i sg(T g_ell - g_Q)_i g_ell_i; inputs `(B, d)` (§5.2).
+
+    With a = sg(x_hat), g_Q = grad_a Q(s~, a) (stop-gradient) and g_ell(theta) = grad_a
+    ell_theta(s~, a), its gradient (grad_theta g_ell)^T (T g_ell - g_Q) is a step of the
+    Wasserstein gradient flow of E[T ell - Q] (official code: no inverse-Fisher
+    preconditioning, D10); it uses grad_a Q without reparameterising through the sample.
+    """
+    return ((temperature.detach() * grad_ell - grad_q).detach() * grad_ell).sum(-1)
+
+
+def action_gradients(policy: ChainPolicy, critic: nn.Module, obs: torch.Tensor,
+                     a_k: torch.Tensor, k: torch.Tensor, action: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(g_ell(theta) with graph, g_Q without, Q) at a = sg(action), each `(B, d)` / `(B,)`.
+
+    Sample b's ell and Q depend on a_b only, so one `autograd.grad` of the sums gives every
+    per-sample gradient.
+    """
+    a = action.detach().requires_grad_(True)
+    q = critic(obs, a_k, k, a)
+    grad_q = torch.autograd.grad(q.sum(), a)[0].detach()
+    ell = policy.log_ratio(obs, a_k, k, a)
+    grad_ell = torch.autograd.grad(ell.sum(), a, create_graph=True)[0]
+    return grad_ell, grad_q, q.detach()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,8 +196,8 @@ CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "cri
 
 
 class REPPO(Learner):
-    """One DA-MDP REPPO run in memory (same interface as `ppo.PPO`: `train_iteration`,
-    `state_dict`, `load_state_dict`, `close`)."""
+    """One DA-MDP REPPO (or WPO) run in memory: `train_iteration`, `state_dict`,
+    `load_state_dict`, `close` (`common.Learner`)."""
 
     def __init__(self, config: REPPOConfig, policy: ChainPolicy | None = None) -> None:
         obs_dim, action_dim = self.start(config, policy)
@@ -248,8 +231,7 @@ class REPPO(Learner):
         S, N = ro.k.shape
         flat = lambda x: x.reshape(S * N, *x.shape[2:])  # noqa: E731
         with torch.no_grad():
-            self.critic.obs_norm.update(flat(ro.obs))
-            self.critic.latent_norm.update(flat(ro.a_k))
+            update_normalisers([self.critic], obs=flat(ro.obs), latent=flat(ro.a_k))
             gamma_e = augmented_discounts(ro.k, cfg.gamma)
             lambda_e = augmented_discounts(ro.k, cfg.td_lambda)
             temperature = self.temperature.item()
@@ -285,17 +267,25 @@ class REPPO(Learner):
     def actor_loss(self, mb: dict[str, torch.Tensor], x_hat: torch.Tensor,
                    ell_hat: torch.Tensor, kl: torch.Tensor, temperature: torch.Tensor,
                    lagrangian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """REPPO's pathwise actor loss and Q(s~, x_hat) (the one place WPO differs)."""
-        q_hat = self.critic(mb["obs"], mb["a_k"], mb["k"], x_hat)
-        return reppo_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian,
-                                self.config.kl_bound), q_hat
+        """The actor loss and Q(s~, x_hat): REPPO's pathwise loss, or WPO's surrogate inside
+        the same trust region (`actor_update`); the one place the two algorithms differ."""
+        if self.config.actor_update == "pathwise":
+            q_hat = self.critic(mb["obs"], mb["a_k"], mb["k"], x_hat)
+            return reppo_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian,
+                                    self.config.kl_bound), q_hat
+        grad_ell, grad_q, q_hat = action_gradients(self.policy, self.critic, mb["obs"],
+                                                   mb["a_k"], mb["k"], x_hat)
+        inside = kl.detach() < self.config.kl_bound
+        loss = torch.where(inside, wpo_surrogate(grad_ell, grad_q, temperature),
+                           lagrangian.detach() * kl).mean()
+        return loss, q_hat
 
     def _update(self, mb: dict[str, torch.Tensor], old: ChainPolicy) -> dict[str, float]:
         """One critic step, then one actor step with the updated critic (method.md §5.0)."""
         cfg = self.config
         critic_loss = self.critic.loss(mb["obs"], mb["a_k"], mb["k"], mb["a_prev"],
                                        mb["target"]).mean()
-        _check_finite("critic_loss", critic_loss, self.iteration)
+        check_finite("critic_loss", critic_loss, self.iteration, hint=HINT)
         self.critic_opt.zero_grad()
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
@@ -311,7 +301,7 @@ class REPPO(Learner):
                                   cfg.entropy_target_mult, self.policy.action_dim)
         loss = (actor + (t_loss if cfg.auto_temperature else 0.0)
                 + lagrangian_loss(lagrangian, kl, cfg.kl_bound))
-        _check_finite("actor_loss", loss, self.iteration)
+        check_finite("actor_loss", loss, self.iteration, hint=HINT)
         self.actor_opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_([*self.actor_params, self.log_temperature,
@@ -328,9 +318,17 @@ class REPPO(Learner):
     STATE = ("policy", "critic", "log_temperature", "log_lagrangian", "actor_opt",
              "critic_opt", "perm_gen")
     """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""
+    CSV_FIELDS = CSV_FIELDS
 
 
-def _check_finite(name: str, value: torch.Tensor, iteration: int) -> None:
-    if not torch.isfinite(value):
-        raise FloatingPointError(f"{name}={value.item()} at iteration {iteration}; try a "
-                                 f"smaller lr or a tighter kl_bound")
+HINT = "try a smaller lr or a tighter kl_bound"
+"""What the NaN guard suggests."""
+
+register(Algo("reppo", REPPOConfig, REPPO, "DA-MDP REPPO / REPPO with a tanh-Gaussian",
+              labels={"diffusion": "diffreppo", "gaussian": "reppo"},
+              marker={"actor_update": "pathwise"}),
+         aliases={"diffreppo": {"policy": "diffusion"}})
+register(Algo("wpo", REPPOConfig, REPPO, "DA-MDP WPO / ME-WPO with a tanh-Gaussian",
+              labels={"diffusion": "diffwpo", "gaussian": "wpo"}, preset=WPO_PRESET,
+              marker={"actor_update": "wasserstein"}),
+         aliases={"diffwpo": {"policy": "diffusion"}})

@@ -19,106 +19,82 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..chain import ChainPolicy
+from ..config import at_least, param, positive, unit_interval
 from ..critics import AugmentedCritic
-from ..damdp import augmented_discounts, collect_rollout, per_augmented_step
-from ..utils import check_int_at_least
-from .common import Learner, LearnerConfig, episode_stats
-from .reppo import temperature_loss
+from ..damdp import augmented_discounts, collect_rollout
+from ..utils import update_normalisers
+from .common import (
+    Algo,
+    AlgoConfig,
+    LearnedTemperature,
+    Learner,
+    check_finite,
+    episode_stats,
+    register,
+    temperature_loss,
+)
 
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "critic_loss",
               "actor_loss", "q_hat", "mean_ell", "entropy_estimate", "temperature",
               "buffer_size", "elapsed_s")
 
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
 
 @dataclass
-class SACConfig(LearnerConfig):
-    """Hyperparameters of DiffSAC / SAC (method.md §5.4; our CleanRL-based choices)."""
+class SACConfig(LearnedTemperature, AlgoConfig,
+                defaults=dict(num_envs=4, num_env_steps=16, gamma=0.99)):
+    """Hyperparameters of DiffSAC / SAC (method.md §5.4; our CleanRL-based choices). Each
+    iteration collects num_envs x num_env_steps env steps, then makes its gradient steps; the
+    shared fields are documented in `common`."""
 
-    env_id: str = "damdp_lite/TurningDoubleWell-v0"
-    """Gymnasium id with a 1-D Box action space."""
-    num_envs: int = 4
-    """Parallel envs (off-policy: few)."""
-    num_env_steps: int = 16
-    """Env steps per env collected per iteration, followed by as many gradient steps."""
-    total_env_steps: int = 50_000
-    """Env steps over all envs and iterations."""
-    learning_starts: int = 5_000
+    learning_starts: int = param(5_000, at_least(0))
     """Env steps collected before the first gradient step."""
-    buffer_size: int = 1_000_000
+    buffer_size: int = param(1_000_000, at_least(1))
     """Replay capacity in augmented transitions (K per env step)."""
-    batch_size: int = 256
+    batch_size: int = param(256, at_least(1))
     """Augmented transitions per gradient step."""
-    gradient_steps_per_env_step: float = 1.0
+    gradient_steps_per_env_step: float = param(1.0, positive())
     """Gradient steps per env step (each env step adds K transitions)."""
-    actor_lr: float = 3e-4
+    actor_lr: float = param(3e-4, positive())
     """Adam learning rate of the policy and of log T."""
-    critic_lr: float = 1e-3
+    critic_lr: float = param(1e-3, positive())
     """Adam learning rate of the twin critics."""
-    tau: float = 0.005
-    """Polyak factor of the target critics."""
-    gamma: float = 0.99
-    """Discount per augmented step (set from gamma_env by `with_env_discounts`)."""
-    temperature_init: float = 0.01
-    """Initial temperature (learned in log space, target -m d on sum_k ell)."""
-    entropy_target_mult: float = 5.0
-    """m of the entropy target (REPPO's value; method.md §4.5)."""
-    critic_hidden_sizes: tuple[int, ...] = (256, 256)
+    tau: float = param(0.005, unit_interval())
+    """Polyak factor of the target critics, in (0, 1]."""
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), at_least(1))
     """Critic widths."""
-    policy: str = "diffusion"
-    """"diffusion" (DiffSAC) or "gaussian" (SAC)."""
-    num_steps: int = 4
-    """Diffusion steps K (4 on CPU)."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Policy widths."""
-    step_size_schedule: str = "linear"
-    """Initial diffusion step sizes."""
-    noising_step_pairing: str = "previous"
-    """Noising kernel step pairing (D13)."""
-    tanh_jacobian: bool = False
-    """tanh Jacobian in log q at k = 1 (D2)."""
-    action_clip: float = 0.999
-    """Clip c of tanh(a^0)."""
-    init_std: float = 1.0
-    """Initial std of the Gaussian policy."""
-    scale_rewards: bool = False
-    """Divide rewards by the running std of the discounted return."""
-    vectorization: str = "sync"
-    """"sync" or "async"."""
-    seed: int = 0
-    """Seed of everything."""
-    device: str = "cpu"
-    """Torch device."""
 
-    def __post_init__(self) -> None:
-        self.check_common(
-            ints=("buffer_size", "batch_size"),
-            positives=("actor_lr", "critic_lr", "temperature_init",
-                       "gradient_steps_per_env_step", "init_std"),
-            unit_intervals=(("tau", True), ("gamma", True), ("action_clip", True)),
-            sizes=("hidden_sizes", "critic_hidden_sizes"))
-        check_int_at_least("learning_starts", self.learning_starts, 0)
+    policy_defaults: ClassVar[dict[str, dict]] = {
+        "diffusion": dict(num_steps=4, hidden_sizes=(256, 256), step_size_schedule="linear",
+                          noising_step_pairing="previous", action_clip=0.999),
+        "gaussian": dict(hidden_sizes=(256, 256), init_std=1.0, action_clip=0.999)}
+    """REPPO's diffusion settings and action clip (0.999)."""
 
     @classmethod
-    def with_env_discounts(cls, gamma_env: float = 0.99, **overrides) -> SACConfig:
-        K = cls(**overrides).chain_length
-        return cls(**{**overrides, "gamma": per_augmented_step(gamma_env, K)})
-
-    @classmethod
-    def mujoco(cls, policy: str = "diffusion", **overrides) -> SACConfig:
+    def mujoco(cls, **fields) -> SACConfig:
         """CPU-scale MuJoCo preset: 4 envs, K = 8, CleanRL SAC defaults (ours, §5.4), and one
         gradient step per *vector* step of the 4 envs (SB3's `train_freq=1, gradient_steps=1`
         convention), i.e. 0.25 per env step: one per env step (method.md §5.4) costs 22 ms
         of a 2 x 256 update per env step on one CPU core (45 env steps/s); pass
         `gradient_steps_per_env_step=1.0` where a GPU makes that affordable."""
-        base = dict(env_id="HalfCheetah-v5", total_env_steps=1_000_000, policy=policy,
-                    num_steps=8, learning_starts=5_000, gradient_steps_per_env_step=0.25)
-        return cls.with_env_discounts(0.99, **{**base, **overrides})
+        shared = dict(env_id="HalfCheetah-v5", total_env_steps=1_000_000, learning_starts=5_000,
+                      gradient_steps_per_env_step=0.25)
+        return cls.preset(fields, shared, {"diffusion": dict(num_steps=8)}).with_env_discounts(
+            fields, gamma=0.99)
 
+
+# ---------------------------------------------------------------------------------------------
+# Replay of augmented transitions, and the critic target (method.md §5.4)
+# ---------------------------------------------------------------------------------------------
 
 
 class ReplayBuffer:
@@ -169,8 +145,13 @@ def sac_target(reward: torch.Tensor, terminated: torch.Tensor, gamma_e: torch.Te
     return reward + gamma_e * (1 - terminated) * (q_next_min - temperature * ell_next)
 
 
+# ---------------------------------------------------------------------------------------------
+# The learner
+# ---------------------------------------------------------------------------------------------
+
+
 class SAC(Learner):
-    """One DiffSAC (or SAC) run in memory; same interface as `ppo.PPO`."""
+    """One DiffSAC (or SAC) run in memory (`common.Learner`)."""
 
     def __init__(self, config: SACConfig, policy: ChainPolicy | None = None) -> None:
         obs_dim, action_dim = self.start(config, policy)
@@ -202,9 +183,8 @@ class SAC(Learner):
                                        self.obs, self.gen)
         S, N = ro.k.shape
         flat = lambda x: x.reshape(S * N, *x.shape[2:])  # noqa: E731
-        for c in (*self.critics, *self.targets):
-            c.obs_norm.update(flat(ro.obs))
-            c.latent_norm.update(flat(ro.a_k))
+        update_normalisers([*self.critics, *self.targets], obs=flat(ro.obs),
+                           latent=flat(ro.a_k))
         self.buffer.add({"obs": flat(ro.obs), "a_k": flat(ro.a_k), "k": flat(ro.k),
                          "a_prev": flat(ro.a_prev), "reward": flat(ro.reward),
                          "terminated": flat(ro.terminated), "next_obs": flat(ro.next_obs),
@@ -216,7 +196,7 @@ class SAC(Learner):
         if env_steps >= cfg.learning_starts:
             self.grad_debt += cfg.gradient_steps_per_env_step * cfg.env_steps_per_iteration
             while self.grad_debt >= 1:
-                for key, val in self._update().items():
+                for key, val in self._update(it).items():
                     sums[key] = sums.get(key, 0.0) + val
                 n += 1
                 self.grad_debt -= 1
@@ -226,7 +206,8 @@ class SAC(Learner):
                    ("critic_loss", "actor_loss", "q_hat", "mean_ell", "entropy_estimate")},
                 "temperature": self.temperature.item(), "buffer_size": self.buffer.size}
 
-    def _update(self) -> dict[str, float]:
+    def _update(self, it: int) -> dict[str, float]:
+        """One gradient step: twin critics, actor, temperature, Polyak targets."""
         cfg, K = self.config, self.policy.num_steps
         b = self.buffer.sample(cfg.batch_size, self.sample_gen)
         temperature = self.temperature.detach()
@@ -240,9 +221,7 @@ class SAC(Learner):
                            temperature.item())
         critic_loss = sum(c.loss(b["obs"], b["a_k"], b["k"], b["a_prev"], y).mean()
                           for c in self.critics)
-        if not torch.isfinite(critic_loss):
-            raise FloatingPointError(f"critic_loss={critic_loss.item()} at iteration "
-                                     f"{self.iteration}")
+        check_finite("critic_loss", critic_loss, it)
         self.critic_opt.zero_grad()
         critic_loss.backward()
         self.critic_opt.step()
@@ -251,9 +230,7 @@ class SAC(Learner):
                                           reparameterize=True)
         q_hat = torch.min(*(c(b["obs"], b["a_k"], b["k"], x_hat) for c in self.critics))
         actor_loss = (temperature * ell_hat - q_hat).mean()
-        if not torch.isfinite(actor_loss):
-            raise FloatingPointError(f"actor_loss={actor_loss.item()} at iteration "
-                                     f"{self.iteration}")
+        check_finite("actor_loss", actor_loss, it)
         self.actor_opt.zero_grad()
         actor_loss.backward()
         self.actor_opt.step()
@@ -274,3 +251,10 @@ class SAC(Learner):
     STATE = ("grad_debt", "policy", "critics", "targets", "log_temperature", "actor_opt",
              "temp_opt", "critic_opt", "buffer", "sample_gen")
     """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""
+    CSV_FIELDS = CSV_FIELDS
+
+
+register(Algo("sac", SACConfig, SAC, "DiffSAC (a reconstruction from the paper's derivation, "
+              "method.md §5.4) / SAC with a tanh-Gaussian",
+              labels={"diffusion": "diffsac", "gaussian": "sac"}),
+         aliases={"diffsac": {"policy": "diffusion"}})

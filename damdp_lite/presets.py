@@ -1,0 +1,194 @@
+"""Named presets of the toy experiments, in one place: the benchmark scripts that made the
+shipped results, the notebooks that show them and the tests all import them from here.
+
+Each preset is a dict of flat config fields (the algorithm's and the policy's, by name); a
+`*_config` function turns a method name into a validated config. The MuJoCo presets are the
+`mujoco()` classmethods of the algorithm configs.
+
+    turning_config("diffppo", seed=0)       notebook 03 (PPO family), notebook 05 (REPPO)
+    bandit_config(DOUBLE_WELL_ID, 0.25, 0, **DIFFUSION_1D)        notebook 02
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from .algos import PPOConfig, REPPOConfig
+from .algos.common import AlgoConfig
+from .chain import ChainPolicy
+from .policies import build_policy, policy_to_dict, tunable_fields
+from .utils import seed_everything
+
+# ---------------------------------------------------------------------------------------------
+# The turning double-well (notebooks 03 and 05; benchmarks/toys_turning.py)
+# ---------------------------------------------------------------------------------------------
+
+TURNING_ID = "damdp_lite/TurningDoubleWell-v0"
+TURNING_TEMPERATURE = 0.05
+"""The rebuttal's DME-PPO temperature (method.md §6)."""
+
+PPO_TURNING = dict(
+    env_id=TURNING_ID, num_envs=64, num_env_steps=8, total_env_steps=245_760,
+    update_epochs=4, num_minibatches=4, lr=3e-3, gamma=0.99, gae_lambda=0.9,
+    hidden_sizes=(64, 64), value_hidden_sizes=(64, 64), tanh_jacobian=True)
+"""PPOConfig fields shared by every PPO run: 480 iterations of 64 x 8 env steps."""
+
+PPO_TURNING_METHODS: dict[str, dict] = {
+    "diffppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
+                    temperature=TURNING_TEMPERATURE),
+    "gaussian_ppo": dict(policy="gaussian", temperature=TURNING_TEMPERATURE),
+    "dppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
+                 temperature=0.0, lr=1e-3),
+}
+"""Per-method PPOConfig fields. DPPO is DiffPPO at T = 0 (method.md §5.3), except lr 1e-3:
+at T = 0 nothing bounds the step sizes or the intermediate latents (|a^k| reached ~700), the
+per-step ratios become ill-conditioned after the collapse, and with lr 3e-3 one of three seeds
+diverged to saturated actions (a = -1, return 0) late in training."""
+
+REPPO_TURNING = dict(
+    env_id=TURNING_ID, num_envs=64, num_env_steps=8, total_env_steps=491_520,
+    update_epochs=4, num_minibatches=4, lr=3e-3, gamma=0.917, td_lambda=0.9,
+    hidden_sizes=(64, 64), critic_hidden_sizes=(64, 64), tanh_jacobian=True, action_clip=1.0,
+    temperature_init=TURNING_TEMPERATURE, auto_temperature=False, v_min=-1.0, v_max=5.0,
+    num_bins=121, kl_bound=0.1)
+"""REPPOConfig fields of the REPPO runs: 960 iterations of 64 x 8 env steps, T fixed at 0.05 so
+that the same exact optimum applies; the toy REPPO config of method.md §6 for kl_bound and the
+critic, except:
+- lr 3e-3 (DiffPPO's here) and 491,520 env steps: at lr 1e-3 and 61,440 steps DA-MDP REPPO
+  stays a centred hump (valley ratio 1.3-1.4 in all 8 states); at lr 3e-3 its valley ratio
+  falls slowly (1.29 after 60 iterations, 0.88 after 480) and crosses 0.5 after ~800;
+- the critic's support: the returns here are below 3, so the HL-Gauss bins span [-1, 5]
+  (width 0.05) instead of [-100, 200] (width 1, against reward differences of 0.15 between
+  a = 0 and a = 0.5);
+- gamma = 0.917 per augmented step (0.5 per env step; the optimum does not depend on gamma
+  here) so that the critic's targets settle within the budget."""
+
+REPPO_TURNING_METHODS: dict[str, dict] = {
+    "diffreppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same"),
+    "gaussian_reppo": dict(policy="gaussian"),
+}
+"""Per-method REPPOConfig fields: DA-MDP REPPO (K = 8, the DiffPPO chain) and REPPO."""
+
+TURNING_LABELS = {"diffppo": "DiffPPO (T=0.05)", "gaussian_ppo": "Gaussian PPO (T=0.05)",
+                  "dppo": "DPPO (T=0)", "diffreppo": "DA-MDP REPPO (T=0.05)",
+                  "gaussian_reppo": "REPPO, tanh-Gaussian (T=0.05)"}
+"""How the notebooks and the shipped JSON name each turning method."""
+
+ETA_1, ETA_RATIO = 0.02, 2.0
+"""Initial step sizes of the turning diffusion policies: eta_k = ETA_1 * ETA_RATIO^(k-1)."""
+
+TURNING_SMOKE_ENV_STEPS = 1_024
+"""Env steps of a turning run under `smoke=True` (CI)."""
+
+
+def initial_step_sizes(num_steps: int, eta_1: float = ETA_1, ratio: float = ETA_RATIO
+                       ) -> tuple[float, ...]:
+    """Geometric initial step sizes eta_k = eta_1 ratio^(k-1), k = 1..K (row k-1)."""
+    return tuple(eta_1 * ratio**i for i in range(num_steps))
+
+
+def turning_config(method: str, seed: int = 0, smoke: bool = False, **overrides
+                   ) -> AlgoConfig:
+    """The config of a turning method (a key of `PPO_TURNING_METHODS` or
+    `REPPO_TURNING_METHODS`) for one seed; a diffusion policy starts from the geometric
+    `initial_step_sizes`. `overrides` are flat fields on top."""
+    if method in REPPO_TURNING_METHODS:
+        cls, fields = REPPOConfig, {**REPPO_TURNING, **REPPO_TURNING_METHODS[method]}
+    elif method in PPO_TURNING_METHODS:
+        cls, fields = PPOConfig, {**PPO_TURNING, **PPO_TURNING_METHODS[method]}
+    else:
+        raise ValueError(f"method={method!r} is not allowed; expected one of "
+                         f"{(*PPO_TURNING_METHODS, *REPPO_TURNING_METHODS)}")
+    fields.update(seed=seed, **overrides)
+    if smoke:
+        fields["total_env_steps"] = TURNING_SMOKE_ENV_STEPS
+    if "init_step_sizes" in tunable_fields(fields["policy"]) and "init_step_sizes" not in fields:
+        fields["init_step_sizes"] = initial_step_sizes(fields.get("num_steps", 1))
+    return cls.build(**fields)
+
+
+def seeded_policy(config: AlgoConfig, obs_dim: int, action_space: gym.spaces.Box
+                  ) -> ChainPolicy:
+    """`config.policy` built right after seeding with `config.seed`: the initialisation the
+    shipped toy results were made with (pass it to `train(config, policy=...)`)."""
+    seed_everything(config.seed)
+    return build_policy(config.policy, obs_dim, action_space, config.device)
+
+
+def turning_policy(config: AlgoConfig) -> ChainPolicy:
+    """`seeded_policy` for the turning double-well (observation (cos, sin), action in [-1, 1])."""
+    return seeded_policy(config, 2, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Multimodal bandits (notebook 02; benchmarks/toys_bandits.py)
+# ---------------------------------------------------------------------------------------------
+
+DOUBLE_WELL_ID = "damdp_lite/DoubleWellBandit-v0"
+
+PPO_BANDIT = dict(
+    num_envs=512, num_env_steps=4, total_env_steps=120_000, update_epochs=8, num_minibatches=4,
+    lr=2e-3, gamma=1.0, gae_lambda=1.0, hidden_sizes=(64, 64), value_hidden_sizes=(64, 64))
+"""PPOConfig fields shared by every bandit run (diffusion and Gaussian)."""
+
+SLOW_PPO = dict(lr=1e-3, update_epochs=4, total_env_steps=160_000)
+"""The first configuration we tried (`double_well_T025_slow`): with these values the diffusion
+policy stays a broad *unimodal* blob centred at 0 for the whole budget (J(marginal) about -0.46,
+like the centred Gaussian), although it has 0.5 of its mass on each sign."""
+
+DIFFUSION_1D = dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
+                    step_size_schedule="linear", schedule_min=0.05)
+"""The diffusion policy of the double-well experiments. K and pairing chosen by measurement;
+the linear schedule with min 0.05 is the official multimodal-toy one (method.md §6): eta_1 starts
+at 0.084 instead of 0.5, and a narrow well needs a small final step."""
+
+GAUSSIAN = dict(policy="gaussian")
+"""MaxEnt PPO: the same code path with a Gaussian policy (init mean 0, init std 1)."""
+
+SWEEP_KS = (1, 2, 4, 8, 16)
+"""K of the J_bound / J(marginal) sweep (T = 0.25, both noising-step pairings)."""
+
+SWEEP_ENV_STEPS = {1: 120_000, 2: 120_000, 4: 120_000, 8: 120_000, 16: 64_000}
+"""Env steps per sweep run: K = 16 costs 2x K = 8 per env step and gets about half the steps."""
+
+FOUR_MODES_SIGMA_R = 0.1
+FOUR_MODES_T = 2.0
+FOUR_MODES_DQL_REWARDS = (3.0, 0.0, 1.5, 5.0)
+FOUR_MODES_EQUAL_REWARDS = (0.0, 0.0, 0.0, 0.0)
+FOUR_MODES_ENV_STEPS = 96_000
+"""Env steps per four-mode run (the 2-D env steps cost more; keeps 3 seeds x 2 policies in
+about 3 minutes on 2 shared cores)."""
+
+DIFFUSION_2D = dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
+                    tanh_jacobian=True, step_size_schedule="linear", schedule_min=0.05,
+                    total_env_steps=FOUR_MODES_ENV_STEPS)
+"""The diffusion policy of the four-mode experiments. Narrow action-space modes need a small
+final step (sigma_r = 0.1 at a = 0.8 is 0.28 wide in latent units), so the step sizes start
+on the linear schedule with min 0.05 of the official multimodal-toy config (method.md §6):
+eta_1 = 0.084 instead of 0.5."""
+
+GAUSSIAN_2D = dict(policy="gaussian", tanh_jacobian=True, total_env_steps=FOUR_MODES_ENV_STEPS)
+"""The Gaussian of the four-mode experiments (action-space entropy, as the diffusion one)."""
+
+
+def bandit_smoke(fields: dict) -> dict:
+    """Tiny budgets for CI (`smoke=True`): 2 iterations of 64 envs x 2 env steps."""
+    return {**fields, "num_envs": 64, "num_env_steps": 2, "total_env_steps": 256,
+            "update_epochs": 1, "num_minibatches": 2}
+
+
+def bandit_config(env_id: str, temperature: float, seed: int, smoke: bool = False,
+                  **fields) -> PPOConfig:
+    """A bandit run's PPOConfig: `PPO_BANDIT`, then `fields` (e.g. `DIFFUSION_1D`), the env,
+    T and the seed (`bandit_smoke` budgets under `smoke`)."""
+    cfg = {**PPO_BANDIT, **fields, "env_id": env_id, "temperature": temperature, "seed": seed}
+    return PPOConfig.build(**(bandit_smoke(cfg) if smoke else cfg))
+
+
+def config_fields(config: AlgoConfig) -> dict:
+    """A config as flat fields (the policy's by name, its kind as `policy`), as the shipped
+    JSON files record them."""
+    d = {k: v for k, v in config.to_dict().items() if k not in ("policy", "device")}
+    policy = policy_to_dict(config.policy)
+    return {**d, "policy": policy.pop("kind"), **policy}
