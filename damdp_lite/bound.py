@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from .chain import ChainPolicy, ChainSample
 from .targets import Target
-from .utils import check_int_at_least, check_positive, log_one_minus_tanh_sq, normal_log_prob
+from .utils import (
+    check_finite,
+    check_int_at_least,
+    check_positive,
+    log_one_minus_tanh_sq,
+    normal_log_prob,
+)
 
 
 def check_policy_matches_target(policy: ChainPolicy, target: Target) -> None:
@@ -287,8 +293,7 @@ def fit_sampler(policy: ChainPolicy, target: Target, temperature: float, steps: 
     hist = FitHistory()
     for it in tqdm(range(steps), disable=not progress, desc="fit_sampler"):
         loss = bound_loss(policy, target, temperature, batch_size, generator=gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"bound loss is {loss.item()} at step {it}")
+        check_finite("bound_loss", loss, it, hint="try a smaller lr or temperature")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)

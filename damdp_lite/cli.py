@@ -114,19 +114,22 @@ def _preset_values() -> dict[str, str]:
             for key, val in {**own, **policy_to_dict(cfg.policy)}.items():
                 seen.setdefault(key, {})[name, kind] = tuple(val) if isinstance(
                     val, list) else val
+    def show(val: object) -> str:
+        return f"{val:.6g}" if isinstance(val, float) else str(val)
+
     out = {}
     for key, by in seen.items():
         groups: dict[object, list[tuple[str, str]]] = {}
         for who, val in by.items():
             groups.setdefault(val, []).append(who)
         if len(groups) == 1:
-            out[key] = str(next(iter(groups)))
+            out[key] = show(next(iter(groups)))
             continue
         parts = []
         for val, whos in groups.items():
             names = [n if sum(w[0] == n for w in whos) == len(POLICIES) else f"{n} {k}"
                      for n, k in whos]
-            parts.append(f"{val} ({', '.join(dict.fromkeys(names))})")
+            parts.append(f"{show(val)} ({', '.join(dict.fromkeys(names))})")
         out[key] = "; ".join(parts)
     return out
 

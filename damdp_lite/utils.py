@@ -56,6 +56,15 @@ def check_int_at_least(field: str, value: int, low: int) -> None:
         raise ValueError(f"{field}={value!r} must be an integer >= {low}")
 
 
+def check_finite(name: str, value: torch.Tensor, iteration: int, where: str = "",
+                 hint: str = "try a smaller lr") -> None:
+    """The one NaN guard (learners, `fit_sampler`): `FloatingPointError` naming the loss, its
+    value and the iteration, raised before the optimiser step that would spread it."""
+    if not torch.isfinite(value):
+        at = f" ({where})" if where else ""
+        raise FloatingPointError(f"{name}={value.item()} at iteration {iteration}{at}; {hint}")
+
+
 def check_shape(field: str, x: torch.Tensor, shape: tuple[int | None, ...]) -> None:
     """Raise `ValueError` unless `x.shape` matches `shape` (`None` = any size on that axis)."""
     ok = x.dim() == len(shape) and all(

@@ -33,9 +33,9 @@ from ..policies import (
     policy_kind,
     policy_to_dict,
 )
-from ..utils import seed_everything
+from ..utils import check_finite, seed_everything
 
-__all__ = ["DiffusionConfig", "GaussianConfig"]  # the nested policy configs, re-exported
+__all__ = ["DiffusionConfig", "GaussianConfig", "check_finite"]  # re-exported for algorithm files
 
 # ---------------------------------------------------------------------------------------------
 # Configs
@@ -189,12 +189,7 @@ class AlgoConfig(Config):
             d["policy"] = {"kind": kind, **{k: v for k, v in flat.items() if k in kind_fields}}
             if d.get("log_csv", 0) is None:
                 d.pop("log_csv")  # PPO's in-memory CSV log, now the runner's progress.csv
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields {unknown}; allowed: "
-                             f"{sorted(names)}")
-        return cls(**d)
+        return super().from_dict(d)
 
 
 @dataclass
@@ -413,15 +408,6 @@ def episode_stats(ro: Rollout) -> dict[str, float]:
     nan = float("nan")
     return {"episode_return": float(np.mean(ro.episode_returns)) if ro.episode_returns else nan,
             "episode_length": float(np.mean(ro.episode_lengths)) if ro.episode_lengths else nan}
-
-
-def check_finite(name: str, value: torch.Tensor, iteration: int, where: str = "",
-                 hint: str = "try a smaller lr") -> None:
-    """The NaN guard of every learner: `FloatingPointError` naming the loss, its value and the
-    iteration (before the optimiser step that would spread it)."""
-    if not torch.isfinite(value):
-        at = f" ({where})" if where else ""
-        raise FloatingPointError(f"{name}={value.item()} at iteration {iteration}{at}; {hint}")
 
 
 def minibatch_indices(num_env_steps: int, num_steps: int, num_envs: int, kappa: int,

@@ -2,13 +2,13 @@
 
 With a `DiffusionPolicy` this is DA-MDP PPO (DPPO at temperature 0); with a `GaussianPolicy`
 (K = 1, no noising kernel) the *same code* is plain MaxEnt PPO. Nothing below branches on the
-policy type; `make_policy` only builds the policy the config asks for.
+policy type; `policies.build_policy` builds the policy that `config.policy` describes.
 
     rollout (damdp.collect_rollout)  ->  soft rewards r - T ell_k  ->  GAE over augmented steps
     -> update_epochs x num_minibatches Adam steps on
        L = clipped surrogate (per-step ratio) + dest_loss (appendix G) + vf_coef * value MSE
 
-Introduced in notebook 05.
+Introduced in notebooks 02-04; `damdp-lite train --algo ppo --policy {diffusion,gaussian}`.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def ppo_loss(policy: ChainPolicy, value_net: nn.Module, mb: dict[str, torch.Tens
 
 
 # ---------------------------------------------------------------------------------------------
-# Training loop
+# The learner
 # ---------------------------------------------------------------------------------------------
 
 LOSS_KEYS = ("loss", "policy_loss", "dest_loss", "value_loss")

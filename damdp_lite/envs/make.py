@@ -5,8 +5,8 @@ What lives where (one idea, one place):
 
 - *Observation and latent normalisation* are `RunningNorm`s owned by the networks (policy,
   value), updated by `damdp.collect_rollout` and saved in their `state_dict`s.
-- *The tanh squash rescaled to the action bounds* is the policy's `to_action` (`make_policy`
-  reads the bounds from the env's Box).
+- *The tanh squash rescaled to the action bounds* is the policy's `to_action`
+  (`policies.build_policy` reads the bounds from the env's Box).
 - *`terminated` vs `truncated`*: same-step autoreset puts the true final observation into
   `info["final_obs"]`; `collect_rollout` bootstraps truncations from it.
 - Here: building the vector env, optional reward scaling (`ScaleReward`), off-screen rendering
