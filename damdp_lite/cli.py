@@ -27,6 +27,13 @@ from .config import field_docs
 
 DIFFUSION_FIELDS = ("num_steps", "step_size_schedule", "noising_step_pairing", "noising_drift_at",
                     "hidden_sizes", "device")
+"""Policy options of `fit-sampler` (the diffusion policy's; `hidden_sizes` and `device` apply to
+the Gaussian too)."""
+
+FIT_POLICY_DEFAULTS = {"diffusion": dict(hidden_sizes=(64, 64), noising_step_pairing="same",
+                                         noising_drift_at="conditioning", num_steps=8),
+                       "gaussian": dict(hidden_sizes=(64, 64))}
+"""`fit-sampler`'s policy per kind: the teaching preset (notebook 01) with 2 x 64 networks."""
 
 
 def _base_type(tp):
@@ -153,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chain policy to train")
     fit.add_argument("--json", action="store_true", help="print one JSON object")
     add_dataclass_args(fit, FitConfig)
-    add_dataclass_args(fit, DiffusionConfig, DIFFUSION_FIELDS,
-                       defaults={"hidden_sizes": (64, 64), "noising_step_pairing": "same"})
+    add_dataclass_args(fit, DiffusionConfig, DIFFUSION_FIELDS, preset=True,
+                       defaults={**FIT_POLICY_DEFAULTS["diffusion"], "device": "cpu"})
 
     tr = sub.add_parser("train", help="train an algorithm with a diffusion or Gaussian policy "
                         "into a run directory (resumes it when it holds a checkpoint)")
@@ -215,23 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_fit_sampler(args: argparse.Namespace) -> dict:
+    import gymnasium as gym
+    import numpy as np
     import torch
 
     from .bound import FitConfig, estimate_bound, exact_marginal_kl_1d, fit_sampler
-    from .diffusion import DiffusionConfig, DiffusionPolicy
-    from .gaussian import GaussianConfig, GaussianPolicy
+    from .diffusion import DiffusionConfig
+    from .policies import build_policy, policy_config
     from .targets import make_target
 
     fit = FitConfig(**_pick(args, FitConfig))
     target = make_target(args.target)
-    d = target.dim
-    if args.policy == "diffusion":
-        cfg = DiffusionConfig.teaching(obs_dim=0, action_dim=d, squash="identity",
-                                       **_pick(args, DiffusionConfig, DIFFUSION_FIELDS))
-        policy = DiffusionPolicy(cfg)
-    else:
-        policy = GaussianPolicy(GaussianConfig(obs_dim=0, action_dim=d, squash="identity",
-                                               device=args.device))
+    given = _pick(args, DiffusionConfig, DIFFUSION_FIELDS)  # only the options given
+    config = policy_config(args.policy, **{**FIT_POLICY_DEFAULTS[args.policy], **given})
+    space = gym.spaces.Box(-np.inf, np.inf, (target.dim,))  # unbounded: the latent is the sample
+    policy = build_policy(config, 0, space, config.device)
     t0 = time.time()
     hist = fit_sampler(policy, target, fit.temperature, fit.steps, fit.batch_size, fit.lr,
                        fit.seed, fit.max_grad_norm, progress=not args.json)
