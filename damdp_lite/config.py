@@ -83,7 +83,8 @@ def field_docs(cls: type) -> dict[str, str]:
         tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:] + [None], strict=True):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                    and "ClassVar" not in ast.unparse(node.annotation):
                 if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None),
                                                             ast.Constant):
                     docs[node.target.id] = " ".join(str(nxt.value.value).split())

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .chain import ChainPolicy
-from .config import Config
+from .config import Config, param, positive
 from .utils import (
     RunningNorm,
     check_choice,
@@ -97,11 +97,11 @@ class DiffusionConfig(Config):
     """Action / latent size d (>= 1)."""
     num_steps: int = 8
     """Number of denoising steps K (>= 1; 4-8 on CPU, 8 in the paper)."""
-    prior_std: float = 3.0
+    prior_std: float = param(3.0, positive())
     """Prior standard deviation sigma_0 (> 0; 3.0 in all official configs)."""
-    dt: float = 0.125
+    dt: float = param(0.125, positive())
     """Base step `dt` (> 0); eta_k = dt * sched_k / friction at init (0.125)."""
-    friction: float = 0.25
+    friction: float = param(0.25, positive())
     """Friction `fr` (> 0); with dt = 0.125 gives eta_k = 0.5 sched_k (0.25)."""
     step_size_schedule: str = "linear"
     """Initial step-size schedule: "linear" (REPPO/WPO), "cosine" or "constant" (PPO)."""
@@ -135,7 +135,7 @@ class DiffusionConfig(Config):
     """Output size of the diffusion-index embedding (16)."""
     output_init_scale: float = 1e-8
     """Scale of the control network's last-layer weights (f_theta ~ 0 at init)."""
-    control_clip: float = 1e4
+    control_clip: float = param(1e4, positive())
     """Clip of the control output f_theta (1e4)."""
     device: str = "cpu"
     """Torch device for every parameter and sample ("cpu", "cuda")."""

@@ -91,10 +91,18 @@ def default_run_dir(config: AlgoConfig, run: RunConfig | None = None) -> Path:
 
 
 def algo_config(algo: str, **fields) -> AlgoConfig:
-    """The preset config of a CLI algorithm name or alias (`ppo`, `diffppo`, `dppo`, ...)
-    with `fields` (flat; policy fields by name) on top: what `damdp-lite train` builds."""
+    """The preset config of a CLI algorithm name or alias with `fields` (flat; policy fields by
+    name) on top: what `damdp-lite train` builds. As on the command line, a base name without
+    `policy` means the Gaussian (`algo_config("ppo")` is MaxEnt PPO) and an alias implies its
+    fields (`"diffppo"`: the diffusion policy; `"dppo"`: also T = 0), which `fields` may not
+    contradict."""
     spec, implied = resolve(algo)
-    return spec.config(**{**implied, **fields})
+    for name, value in implied.items():
+        if name in fields and isinstance(fields[name], str | int | float) \
+                and fields[name] != value:
+            raise ValueError(f"{name}={fields[name]!r} contradicts algo={algo!r} ({name} = "
+                             f"{value!r})")
+    return spec.config(**{"policy": "gaussian", **implied, **fields})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,14 +359,15 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                    "eval_length": ev_len,
                    "sps": config.env_steps_per_iteration / (now - t0)}
             result.history.append(row)
-            stop = callback is not None and bool(callback(row))
-            if run_dir is not None:
+            if run_dir is not None:  # written before the callback sees it: nothing is lost
                 with open(progress_path, "a", newline="") as f:
                     csv.DictWriter(f, columns).writerow(row)
                 if writer is not None:
                     for key in columns[2:]:
                         if row[key] != "" and math.isfinite(row[key]):
                             writer.add_scalar(key, row[key], row["env_steps"])
+            stop = callback is not None and bool(callback(row))
+            if run_dir is not None:
                 if last or stop or (it + 1) % run.checkpoint_every == 0:
                     checkpoint(row["elapsed_s"])
                 if last:

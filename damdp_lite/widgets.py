@@ -88,7 +88,8 @@ def algo_panel(algo: str, fields: Sequence[str], specs: Mapping[str, Mapping] | 
     """A training panel for any registered algorithm (`--algo` name or alias): a policy
     dropdown and one control per field (the algorithm's own or a policy field by name); Train
     runs `train(algo_config(algo, policy=..., **values, **fixed))` in memory and plots the
-    training return against env steps. `fixed`: fields set without a control (e.g. env_id)."""
+    training return against env steps; a policy control the chosen kind lacks (K for the
+    Gaussian) is left out of that run. `fixed`: fields set without a control (e.g. env_id)."""
     from .algos import resolve
     from .train import algo_config, train
 
@@ -101,6 +102,10 @@ def algo_panel(algo: str, fields: Sequence[str], specs: Mapping[str, Mapping] | 
                                                            if f != "policy"], specs))
 
     def run(**values):
+        # a policy field of the other kind (e.g. num_steps for the Gaussian) is left out
+        kind, own = values["policy"], {f.name for f in dataclasses.fields(spec.config_cls)}
+        values = {k: v for k, v in values.items()
+                  if k in own or k not in all_tunable_fields() or k in tunable_fields(kind)}
         res = train(algo_config(algo, **{**fixed, **values}), progress=True)
         fig, ax = plt.subplots(figsize=(5, 3))
         steps = [r["env_steps"] for r in res.history]

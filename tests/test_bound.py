@@ -117,7 +117,7 @@ def test_I5_exact_posterior_makes_the_bound_tight(gen):
     assert v_post == pytest.approx(0.99692, abs=1e-5)
     mu_post = v_post * c * (a0 - m) / (2 * eta)
     log_pi_post = normal_log_prob(a1, mu_post, torch.tensor(v_post)).sum(-1)
-    logq = p.denoise_log_prob(s.a_0, s.latents[1], torch.zeros(len(a0), 0), 1).double()
+    logq = p.denoise_log_prob(torch.zeros(len(a0), 0), s.latents[1], 1, s.a_0).double()
     h = -(p.prior_log_prob(a1) + logq - log_pi_post)
     se = h.std().item() / math.sqrt(len(h))
     assert abs(h.mean().item() - 2.51909) < 4 * se + 1e-4
@@ -223,8 +223,8 @@ def test_I9_equal_variance_kl_closed_form_and_monte_carlo(gen):
         torch.testing.assert_close(kl, ((mu_old - mu_new) ** 2 / (4 * eta)).sum(-1))
         # 16-sample MC estimate per state agrees in expectation
         y = mu_old[None] + torch.sqrt(2 * eta) * torch.randn(16, n, 2, generator=gen)
-        mc = torch.stack([old.denoise_log_prob(y[m], a_k, obs, 2)
-                          - new.denoise_log_prob(y[m], a_k, obs, 2) for m in range(16)]).mean(0)
+        mc = torch.stack([old.denoise_log_prob(obs, a_k, 2, y[m])
+                          - new.denoise_log_prob(obs, a_k, 2, y[m]) for m in range(16)]).mean(0)
     diff = mc - kl
     assert abs(diff.mean().item()) < 4 * diff.std().item() / math.sqrt(n)
     # right after copying the old policy the KL is exactly zero

@@ -9,6 +9,11 @@ import pytest
 
 EXE = shutil.which("damdp-lite") or None
 
+_BOTH = ("ppo", "diffppo", "reppo", "diffreppo", "sac", "diffsac")  # notebooks 04, 05
+_LABELS = {"HalfCheetah-v5": (*_BOTH, "wpo", "diffwpo"), "Hopper-v5": _BOTH}
+SHIPPED = [f"{e}_{a}_s{s}" for e, names in _LABELS.items() for a in names for s in range(3)]
+"""The 42 shipped MuJoCo runs (damdp_lite/shipped/mujoco)."""
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     cmd = [EXE, *args] if EXE else [sys.executable, "-m", "damdp_lite.cli", *args]
@@ -72,19 +77,19 @@ def test_train_help_comes_from_the_configs():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--env", "Nope-v0"], "env_id='Nope-v0' is not a registered gymnasium id"),
+    (["--env", "Nope-v0"], "env_id='Nope-v0' is not allowed; expected a registered Gymnasium id"),
     (["--env", "CartPole-v1"], "env_id='CartPole-v1' has action space Discrete(2)"),
-    (["--algo", "banana"], "argument --algo: invalid choice: 'banana'"),
-    (["--steps", "-5"], "total_env_steps=-5 must be an integer >= 1"),
+    (["--algo", "banana"], "algo='banana' is not allowed; expected one of ('ppo', 'reppo'"),
+    (["--steps", "-5"], "total_env_steps=-5 is not allowed; expected >= 1"),
     (["--steps", "1.5e3x"], "argument --steps: invalid integer: '1.5e3x'"),
     (["--steps", "10"], "total_env_steps=10 must be >= num_envs * num_env_steps = 16"),
-    (["--seed", "-1"], "seed=-1 must be an integer >= 0"),
-    (["--lr", "0"], "lr=0.0 must be a finite number > 0"),
+    (["--seed", "-1"], "seed=-1 is not allowed; expected >= 0"),
+    (["--lr", "0"], "lr=0.0 is not allowed; expected > 0"),
     (["--lr", "nan"], "lr=nan must be a finite number > 0"),
-    (["--gamma", "1.5"], "gamma=1.5 must be in (0.0, 1.0]"),
+    (["--gamma", "1.5"], "gamma=1.5 is not allowed; expected in (0, 1]"),
     (["--num-steps", "0"], "num_steps=0 must be an integer >= 1"),
     (["--device", "cuda"], "device='cuda' but CUDA is not available"),
-    (["--eval-episodes", "0"], "eval_episodes=0 must be an integer >= 1"),
+    (["--eval-episodes", "0"], "eval_episodes=0 is not allowed; expected >= 1"),
     (["--vectorization", "threads"], "vectorization='threads' is not allowed"),
 ])
 def test_train_bad_input_one_line_exit_2(args, needle, tmp_path):
@@ -107,8 +112,9 @@ def test_train_evaluate_reproduce_tiny(tmp_path):
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["iterations"] == 2 and res["env_steps"] == 32
     cfg = json.loads((run_dir / "config.json").read_text())
-    assert cfg["run"]["seed"] == 3 and cfg["algo_config"]["num_steps"] == 2
-    assert cfg["algo_config"]["policy"] == "diffusion" and cfg["algo_config"]["seed"] == 3
+    assert cfg["format"] == 2 and cfg["algo"] == "ppo" and cfg["label"] == "diffppo"
+    assert cfg["config"]["seed"] == 3 and cfg["config"]["policy"]["num_steps"] == 2
+    assert cfg["config"]["policy"]["kind"] == "diffusion" and cfg["config"]["env_id"] == "Hopper-v5"
 
     out = run("evaluate", str(run_dir), "--episodes", "2", "--video",
               str(tmp_path / "v.gif"), "--max-frames", "5", "--json")
@@ -140,7 +146,98 @@ def test_reproduce_lists_shipped_runs():
     out = run("reproduce", "--list", "--json")
     assert out.returncode == 0, out.stderr
     shipped = json.loads(out.stdout)["shipped"]
-    both = ("ppo", "diffppo", "reppo", "diffreppo", "sac", "diffsac")  # notebooks 04, 05
-    algos = {"HalfCheetah-v5": (*both, "wpo", "diffwpo"), "Hopper-v5": both}
-    expected = [f"{e}_{a}_s{s}" for e, names in algos.items() for a in names for s in range(3)]
-    assert sorted(expected) == shipped
+    assert sorted(SHIPPED) == [row["name"] for row in shipped]
+
+
+# ---- --algo / --policy, aliases, reproduce --list (in process: `cli.main`) -----------------
+
+TOY = ["--env", "damdp_lite/TurningDoubleWell-v0", "--steps", "32", "--num-envs", "2",
+       "--num-env-steps", "8", "--update-epochs", "1", "--num-minibatches", "2",
+       "--hidden-sizes", "16", "--value-hidden-sizes", "16", "--eval-episodes", "1", "--quiet"]
+
+
+def main(capsys, *args: str) -> tuple[int, str, str]:
+    """`damdp-lite ARGS` in this process: (exit code, stdout, stderr)."""
+    from damdp_lite.cli import main as cli_main
+
+    capsys.readouterr()
+    try:
+        code = cli_main(list(args))
+    except SystemExit as exit_:  # argparse errors
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_base_name_with_policy_diffusion_is_the_diff_alias(tmp_path, capsys):
+    for name, algo in (("a", ["--algo", "ppo", "--policy", "diffusion"]),
+                       ("b", ["--algo", "diffppo"])):
+        code, _, err = main(capsys, "train", *algo, *TOY, "--num-steps", "2",
+                            "--run-dir", str(tmp_path / name))
+        assert code == 0, err
+    a, b = (json.loads((tmp_path / d / "config.json").read_text()) for d in "ab")
+    assert a == b  # the same run, recorded the same way
+    assert a["algo"] == "ppo" and a["label"] == "diffppo"
+    assert a["config"]["policy"]["kind"] == "diffusion" and a["config"]["policy"]["num_steps"] == 2
+    rows = [(tmp_path / d / "progress.csv").read_text().splitlines() for d in "ab"]
+    drop = lambda line: line.split(",")[:12]  # noqa: E731  (columns before the wall clock)
+    assert [drop(x) for x in rows[0]] == [drop(x) for x in rows[1]] and len(rows[0]) == 3
+    # a base name without --policy is the Gaussian version (ppo = Gaussian PPO)
+    code, _, err = main(capsys, "train", "--algo", "ppo", *TOY, "--run-dir", str(tmp_path / "c"))
+    assert code == 0, err
+    c = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert c["label"] == "ppo" and c["config"]["policy"]["kind"] == "gaussian"
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--algo", "dppo", "--temperature", "0.5"],
+     ["--temperature 0.5 contradicts --algo dppo", "temperature = 0.0"]),
+    (["--algo", "ppo", "--policy", "gaussian", "--num-steps", "4"],
+     ["num_steps", "does not apply to policy='gaussian'"]),
+    (["--algo", "diffppo", "--policy", "gaussian"],
+     ["--policy gaussian contradicts --algo diffppo"]),
+    (["--algo", "ppo", "--kl-bound", "0.1"], ["--kl-bound does not apply to --algo ppo"]),
+    (["--algo", "diffsac", "--update-epochs", "2"],
+     ["--update-epochs does not apply to --algo diffsac"]),
+])
+def test_contradicting_algo_policy_and_options_exit_2_with_one_line(args, needles, tmp_path,
+                                                                    capsys):
+    code, out, err = main(capsys, "train", *args, "--steps", "64", "--quiet",
+                          "--run-dir", str(tmp_path / "r"))
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "", err
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), err
+    assert lines[0].startswith("damdp-lite train: error: ")
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_reproduce_list_prints_a_table_of_the_shipped_runs(capsys):
+    code, out, err = main(capsys, "reproduce", "--list")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["name", "env", "algo", "policy", "seed", "env_steps",
+                                "final_return", "eval_return"]
+    assert len(lines) == 1 + 42 == 1 + len(SHIPPED)
+    cells = {line.split()[0]: line.split() for line in lines[1:]}
+    assert sorted(cells) == sorted(SHIPPED)
+    assert cells["HalfCheetah-v5_diffwpo_s2"][1:5] == ["HalfCheetah-v5", "wpo", "diffusion", "2"]
+    assert cells["Hopper-v5_ppo_s1"][1:5] == ["Hopper-v5", "ppo", "gaussian", "1"]
+
+
+def test_reproduce_list_json_rows_have_the_keys(capsys):
+    from damdp_lite.algos import ALGOS
+    from damdp_lite.policies import POLICIES
+
+    code, out, err = main(capsys, "reproduce", "--list", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["shipped"]
+    assert len(rows) == 42
+    for row in rows:
+        assert list(row) == ["name", "env", "algo", "policy", "seed", "env_steps",
+                             "final_return", "eval_return"], row
+        assert row["algo"] in ALGOS and row["policy"] in POLICIES
+        label = ALGOS[row["algo"]].label(row["policy"])
+        assert row["name"] == f"{row['env']}_{label}_s{row['seed']}"
+        assert isinstance(row["env_steps"], int) and row["env_steps"] > 0
+        assert isinstance(row["final_return"], float)
+        assert row["eval_return"] is None or isinstance(row["eval_return"], float)

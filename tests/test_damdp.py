@@ -156,7 +156,7 @@ def test_normalizers_updated_and_log_prob_is_current():
     assert policy.obs_norm.count.item() == L * N
     assert policy.latent_norm.count.item() == L * K * N
     assert value_fn.obs_norm.count.item() == L * N  # any owner of a normaliser is updated
-    flat = [x.reshape(L * K * N, *x.shape[2:]) for x in (ro.a_prev, ro.a_k, ro.obs, ro.k)]
+    flat = [x.reshape(L * K * N, *x.shape[2:]) for x in (ro.obs, ro.a_k, ro.k, ro.a_prev)]
     assert torch.allclose(ro.log_prob.reshape(-1), policy.denoise_log_prob(*flat), atol=1e-6)
     frozen = diffusion(1, K)
     rollout(echo_envs(N, 10), frozen, L, update_normalizers=False)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from damdp_lite import exercises
-from damdp_lite.plotting import window_density
+from damdp_lite.metrics import window_density
 
 
 def torch_solution(actions, centres, half_width):

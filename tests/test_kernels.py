@@ -37,12 +37,12 @@ def test_kernel_log_probs_match_torch_distributions(K, d, obs_dim, drift, pairin
     eta = p.step_sizes()  # (K, d)
     mu = p.denoise_mean(obs, a_k, k)
     ref_q = Normal(mu, torch.sqrt(2 * eta[k - 1])).log_prob(a_prev).sum(-1)
-    torch.testing.assert_close(p.denoise_log_prob(a_prev, a_k, obs, k), ref_q)
+    torch.testing.assert_close(p.denoise_log_prob(obs, a_k, k, a_prev), ref_q)
     kn = max(k - 1, 1) if pairing == "previous" else k
     drift_arg = a_prev if drift == "conditioning" else a_k
     ref_pi = Normal(a_prev - eta[kn - 1] * drift_arg / 9.0,
                     torch.sqrt(2 * eta[kn - 1])).log_prob(a_k).sum(-1)
-    torch.testing.assert_close(p.noise_log_prob(a_k, a_prev, obs, k), ref_pi)
+    torch.testing.assert_close(p.noise_log_prob(obs, a_k, k, a_prev), ref_pi)
     # float32 cancellation: the difference is accurate to a few ulps of the terms themselves
     tol = 1e-6 * (1 + ref_q.abs().max().item() + ref_pi.abs().max().item())
     torch.testing.assert_close(p.log_ratio(obs, a_k, k, a_prev), ref_q - ref_pi, atol=tol, rtol=0)
@@ -88,10 +88,10 @@ def test_diffusion_jacobian_only_on_last_step():
     obs, a_k, a_prev = torch.zeros(5, 0), torch.randn(5, 1), torch.randn(5, 1)
     jac = log_one_minus_tanh_sq(a_prev).sum(-1)
     for k in (1, 2, 3):
-        diff = p.denoise_log_prob(a_prev, a_k, obs, k) - q.denoise_log_prob(a_prev, a_k, obs, k)
+        diff = p.denoise_log_prob(obs, a_k, k, a_prev) - q.denoise_log_prob(obs, a_k, k, a_prev)
         torch.testing.assert_close(diff, -jac if k == 1 else torch.zeros(5))
     k_t = torch.tensor([1, 2, 3, 1, 2])
-    diff = p.denoise_log_prob(a_prev, a_k, obs, k_t) - q.denoise_log_prob(a_prev, a_k, obs, k_t)
+    diff = p.denoise_log_prob(obs, a_k, k_t, a_prev) - q.denoise_log_prob(obs, a_k, k_t, a_prev)
     torch.testing.assert_close(diff, torch.where(k_t == 1, -jac, torch.zeros(5)))
 
 
@@ -144,7 +144,7 @@ def test_I2_kernel_entropy_independent_of_control(eta, expected, gen):
     with torch.no_grad():
         mu = p.denoise_mean(obs, a_k, 1)
         a_prev = mu + math.sqrt(2 * eta) * torch.randn(n, 1, generator=gen)
-        neg_logq = -p.denoise_log_prob(a_prev, a_k, obs, 1)
+        neg_logq = -p.denoise_log_prob(obs, a_k, 1, a_prev)
     se = neg_logq.std().item() / math.sqrt(n)
     assert abs(neg_logq.mean().item() - expected) < 4 * se + 1e-4
     assert abs(p.kernel_entropy(1).item() - expected) < 1e-4
@@ -225,7 +225,7 @@ def test_I12_score_identity(gen):
     for _ in range(n_batches):
         with torch.no_grad():
             a_prev, _ = p.step(obs, a_k, 2, generator=gen)
-        logq = p.denoise_log_prob(a_prev, a_k, obs, 2).mean()
+        logq = p.denoise_log_prob(obs, a_k, 2, a_prev).mean()
         grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(logq, params)]))
     G = torch.stack(grads)  # (n_batches, n_params)
     mean, se = G.mean(0), G.std(0) / math.sqrt(n_batches) + 1e-6

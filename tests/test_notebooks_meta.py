@@ -53,7 +53,7 @@ def test_widget_cells_are_ignored_and_preceded_by_a_figure(path):
     cells = [c for c in _load(path)["cells"] if c["cell_type"] == "code"]
     for i, c in enumerate(cells):
         src = _src(c)
-        if "training_panel(" in src or "interact" in src:
+        if "training_panel(" in src or "algo_panel(" in src or "interact" in src:
             assert "NBVAL_IGNORE_OUTPUT" in src, f"{path.name}: widget cell {i} not ignored"
             before = [o for cc in cells[:i] for o in cc.get("outputs", [])]
             assert any("image/png" in o.get("data", {}) for o in before), \

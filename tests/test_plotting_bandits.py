@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from damdp_lite import FourModes2D  # noqa: E402
-from damdp_lite.plotting import mode_mass_errors, plot_mode_masses, plot_traces  # noqa: E402
+from damdp_lite.metrics import mode_mass_errors  # noqa: E402
+from damdp_lite.plotting import plot_mode_masses, plot_traces  # noqa: E402
 
 
 def test_mode_mass_errors_values():

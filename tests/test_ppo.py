@@ -16,9 +16,9 @@ from damdp_lite.algos import (
     dest_loss,
     policy_loss,
     ppo_loss,
-    train_ppo,
 )
 from damdp_lite.algos.ppo import CSV_FIELDS
+from damdp_lite.config import field_docs
 from damdp_lite.damdp import (
     augmented_discounts,
     collect_rollout,
@@ -26,14 +26,15 @@ from damdp_lite.damdp import (
     make_vector_env,
     soft_reward_current,
 )
-from damdp_lite.utils import field_docs
+from damdp_lite.policies import build_policy
+from damdp_lite.train import WALL_CLOCK_FIELDS, RunConfig, run_fields, train
 
 TINY = dict(hidden_sizes=(16, 16), value_hidden_sizes=(16, 16), update_epochs=2,
             num_minibatches=4, lr=3e-4, temperature=0.1)
 
 
 def learn_batch(policy, value_net, T, env_id="damdp_lite/TurningDoubleWell-v0", L=8, N=3):
-    """A rollout turned into the flattened batch that `train_ppo` feeds to `ppo_loss`."""
+    """A rollout turned into the flattened batch that `PPO.train_iteration` feeds to `ppo_loss`."""
     envs = make_vector_env(env_id, N)
     obs, _ = envs.reset(seed=0)
     ro, _ = collect_rollout(envs, policy, value_net, L, obs, torch.Generator().manual_seed(0))
@@ -62,10 +63,10 @@ def test_i10_ratio_is_one_on_the_first_minibatch():
     assert stats["ratio_dev"] < 1e-5 and stats["clip_fraction"] == 0
 
 
-def test_i10_ratio_in_every_learn_phase_of_train_ppo():
-    cfg = PPOConfig(env_id="damdp_lite/TurningDoubleWell-v0", num_steps=2, num_envs=2,
-                    num_env_steps=8, total_env_steps=48, **TINY)
-    _, history = train_ppo(cfg, progress=False)
+def test_i10_ratio_in_every_learn_phase_of_training():
+    cfg = PPOConfig.build(env_id="damdp_lite/TurningDoubleWell-v0", num_steps=2, num_envs=2,
+                          num_env_steps=8, total_env_steps=48, **TINY)
+    history = train(cfg, progress=False).history
     assert len(history) == 3
     assert all(row["ratio_dev_first_minibatch"] < 1e-5 for row in history)
 
@@ -90,8 +91,8 @@ def test_i10_temperature_zero_is_dppo():
 def test_i10_dest_loss_moves_only_the_step_sizes():
     policy = diffusion_policy()
     batch, _ = learn_batch(policy, ValueNetwork(2, 1, (16,)), T=0.5)
-    args = (batch["a_k"], batch["a_prev"], batch["obs"], batch["k"])
-    new_lp = policy.denoise_log_prob(batch["a_prev"], batch["a_k"], batch["obs"], batch["k"])
+    args = (batch["obs"], batch["a_k"], batch["k"], batch["a_prev"])
+    new_lp = policy.denoise_log_prob(batch["obs"], batch["a_k"], batch["k"], batch["a_prev"])
     g = torch.Generator().manual_seed(3)
     ratio = (new_lp - batch["log_prob"] + 0.3 * torch.randn(new_lp.shape, generator=g)).exp()
     adv_hat = torch.randn(ratio.shape, generator=g)
@@ -135,64 +136,79 @@ def test_gaussian_policy_same_losses_plain_maxent_ppo():
     ("damdp_lite/TurningDoubleWell-v0", 50, 200),  # episodes truncate at env step 100
 ])
 def test_smoke_train_ppo(tmp_path, policy, env_id, num_env_steps, total):
-    path = tmp_path / "log" / "progress.csv"
-    cfg = PPOConfig(env_id=env_id, policy=policy, num_steps=2, num_envs=2,
-                    num_env_steps=num_env_steps, total_env_steps=total, log_csv=str(path),
-                    **TINY)
-    trained, history = train_ppo(cfg, progress=False)
-    assert trained.num_steps == (2 if policy == "diffusion" else 1)
+    kind = {"num_steps": 2} if policy == "diffusion" else {}
+    cfg = PPOConfig.build(env_id=env_id, policy=policy, num_envs=2, num_env_steps=num_env_steps,
+                          total_env_steps=total, **kind, **TINY)
+    res = train(cfg, progress=False)  # in memory: no files
+    history = res.history
+    assert res.run_dir is None
+    assert res.policy.num_steps == (2 if policy == "diffusion" else 1)
     assert len(history) == cfg.num_iterations
+    assert tuple(history[0]) == run_fields(cfg) == (*CSV_FIELDS, "eval_return", "eval_length",
+                                                    "sps")
     for row in history:
         for key in ("policy_loss", "dest_loss", "value_loss", "approx_kl", "mean_ell"):
             assert math.isfinite(row[key]), key
+        assert row["eval_return"] == row["eval_length"] == ""  # no evaluation in memory
     assert history[-1]["env_steps"] == total
     assert math.isfinite(history[-1]["episode_return"])  # an episode finished
+    # the same config into a run directory: the CSV log, and the same seed gives the same rows
+    path = tmp_path / "log" / "progress.csv"
+    again = train(cfg, RunConfig(run_dir=str(path.parent), eval_every=0, eval_episodes=1),
+                  progress=False).history
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == cfg.num_iterations and tuple(rows[0]) == CSV_FIELDS
-    if env_id.endswith("TurningDoubleWell-v0"):  # same seed -> identical history
-        _, again = train_ppo(cfg, progress=False)
-        def drop(h):  # repr: exact floats, and nan == nan
-            return [repr({k: v for k, v in r.items() if k != "elapsed_s"}) for r in h]
+    assert len(rows) == cfg.num_iterations and tuple(rows[0]) == run_fields(cfg)
 
-        assert drop(again) == drop(history)
+    def drop(h):  # repr: exact floats, and nan == nan; evaluations only ran in the run dir
+        return [repr({k: v for k, v in r.items()
+                      if k not in (*WALL_CLOCK_FIELDS, "eval_return", "eval_length")}) for r in h]
+
+    assert drop(again) == drop(history)
 
 
 @pytest.mark.filterwarnings("ignore:.*reward is a NaN")
 def test_callback_stops_and_nan_raises():
-    cfg = PPOConfig(env_id="damdp_lite/DoubleWellBandit-v0", num_steps=2, num_envs=2,
-                    num_env_steps=4, total_env_steps=40, **TINY)
-    _, history = train_ppo(cfg, progress=False, callback=lambda row: row["iteration"] == 1)
+    cfg = PPOConfig.build(env_id="damdp_lite/DoubleWellBandit-v0", num_steps=2, num_envs=2,
+                          num_env_steps=4, total_env_steps=40, **TINY)
+    history = train(cfg, progress=False, callback=lambda row: row["iteration"] == 1).history
     assert len(history) == 2
-    policy = DiffusionPolicy(DiffusionConfig(obs_dim=1, action_dim=1, num_steps=2,
-                                             hidden_sizes=(8,), squash="identity"))
+    envs = make_vector_env(cfg.env_id, 1)
+    policy = build_policy(cfg.policy, envs.single_observation_space.shape[0],
+                          envs.single_action_space)  # unbounded Box: squash="identity"
+    envs.close()
+    assert isinstance(policy, DiffusionPolicy) and policy.squash_mode == "identity"
     with torch.no_grad():
         policy.rho.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match=r"loss.*iteration 0"):
-        train_ppo(cfg, policy=policy, progress=False)
+        train(cfg, policy=policy, progress=False)
 
 
 # ----------------------------------------------------------------------------- config
 def test_config_fields_documented_and_env_discounts():
     docs = field_docs(PPOConfig)
     assert set(docs) == {f.name for f in fields(PPOConfig)}
-    cfg = PPOConfig.with_env_discounts(0.99, 0.95, num_steps=8)
+    cfg = PPOConfig.build(num_steps=8).with_env_discounts(gamma=0.99, gae_lambda=0.95)
     assert math.isclose(cfg.gamma, 0.998744, abs_tol=1e-6)
     assert math.isclose(cfg.gae_lambda, 0.993609, abs_tol=1e-6)
-    assert PPOConfig.with_env_discounts(0.99, policy="gaussian").gamma == 0.99
+    gauss = PPOConfig(policy="gaussian").with_env_discounts(gamma=0.99, gae_lambda=0.95)
+    assert gauss.gamma == 0.99 and gauss.gae_lambda == 0.95  # K = 1
+    kept = PPOConfig.build(num_steps=8, gamma=0.9).with_env_discounts(["gamma"], gamma=0.99,
+                                                                      gae_lambda=0.95)
+    assert kept.gamma == 0.9 and kept.gae_lambda == cfg.gae_lambda  # a chosen value is kept
 
 
 @pytest.mark.parametrize("field,value,allowed", [
     ("env_id", "NoSuchEnv-v0", "registered"), ("num_steps", 0, ">= 1"),
-    ("temperature", -0.1, ">= 0"), ("gamma", 1.5, "(0.0, 1.0]"),
-    ("gae_lambda", -0.1, "[0.0, 1.0]"), ("lr", 0.0, "> 0"), ("clip_coef", -0.2, "> 0"),
+    ("temperature", -0.1, ">= 0"), ("gamma", 1.5, "(0, 1]"),
+    ("gae_lambda", -0.1, "[0, 1]"), ("lr", 0.0, "> 0"), ("clip_coef", -0.2, "> 0"),
     ("num_envs", 0, ">= 1"), ("policy", "flow", "diffusion"),
     ("total_env_steps", 10, ">= num_envs"), ("num_minibatches", 10**6, "<="),
     ("hidden_sizes", (16, 0), ">= 1"), ("noising_drift_at", "middle", "conditioning"),
 ])
 def test_config_rejects(field, value, allowed):
     with pytest.raises(ValueError) as err:
-        PPOConfig(**{field: value})
+        PPOConfig.build(**{field: value})  # policy fields (num_steps, ...) by name
     msg = str(err.value)
     assert field in msg and allowed in msg, msg
 
@@ -200,7 +216,7 @@ def test_config_rejects(field, value, allowed):
 def test_non_box_action_space_rejected():
     cfg = PPOConfig(env_id="CartPole-v1", num_envs=1, num_env_steps=4, total_env_steps=4)
     with pytest.raises(ValueError, match=r"env_id='CartPole-v1'.*Discrete"):
-        train_ppo(cfg, progress=False)
+        train(cfg, progress=False)
 
 
 def test_dest_loss_is_exactly_zero_at_temperature_zero_even_if_a_ratio_overflows():
@@ -221,7 +237,7 @@ def test_ppo_loss_gradient_stays_finite_when_a_ratio_overflows():
     value_net = ValueNetwork(2, 1, (16,))
     batch, _ = learn_batch(policy, value_net, T=0.0)
     with torch.no_grad():
-        new_lp = policy.denoise_log_prob(batch["a_prev"], batch["a_k"], batch["obs"], batch["k"])
+        new_lp = policy.denoise_log_prob(batch["obs"], batch["a_k"], batch["k"], batch["a_prev"])
     i = int(batch["advantages"].argmax())  # A_hat > 0 there: the clipped branch is selected
     batch["log_prob"] = new_lp.clone()
     batch["log_prob"][i] -= 120.0  # log w = 120 at sample i

@@ -20,7 +20,13 @@ import pytest
 from damdp_lite.algos import algo_of
 from damdp_lite.policies import policy_kind
 from damdp_lite.results import SHIPPED_RUNS, read_progress
-from damdp_lite.train import WALL_CLOCK_FIELDS, config_record, load_run, parse_record
+from damdp_lite.train import (
+    WALL_CLOCK_FIELDS,
+    config_record,
+    load_run,
+    parse_record,
+    run_label,
+)
 
 SHIPPED = sorted(p.name for p in SHIPPED_RUNS.glob("*") if (p / "config.json").exists())
 
@@ -60,6 +66,7 @@ def test_shipped_config_loads_and_round_trips(name):
     assert config.env_id == name.split("_")[0] and f"_s{config.seed}" in name
     assert policy_kind(config.policy) == ("diffusion" if run.label.startswith("diff")
                                           else "gaussian")
+    assert f"{config.env_id}_{run_label(config, run)}_s{config.seed}" == name
     run2, config2 = parse_record(config_record(config, run))
     assert config2 == config and run2.label == run.label
 

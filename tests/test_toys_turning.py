@@ -12,6 +12,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "benchmarks"))
 import toys_turning as tt  # noqa: E402
 
+from damdp_lite.presets import ETA_1, TURNING_SMOKE_ENV_STEPS  # noqa: E402
+
+
+def assert_policy_described(run: dict, method: str) -> None:
+    """A diffusion method records its learned step sizes eta (K = 8 rows), a Gaussian one its
+    latent mean and std (`ChainPolicy.describe`)."""
+    if method.startswith("gaussian"):
+        assert "step_sizes" not in run and len(run["latent_std"]) == 1, run.keys()
+        assert run["latent_std"][0] > 0
+    else:
+        eta = np.array(run["step_sizes"])
+        assert eta.shape == (8, 1) and (eta > 0).all(), eta
+
 
 def test_exact_reference_matches_i7():
     ref = tt.exact_reference(0.05)
@@ -39,10 +52,10 @@ def test_smoke_runs_and_compare():
         assert len(run["per_state"]) == 8 and np.array(run["hist_counts"]).shape == (8, 200)
         assert np.array(run["hist_counts"]).sum(1).tolist() == [tt.N_EVAL_SMOKE] * 8
         assert all(0 <= p["mass_pos"] <= 1 and p["std"] >= 0 for p in run["per_state"])
-        assert run["env_steps"] == tt.SMOKE_ENV_STEPS and run["run_seconds"] > 0
+        assert run["env_steps"] == TURNING_SMOKE_ENV_STEPS and run["run_seconds"] > 0
         assert ("paths" in run) and np.array(run["paths"]["positions"]).shape == (24, 101, 2)
-        assert (run["step_sizes"] is None) == (m == "gaussian_ppo")
-    assert res["diffppo"]["config"]["init_step_sizes"][0] == pytest.approx(tt.ETA_1)
+        assert_policy_described(run, m)
+    assert res["diffppo"]["config"]["init_step_sizes"][0] == pytest.approx(ETA_1)
     cmp = tt.compare(res)
     assert set(cmp["diffppo_bimodal_all8"]) == {"0"}
     assert len(cmp["dppo_std_over_diffppo_std"]["0"]) == 8
@@ -54,9 +67,9 @@ def test_reppo_smoke_runs_and_compare():
         run = r["seeds"]["0"]
         assert "error" not in run, run
         assert np.array(run["hist_counts"]).sum(1).tolist() == [tt.N_EVAL_SMOKE] * 8
-        assert run["env_steps"] == tt.SMOKE_ENV_STEPS
+        assert run["env_steps"] == TURNING_SMOKE_ENV_STEPS
         assert r["temperature"] == tt.TEMPERATURE and r["config"]["auto_temperature"] is False
-        assert (run["step_sizes"] is None) == (m == "gaussian_reppo")
+        assert_policy_described(run, m)
     cmp = tt.compare(res)
     assert set(cmp["diffreppo_bimodal_all8"]) == set(cmp["gaussian_reppo_unimodal_all8"]) == {"0"}
     assert "diffppo_bimodal_all8" in cmp and cmp["diffppo_bimodal_all8"] == {}

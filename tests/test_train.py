@@ -1,5 +1,6 @@
-"""The training runner and the MuJoCo env layer: exact resume, atomic weights-only checkpoints,
-NaN stop keeping the last good checkpoint, env snapshots, reward scaling, evaluation, video."""
+"""The training runner (`damdp_lite.train.train`, in a run directory) and the MuJoCo env layer:
+exact resume, atomic weights-only checkpoints, NaN stop keeping the last good checkpoint, env
+snapshots, reward scaling, evaluation, video, and the code-drift guard on the shipped runs."""
 
 import csv
 import dataclasses
@@ -11,27 +12,36 @@ import pytest
 import torch
 
 from damdp_lite.algos import ppo as ppo_mod
+from damdp_lite.algos import resolve
 from damdp_lite.envs.make import load_vector_env_state, make_vector_env, vector_env_state
+from damdp_lite.policies import tunable_fields
 from damdp_lite.train import (
-    ALGOS,
-    RUN_FIELDS,
     WALL_CLOCK_FIELDS,
     RunConfig,
     algo_config,
     evaluate_policy,
     load_policy,
+    run_fields,
     train,
 )
 
+TURNING = "damdp_lite/TurningDoubleWell-v0"
 
-def tiny(run: RunConfig, **overrides):
-    """A few-second config of the run's algorithm: 2 envs x 8 env steps, K = 2, small nets."""
+
+def tiny(algo: str, **overrides):
+    """A few-second config of a CLI algorithm name or alias: 2 envs x 8 env steps, K = 2 for the
+    diffusion policy, small nets. A base name without `policy=` is the Gaussian version, as on
+    the command line (`ppo` = Gaussian PPO)."""
+    spec, implied = resolve(algo)
+    kind = implied.get("policy", overrides.get("policy", "gaussian"))
     base = dict(num_envs=2, num_env_steps=8, update_epochs=2, num_minibatches=2, num_steps=2,
-                hidden_sizes=(16,), diffusion_steps_per_update=1)
-    names = {f.name for f in dataclasses.fields(ALGOS[run.algo].config_cls)}
-    base.update({k: v for k, v in dict(value_hidden_sizes=(16,), critic_hidden_sizes=(16,),
-                                       kl_samples=4).items() if k in names})
-    return algo_config(run, **{**base, **overrides})
+                hidden_sizes=(16,), diffusion_steps_per_update=1, value_hidden_sizes=(16,),
+                critic_hidden_sizes=(16,), kl_samples=4)
+    names = {f.name for f in dataclasses.fields(spec.config_cls)} | set(tunable_fields(kind))
+    base = {k: v for k, v in base.items() if k in names}
+    if "policy" not in implied:
+        base["policy"] = kind
+    return algo_config(algo, **{**base, **overrides})
 
 
 def rows(path) -> list[dict]:
@@ -52,72 +62,75 @@ class Interrupt(Exception):
 
 
 @pytest.mark.parametrize("env_id,algo", [("Hopper-v5", "diffppo"), ("HalfCheetah-v5", "ppo"),
-                                         ("damdp_lite/TurningDoubleWell-v0", "diffppo"),
-                                         ("Hopper-v5", "diffreppo")])
+                                         (TURNING, "diffppo"), ("Hopper-v5", "diffreppo")])
 def test_interrupted_and_resumed_run_writes_the_same_progress_csv(tmp_path, env_id, algo):
     steps = 2 * 8 * 6  # 6 iterations
-    full = RunConfig(algo=algo, env_id=env_id, total_env_steps=steps, run_dir=str(tmp_path / "a"),
-                     eval_every=2, eval_episodes=2, checkpoint_every=2)
-    train(full, tiny(full), progress=False)
+    cfg = tiny(algo, env_id=env_id, total_env_steps=steps)
+    assert cfg.num_iterations == 6
+    full = RunConfig(run_dir=str(tmp_path / "a"), eval_every=2, eval_episodes=2,
+                     checkpoint_every=2)
+    train(cfg, full, progress=False)
 
-    part = RunConfig(**{**full.__dict__, "run_dir": str(tmp_path / "b")})
+    part = dataclasses.replace(full, run_dir=str(tmp_path / "b"))
 
     def crash_after_iteration_3(row):  # row 3 is written, the checkpoint is at iteration 2
         if row["iteration"] == 3:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(part, tiny(part), progress=False, callback=crash_after_iteration_3)
+        train(cfg, part, progress=False, callback=crash_after_iteration_3)
     assert len(rows(tmp_path / "b" / "progress.csv")) == 4
     ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert ckpt["learner"]["iteration"] == 2
-    res = train(part, tiny(part), progress=False)
+    res = train(tiny(algo, env_id=env_id, total_env_steps=steps), part, progress=False)
     assert res.resumed_from == 2
     same_but_wall_clock(rows(tmp_path / "a" / "progress.csv"),
                         rows(tmp_path / "b" / "progress.csv"))
     a, b = (torch.load(tmp_path / d / "policy.pt", weights_only=True) for d in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a finished run given again is not re-run
-    assert train(part, tiny(part), progress=False).history == []
+    assert train(cfg, part, progress=False).history == []
 
 
 def test_progress_csv_is_appended_every_iteration(tmp_path):
-    run = RunConfig(algo="ppo", env_id="damdp_lite/TurningDoubleWell-v0", total_env_steps=48,
-                    run_dir=str(tmp_path), eval_every=0, eval_episodes=1)
+    cfg = tiny("ppo", env_id=TURNING, total_env_steps=48)
+    run = RunConfig(run_dir=str(tmp_path), eval_every=0, eval_episodes=1)
     seen = []
-    train(run, tiny(run), progress=False,
+    train(cfg, run, progress=False,
           callback=lambda row: seen.append(len(rows(tmp_path / "progress.csv"))))
     assert seen == [1, 2, 3]
     r = rows(tmp_path / "progress.csv")
     assert [x["eval_return"] != "" for x in r] == [False, False, True]  # only at the end
-    assert list(r[0]) == list(RUN_FIELDS)
+    assert list(r[0]) == list(run_fields(cfg)) == [*ppo_mod.CSV_FIELDS, "eval_return",
+                                                   "eval_length", "sps"]
 
 
 def test_other_config_in_same_run_dir_is_refused(tmp_path):
-    run = RunConfig(algo="ppo", env_id="damdp_lite/TurningDoubleWell-v0", total_env_steps=32,
-                    run_dir=str(tmp_path), eval_episodes=1)
-    train(run, tiny(run), progress=False)
-    with pytest.raises(ValueError, match="different configs"):
-        train(run, tiny(run, lr=1e-3), progress=False)
+    run = RunConfig(run_dir=str(tmp_path), eval_episodes=1)
+    train(tiny("ppo", env_id=TURNING, total_env_steps=32), run, progress=False)
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(config\.lr: "
+                                         r"recorded 0\.0003, now 0\.001\)"):
+        train(tiny("ppo", env_id=TURNING, total_env_steps=32, lr=1e-3), run, progress=False)
 
 
 def test_run_recorded_before_a_field_existed_resumes_at_its_default(tmp_path):
-    run = RunConfig(algo="reppo", env_id="damdp_lite/TurningDoubleWell-v0", total_env_steps=32,
-                    run_dir=str(tmp_path), eval_episodes=1)
-    train(run, tiny(run), progress=False)
+    run = RunConfig(run_dir=str(tmp_path), eval_episodes=1)
+    cfg = tiny("reppo", env_id=TURNING, total_env_steps=32)
+    train(cfg, run, progress=False)
     path = tmp_path / "config.json"
     recorded = json.loads(path.read_text())
-    del recorded["algo_config"]["auto_temperature"]  # as written before the field was added
+    assert recorded["format"] == 2 and recorded["algo"] == "reppo"
+    del recorded["config"]["auto_temperature"]  # as written before the field was added
     path.write_text(json.dumps(recorded))
-    assert train(run, tiny(run), progress=False).resumed_from == 2  # finished: nothing to do
-    with pytest.raises(ValueError, match="different configs"):  # not at its default
-        train(run, tiny(run, auto_temperature=False), progress=False)
+    assert train(cfg, run, progress=False).resumed_from == 2  # finished: nothing to do
+    with pytest.raises(ValueError, match="holds a run with other settings"):  # not its default
+        train(tiny("reppo", env_id=TURNING, total_env_steps=32, auto_temperature=False), run,
+              progress=False)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    run = RunConfig(algo="diffppo", env_id="damdp_lite/TurningDoubleWell-v0",
-                    total_env_steps=16 * 6, run_dir=str(tmp_path), checkpoint_every=2,
-                    eval_episodes=1)
+    cfg = tiny("diffppo", env_id=TURNING, total_env_steps=16 * 6)
+    run = RunConfig(run_dir=str(tmp_path), checkpoint_every=2, eval_episodes=1)
     real, calls = ppo_mod.ppo_loss, {"n": 0}
     per_iteration = 2 * 2  # epochs x minibatches
 
@@ -131,7 +144,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(ppo_mod, "ppo_loss", poisoned)
     good = None
     with pytest.raises(FloatingPointError, match=r"value_loss=nan at iteration 3") as err:
-        train(run, tiny(run), progress=False)
+        train(cfg, run, progress=False)
     assert "last good checkpoint" in str(err.value) and "iteration 2" in str(err.value)
     good = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert good["learner"]["iteration"] == 2
@@ -191,7 +204,7 @@ def test_bad_env_inputs_name_the_field():
     with pytest.raises(ValueError, match="num_envs=0"):
         make_vector_env("Hopper-v5", 0)
     with pytest.raises(ValueError, match="algo='banana'"):
-        RunConfig(algo="banana")
+        algo_config("banana")
     with pytest.raises(ValueError, match="checkpoint_every=0"):
         RunConfig(checkpoint_every=0)
     with pytest.raises(ValueError, match="diffusion_steps_per_update=-1"):
@@ -199,9 +212,8 @@ def test_bad_env_inputs_name_the_field():
 
 
 def test_evaluate_policy_and_video(tmp_path):
-    run = RunConfig(algo="diffppo", env_id="Hopper-v5", total_env_steps=16,
-                    run_dir=str(tmp_path), eval_episodes=1)
-    train(run, tiny(run), progress=False)
+    run = RunConfig(run_dir=str(tmp_path), eval_episodes=1)
+    train(tiny("diffppo", env_id="Hopper-v5", total_env_steps=16), run, progress=False)
     policy = load_policy(tmp_path)
     rets, lens, frames = evaluate_policy(policy, "Hopper-v5", episodes=2, seed=5, render=True,
                                          max_frames=7)
@@ -225,29 +237,6 @@ def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
         pass
     else:
         pytest.skip("tensorboard is installed here")
-    run = RunConfig(algo="ppo", env_id="damdp_lite/TurningDoubleWell-v0", total_env_steps=16,
-                    run_dir=str(tmp_path), tensorboard=True, eval_episodes=1)
+    run = RunConfig(run_dir=str(tmp_path), tensorboard=True, eval_episodes=1)
     with pytest.raises(ValueError, match="tensorboard=True needs the tensorboard package"):
-        train(run, tiny(run), progress=False)
-
-
-@pytest.mark.parametrize("name", ["HalfCheetah-v5_ppo_s0", "Hopper-v5_diffppo_s0",
-                                  "HalfCheetah-v5_diffreppo_s0", "HalfCheetah-v5_wpo_s0"])
-def test_current_code_reproduces_the_first_iteration_of_a_shipped_run(name):
-    """Code drift guard: iteration 0 of a shipped run, recomputed from its config.json, matches
-    its committed progress.csv in every logged number but the clock (to 1e-4 relative: other
-    CPUs may round differently)."""
-    from damdp_lite.train import RESULTS_DIR, load_run, read_progress
-
-    run_dir = RESULTS_DIR / name
-    if not (run_dir / "progress.csv").exists():
-        pytest.skip(f"{name} is not shipped")
-    run, config = load_run(run_dir)
-    shipped = read_progress(run_dir / "progress.csv")[0]
-    learner = ALGOS[run.algo].learner_cls(config)
-    row = learner.train_iteration()
-    learner.close()
-    keys = [k for k in row if k not in ("elapsed_s", "sps") and np.isfinite(shipped.get(k, np.nan))]
-    assert "mean_ell" in keys and len(keys) >= 6, keys
-    for key in keys:
-        assert row[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-7), key
+        train(tiny("ppo", env_id=TURNING, total_env_steps=16), run, progress=False)

@@ -18,8 +18,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from .. import envs as _envs  # noqa: F401  (registers the toy envs: env_id's rule sees them)
 from ..chain import ChainPolicy
-from ..config import Config, at_least, nonnegative, one_of, param, positive, unit_interval
+from ..config import (
+    Config,
+    Rule,
+    at_least,
+    nonnegative,
+    one_of,
+    param,
+    positive,
+    unit_interval,
+)
 from ..damdp import Rollout, per_augmented_step
 from ..diffusion import DiffusionConfig
 from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
@@ -52,7 +62,9 @@ class AlgoConfig(Config):
     keyword `defaults=dict(...)`; `policy_defaults` gives its default policy fields per kind.
     """
 
-    env_id: str = "damdp_lite/TurningDoubleWell-v0"
+    env_id: str = param("damdp_lite/TurningDoubleWell-v0", Rule(
+        "a registered Gymnasium id, e.g. 'HalfCheetah-v5' or 'damdp_lite/TurningDoubleWell-v0'",
+        lambda v: v in gym.registry))
     """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
     total_env_steps: int = param(50_000, at_least(1))
     """Env steps over all envs and iterations (toys 1e4-1e5; MuJoCo 1e5-1e6)."""

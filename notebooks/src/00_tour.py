@@ -51,9 +51,10 @@ import torch
 
 import damdp_lite as dl
 from damdp_lite import exercises, plotting, widgets
+from damdp_lite.config import field_docs
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the teaching defaults otherwise
-torch.set_num_threads(1)  # same numbers on every machine; these toys do not gain from more
+torch.set_num_threads(1)  # same numbers on every run (floats can differ between CPU models); these toys do not gain from more
 torch.set_printoptions(precision=4)
 np.set_printoptions(precision=4, suppress=True)
 dl.seed_everything(0)
@@ -80,7 +81,8 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # | 01 | `01_reverse_kl_bound` | the reverse-KL bound of a diffusion sampler, its gap, $K$ and the noising kernel |
 # | 02 | `02_multimodal_bandits` | DA-MDP PPO vs MaxEnt PPO on bandits with exact optima; the bound's gap under RL |
 # | 03 | `03_turning_wells` | the paper's multimodal figure: DiffPPO bimodal in every state, Gaussian PPO and DPPO not |
-# | 04+ | MuJoCo, REPPO / WPO / DiffSAC (in progress) | DiffPPO on Gymnasium MuJoCo, the other DA-MDP algorithms |
+# | 04 | `04_diffppo_mujoco` | DiffPPO on Gymnasium MuJoCo: the training loop, the CLI, throughput, shipped runs |
+# | 05 | `05_reppo_wpo_sac` | the other DA-MDP algorithms: REPPO, WPO and SAC, on the toy and on MuJoCo |
 
 # %% [markdown]
 # ## The one idea: a chain policy
@@ -115,7 +117,7 @@ try:
     dl.DiffusionConfig(num_steps=0)
 except ValueError as err:
     print("ValueError:", err)
-print("num_steps:", dl.utils.field_docs(dl.DiffusionConfig)["num_steps"])
+print("num_steps:", field_docs(dl.DiffusionConfig)["num_steps"])
 
 # %% [markdown]
 # ## One minute of the method
@@ -144,9 +146,12 @@ plt.show()
 # ## Where things live
 #
 # ```
-# damdp_lite/  chain.py (the protocol)   diffusion.py   gaussian.py   targets.py   bound.py
-#              envs/ (toy Gymnasium envs)   plotting.py   widgets.py   exercises.py
-# notebooks/   00_tour, 01_reverse_kl_bound, ...      tests/   benchmarks/
+# damdp_lite/  chain.py (the protocol)   diffusion.py   gaussian.py   policies.py (build_policy)   config.py
+#              targets.py   bound.py   envs/ (toy Gymnasium envs)   algos/ (PPO, REPPO / WPO, SAC)
+#              train.py (the one training loop)   presets.py (the toy configs)   metrics.py   results.py
+#              shipped/ (the shipped results)   plotting.py   widgets.py   exercises.py   cli.py
+# notebooks/   src/ (the sources: 00_tour.py, ...)   00_tour.ipynb, 01_reverse_kl_bound.ipynb, ...
+# tests/   benchmarks/
 # ```
 # The maths follows the paper's naming: the policy is the *denoising* kernel $q$, the *noising* kernel is $\pi$, the
 # diffusion index $k$ counts down from $K$ to 0, and the temperature is `temperature` ($\mathcal T$), never `alpha`.

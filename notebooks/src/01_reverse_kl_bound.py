@@ -62,7 +62,7 @@ import damdp_lite as dl
 from damdp_lite import exercises, plotting, widgets
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the teaching defaults otherwise
-torch.set_num_threads(1)  # same numbers on every machine; these toys do not gain from more
+torch.set_num_threads(1)  # same numbers on every run (floats can differ between CPU models); these toys do not gain from more
 torch.set_printoptions(precision=4)
 np.set_printoptions(precision=4, suppress=True)
 dl.seed_everything(0)
@@ -360,7 +360,7 @@ noise_log_prob = exercises.check_noise_log_prob(my_noise_log_prob)
 # use it: rebuild ell_k of a real chain from the two kernels and compare with the package
 s = diff.sample(64, generator=torch.Generator().manual_seed(6))
 obs0, k = torch.zeros(64, 0), 3
-logq = diff.denoise_log_prob(s.latents[k - 1], s.latents[k], obs0, k)
+logq = diff.denoise_log_prob(obs0, s.latents[k], k, s.latents[k - 1])  # (obs, a_k, k, a_prev)
 eta_paired = diff.step_sizes()[diff.noise_index(k) - 1]
 ell = logq - noise_log_prob(s.latents[k], s.latents[k - 1], eta_paired, diff.prior_std, "conditioning")
 print("ell_3 rebuilt from your kernel matches the sampler's:", torch.allclose(ell, s.log_ratios[k - 1], atol=1e-5))

@@ -55,11 +55,8 @@ IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
 
-import dataclasses
 import json
-import pathlib
 import time
-import urllib.request
 
 import gymnasium as gym
 import matplotlib.pyplot as plt
@@ -67,11 +64,26 @@ import numpy as np
 import torch
 
 import damdp_lite as dl
-from damdp_lite import exercises, plotting, widgets
-from damdp_lite.algos import PPOConfig, make_policy, train_ppo
+from damdp_lite import exercises, metrics, plotting, results, widgets
+from damdp_lite.algos import PPOConfig
+from damdp_lite.presets import (
+    DIFFUSION_1D,
+    DIFFUSION_2D,
+    DOUBLE_WELL_ID,
+    FOUR_MODES_DQL_REWARDS,
+    FOUR_MODES_EQUAL_REWARDS,
+    FOUR_MODES_SIGMA_R,
+    FOUR_MODES_T,
+    GAUSSIAN,
+    GAUSSIAN_2D,
+    PPO_BANDIT,
+    bandit_config,
+    seeded_policy,
+)
+from damdp_lite.train import train
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the teaching defaults otherwise
-torch.set_num_threads(1)  # same numbers on every machine; these toys do not gain from more
+torch.set_num_threads(1)  # same numbers on every run (floats can differ between CPU models); these toys do not gain from more
 torch.set_printoptions(precision=4)
 np.set_printoptions(precision=4, suppress=True)
 dl.seed_everything(0)
@@ -92,7 +104,7 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # Summed over the $K$ steps of one pull (undiscounted, as a bandit needs: $\gamma=1$),
 # $$\mathbb E\Big[\textstyle\sum_{k=1}^K r^{soft}_k\Big]+\mathcal T\,\mathcal H(p_0)=\mathbb E[r(a^0)]-\mathcal T\,\mathbb E\textstyle\sum_k\ell_k+\mathcal T\,\mathcal H(p_0)=J_{bound}. \tag{3}$$
 # So **PPO on the DA-MDP maximises $J_{bound}$**, not $J$ itself; every update touches one denoising step. A `GaussianPolicy`
-# is a chain with $K=1$ and $\ell=\log q$; for it (3) is exactly $J$, so the same `train_ppo` call is plain MaxEnt PPO.
+# is a chain with $K=1$ and $\ell=\log q$; for it (3) is exactly $J$, so the same `train` call is plain MaxEnt PPO.
 #
 # The two bandits (method.md §7.1–7.2):
 # - **Double well** (latent, no squash): $r(x)=-(x^2-1)^2$, two equal modes at $\pm1$, mass $0.5$ on each sign.
@@ -112,9 +124,9 @@ for T in (0.25, 1.0):
     print(f"{T:4.2f} {T * well.log_z(T):8.4f}  {g['j']:8.4f} ({abs(g['mean']):.3f}, {g['var']:.3f})"
           f"        {j0:8.4f} ({v0:.3f})              {4 - 12 * v0:+.3f}")
 
-T4 = 2.0  # temperature of both four-mode bandits
-four = {"equal": dl.FourModes2D(mode_rewards=(0, 0, 0, 0), sigma_r=0.1),
-        "DQL": dl.FourModes2D(mode_rewards=(3, 0, 1.5, 5), sigma_r=0.1)}
+T4 = FOUR_MODES_T  # temperature of both four-mode bandits
+four = {"equal": dl.FourModes2D(mode_rewards=FOUR_MODES_EQUAL_REWARDS, sigma_r=FOUR_MODES_SIGMA_R),
+        "DQL": dl.FourModes2D(mode_rewards=FOUR_MODES_DQL_REWARDS, sigma_r=FOUR_MODES_SIGMA_R)}
 LOG_Z4 = {name: tgt.log_z(T4) for name, tgt in four.items()}  # 2001^2 trapezoid grids: compute once
 EXACT4 = {name: tgt.exact_mode_masses(T4) for name, tgt in four.items()}
 for name in four:
@@ -153,40 +165,33 @@ plt.show()
 # %% [markdown]
 # ## 2 · The double well at $\mathcal T=0.25$ with PPO
 #
-# One `PPOConfig` for both policies; only `policy=` differs. The values are those of the shipped benchmark
-# (`benchmarks/toys_bandits.py`), chosen by measurement on 2 CPU cores:
+# One `PPOConfig` for both policies; only the policy fields differ. The values are the presets of the shipped
+# benchmark (`benchmarks/toys_bandits.py`), imported from `damdp_lite.presets` (`PPO_BANDIT`, `DIFFUSION_1D`, `GAUSSIAN`,
+# joined by `bandit_config`), chosen by measurement on 2 CPU cores:
 # - `gamma = gae_lambda = 1`: the bandit objective (3) is undiscounted, and with $\lambda=1$ the advantage is the Monte Carlo
 #   return minus a baseline, so the critic cannot bias the policy gradient;
 # - diffusion policy: $K=8$, `noising_step_pairing="same"` (§5 shows why); initial step sizes on the official multimodal-toy
-#   schedule (linear, minimum 0.05: $\eta_1=0.084$ instead of PPO's 0.5). It is a `DiffusionConfig` field, so we build the
-#   policy and hand it to `train_ppo(config, policy=...)`;
+#   schedule (linear, minimum 0.05: $\eta_1=0.084$ instead of PPO's 0.5). These are `DiffusionConfig` fields:
+#   `PPOConfig.build` routes them by name into the config's nested `policy`;
 # - 512 envs × 4 env steps per rollout, **8 epochs** × 4 minibatches, **lr $2\cdot10^{-3}$**, 120k env steps (96k on the 2-D
 #   bandit). With PPO's usual lr $10^{-3}$ and 4 epochs the diffusion policy does not leave the symmetric point in 160k steps (§3).
 #
-# The helper below is plumbing around one `train_ppo` call: it records $J_{bound}$, the mode masses and (in 1-D) the
+# The helper below is plumbing around one `train(config, policy=...)` call: it records $J_{bound}$, the mode masses and (in 1-D) the
 # exact marginal density at $0$ and $\pm1$ a few times during training. Training itself is untouched.
 
 # %%
-SMALL = dict(num_envs=64, num_env_steps=4, total_env_steps=512, update_epochs=1)  # SMOKE budget
-PPO_BANDIT = dict(num_envs=512, num_env_steps=4, total_env_steps=120_000, update_epochs=8,
-                  num_minibatches=4, lr=2e-3, gamma=1.0, gae_lambda=1.0,
-                  hidden_sizes=(64, 64), value_hidden_sizes=(64, 64))
-if SMOKE:
-    PPO_BANDIT.update(SMALL)
-FOUR_MODES_STEPS = 512 if SMOKE else 96_000  # the 2-D env steps cost more (benchmark value)
 N_EVAL = 4_000 if SMOKE else 20_000  # evaluation samples (the benchmark uses 1e5)
 grid = torch.linspace(-6, 6, 2401, dtype=torch.float64)  # exact 1-D marginals live on this grid
 TRACE_GRID = torch.linspace(-4, 4, 801, dtype=torch.float64)  # coarser, for the trace during training
+print("PPO_BANDIT =", PPO_BANDIT)
+print("DIFFUSION_1D =", DIFFUSION_1D)
 
 
-def build_policy(config, schedule_min=0.05):
-    """make_policy(config, ...) with the initial step-size schedule's minimum set (a DiffusionConfig field)."""
+def fresh_policy(config):
+    """config.policy fitted to the env, built right after seeding with config.seed (as the benchmark does)."""
     env = gym.make(config.env_id)
-    dl.seed_everything(config.seed)
-    policy = make_policy(config, env.observation_space.shape[0], env.action_space)
-    if isinstance(policy, dl.DiffusionPolicy):
-        dl.seed_everything(config.seed)  # same network weights as make_policy's
-        policy = dl.DiffusionPolicy(dataclasses.replace(policy.config, schedule_min=schedule_min))
+    policy = seeded_policy(config, env.observation_space.shape[0], env.action_space)
+    env.close()
     return policy
 
 
@@ -199,10 +204,10 @@ def marginal_1d(policy, T, grid=grid):
     return m
 
 
-def train(config, target, log_z, n_trace=8):
-    """train_ppo on a fresh policy + a trace of (env steps, J_bound, mode masses, dip ratio)."""
+def train_traced(config, target, log_z, n_trace=8):
+    """`train` on a fresh policy + a trace of (env steps, J_bound, mode masses, 1-D dip ratio)."""
     T = config.temperature
-    policy = build_policy(config)
+    policy = fresh_policy(config)
     trace = {"env_steps": [], "j_bound": [], "masses": [], "dip": []}
     every = max(1, config.num_iterations // n_trace)
 
@@ -212,15 +217,14 @@ def train(config, target, log_z, n_trace=8):
         trace["env_steps"].append(env_steps)
         trace["j_bound"].append(e.j_bound)
         trace["masses"].append(target.mode_masses(policy.sample(4000, generator=g).action).tolist())
-        one_d = target.dim == 1 and isinstance(policy, dl.DiffusionPolicy)
-        trace["dip"].append(marginal_1d(policy, T, TRACE_GRID)["dip"] if one_d else float("nan"))
+        trace["dip"].append(marginal_1d(policy, T, TRACE_GRID)["dip"] if target.dim == 1 else float("nan"))
 
     def callback(row):
         if (row["iteration"] + 1) % every == 0:
             record(row["env_steps"])
 
     record(0)
-    policy, _ = train_ppo(config, policy=policy, progress=False, callback=callback)
+    policy = train(config, progress=False, callback=callback, policy=policy).policy
     return policy, trace
 
 
@@ -228,13 +232,11 @@ def train(config, target, log_z, n_trace=8):
 # NBVAL_IGNORE_OUTPUT
 T = 0.25
 runs, t0 = {}, time.time()
-for name, fields in {"diffusion K=8": dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
-                                           step_size_schedule="linear"),
-                     "Gaussian": dict(policy="gaussian")}.items():
-    cfg = PPOConfig(env_id="damdp_lite/DoubleWellBandit-v0", temperature=T, seed=0, **fields, **PPO_BANDIT)
+for name, fields in {"diffusion K=8": DIFFUSION_1D, "Gaussian": GAUSSIAN}.items():
+    cfg = bandit_config(DOUBLE_WELL_ID, T, seed=0, smoke=SMOKE, **fields)
     t1 = time.time()
-    runs[name] = train(cfg, well, well.log_z(T))
-    print(f"{name}: {cfg.total_env_steps} env steps, K = {cfg.chain_length}, trained in {time.time() - t1:.1f} s")
+    runs[name] = train_traced(cfg, well, well.log_z(T))
+    print(f"{name}: {cfg.total_env_steps} env steps, K = {cfg.policy.num_steps}, trained in {time.time() - t1:.1f} s")
 print(f"total {time.time() - t0:.1f} s")
 
 # %%
@@ -269,8 +271,8 @@ def report_1d(runs, T):
 
 
 report_1d(runs, T)
-mean, std = runs["Gaussian"][0].mean_and_std(torch.zeros(1, 1))
-print(f"trained Gaussian: m = {mean.item():+.3f}, v = {std.item() ** 2:.3f}")
+g_state = runs["Gaussian"][0].describe()  # latent mean and std at the (constant) bandit observation
+print(f"trained Gaussian: m = {g_state['latent_mean'][0]:+.3f}, v = {g_state['latent_std'][0] ** 2:.3f}")
 
 # %% [markdown]
 # **What to read from the table** (seed 0; the shipped 3-seed numbers are in §5):
@@ -332,13 +334,11 @@ def four_mode_env_id(mode_rewards, sigma_r=0.1):
 
 target4 = four["DQL"]
 runs4, t0 = {}, time.time()
-for name, fields in {"diffusion K=8": dict(policy="diffusion", num_steps=8, noising_step_pairing="same",
-                                           step_size_schedule="linear"),
-                     "Gaussian": dict(policy="gaussian")}.items():
-    cfg = PPOConfig(env_id=four_mode_env_id((3, 0, 1.5, 5)), temperature=T4, tanh_jacobian=True, seed=0,
-                    **fields, **{**PPO_BANDIT, "total_env_steps": FOUR_MODES_STEPS})
+for name, fields in {"diffusion K=8": DIFFUSION_2D, "Gaussian": GAUSSIAN_2D}.items():
+    cfg = bandit_config(four_mode_env_id(FOUR_MODES_DQL_REWARDS, FOUR_MODES_SIGMA_R), T4, seed=0, smoke=SMOKE,
+                        **fields)
     t1 = time.time()
-    runs4[name] = train(cfg, target4, LOG_Z4["DQL"])
+    runs4[name] = train_traced(cfg, target4, LOG_Z4["DQL"])
     print(f"{name}: trained in {time.time() - t1:.1f} s")
 print(f"total {time.time() - t0:.1f} s")
 
@@ -362,7 +362,7 @@ for n, x in samples4.items():
     e = dl.estimate_bound(runs4[n][0], target4, T4, n=N_EVAL, generator=torch.Generator().manual_seed(1),
                           log_z=log_z4)
     masses = target4.mode_masses(x)
-    err = plotting.mode_mass_errors(masses, exact4)
+    err = metrics.mode_mass_errors(masses, exact4)
     kl_qp, kl_pq = dl.histogram_kl(x, target4, T4)
     print(f"{n:14s} {e.j_bound:8.3f}   {masses.numpy().round(3)}   {err['max_abs_dev']:.3f}   {err['tv']:.3f}"
           f"  {kl_qp:8.3f}  {kl_pq:8.3f}")
@@ -382,19 +382,21 @@ for n, x in samples4.items():
 #
 # ## 5 · Shipped results: 3 seeds, and the gap against $K$
 #
-# `python benchmarks/toys.py --json` runs every bandit experiment with 3 seeds (the runs above are seed 0 and reproduce
-# the shipped seed-0 training exactly; only the evaluation samples differ), evaluating $10^5$ samples per policy;
-# `python benchmarks/toys_bandits.py toys.json` compresses its output into `notebooks/results/02_bandits.json`,
+# `python benchmarks/toys.py --json` runs every bandit experiment with 3 seeds, evaluating $10^5$ samples per policy
+# (the runs above are its seed-0 runs: same presets, same seed. On the machine that made the shipped file they reproduce
+# its seed-0 training exactly; floating-point results differ between CPU models, so elsewhere the trained policies differ
+# a little, as the first lines below show);
+# `python benchmarks/toys_bandits.py toys.json` compresses its output into `damdp_lite/shipped/02_bandits.json`
+# (package data: `damdp_lite.results.shipped("02_bandits.json")` finds it wherever the package is installed),
 # which this section reads. `double_well_T025_slow` is the diffusion policy with PPO's usual lr $10^{-3}$ and 4 epochs
 # for 160k env steps.
 
 # %%
-RESULTS = pathlib.Path("results/02_bandits.json")
-if not RESULTS.exists():  # e.g. on Colab: fetch the shipped file from the repository
-    RESULTS.parent.mkdir(exist_ok=True)
-    urllib.request.urlretrieve(
-        "https://raw.githubusercontent.com/damdp-lite/damdp_lite/main/notebooks/results/02_bandits.json", RESULTS)
-shipped = json.loads(RESULTS.read_text())
+shipped = json.loads(results.shipped("02_bandits.json").read_text())
+for pol, name in (("diffusion", "diffusion K=8"), ("gaussian", "Gaussian")):
+    r0 = shipped["main"]["double_well_T025"][pol]["per_seed"][0]
+    print(f"double well, T = 0.25, {pol}, seed 0: J(marginal) {marg[name]['j_marginal']:.4f} trained above, "
+          f"{r0['j_marginal']:.4f} shipped; mass x>=0 {marg[name]['mass_pos']:.3f} / {r0['mass_pos_quad']:.3f}")
 
 for name, res in shipped["main"].items():
     ref = res["references"]
@@ -459,12 +461,10 @@ for r in sweep:
 # %%
 def run_demo(temperature, num_steps, noising_step_pairing, total_env_steps):
     """DA-MDP PPO on the double well with these settings; returns the exact-marginal figure."""
-    cfg = PPOConfig(env_id="damdp_lite/DoubleWellBandit-v0", temperature=temperature, num_steps=num_steps,
-                    noising_step_pairing=noising_step_pairing, step_size_schedule="linear", seed=0,
-                    **{**PPO_BANDIT, "total_env_steps": max(total_env_steps, 2048)})
-    if SMOKE:
-        cfg = dataclasses.replace(cfg, **SMALL)
-    policy, _ = train(cfg, well, well.log_z(temperature), n_trace=1)
+    cfg = bandit_config(DOUBLE_WELL_ID, temperature, seed=0, smoke=SMOKE,
+                        **{**DIFFUSION_1D, "num_steps": num_steps, "noising_step_pairing": noising_step_pairing,
+                           "total_env_steps": max(total_env_steps, 2048)})
+    policy, _ = train_traced(cfg, well, well.log_z(temperature), n_trace=1)
     m = marginal_1d(policy, temperature)
     e = dl.estimate_bound(policy, well, temperature, n=N_EVAL, generator=torch.Generator().manual_seed(5))
     return plotting.plot_density_1d(

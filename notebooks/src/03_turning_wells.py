@@ -44,7 +44,7 @@
 # **Prerequisites:** notebooks 01 (the bound and its gap) and 02 (DA-MDP PPO on bandits).
 # **Estimated time:** reading ~30 min. Running top to bottom on 2 CPU cores: ~1.6 min (93-95 s measured, ~85 s of it the one live training run) (see the last
 # cell), ~10 s (9.2 s measured under pytest --nbval-lax) with `DAMDP_SMOKE=1`. The 3-seed figures use results shipped with the repository
-# (`results/03_turning_wells.json`, made by `python benchmarks/toys_turning.py`: 9 runs, 11 min measured).
+# (`damdp_lite/shipped/03_turning_wells.json`, made by `python benchmarks/toys_turning.py`: 9 runs, 11 min measured).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -57,21 +57,30 @@ if IN_COLAB:
 
 import json
 import time
-from pathlib import Path
 
-import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 import damdp_lite as dl
-from damdp_lite import exercises, plotting, widgets
-from damdp_lite.algos import PPOConfig, make_policy, train_ppo
+from damdp_lite import exercises, metrics, plotting, results, widgets
+from damdp_lite.algos import PPOConfig
 from damdp_lite.damdp import collect_rollout, make_vector_env
 from damdp_lite.envs import TurningDoubleWellEnv
+from damdp_lite.policies import tunable_fields
+from damdp_lite.presets import (
+    PPO_TURNING,
+    PPO_TURNING_METHODS,
+    TURNING_TEMPERATURE,
+    config_fields,
+    initial_step_sizes,
+    turning_config,
+    turning_policy,
+)
+from damdp_lite.train import train
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the teaching defaults otherwise
-torch.set_num_threads(1)  # same numbers on every machine; these toys do not gain from more
+torch.set_num_threads(1)  # same numbers on every run (floats can differ between CPU models); these toys do not gain from more
 torch.set_printoptions(precision=4)
 np.set_printoptions(precision=4, suppress=True)
 dl.seed_everything(0)
@@ -116,7 +125,7 @@ for temp in (0.05, 0.1, 1.0):
           f"masses (a<0, a>=0) = {env.optimal_mode_masses(temp).round(4)}")
 
 # %%
-T = 0.05  # the temperature of the paper's DME-PPO run
+T = TURNING_TEMPERATURE  # 0.05, the temperature of the paper's DME-PPO run
 grid = np.linspace(-1, 1, 801)
 fig, ax = plt.subplots(figsize=(4.5, 3.0))
 for temp in (1.0, 0.1, T):
@@ -141,32 +150,13 @@ plt.show()
 # exactly these rows; here is **one** env step of an untrained $K=8$ policy in one env.
 
 # %%
-# Configs of this notebook (identical to benchmarks/toys_turning.py, checked in §4)
-PPO_TURNING = dict(
-    env_id="damdp_lite/TurningDoubleWell-v0", num_envs=64, num_env_steps=8, total_env_steps=245_760,
-    update_epochs=4, num_minibatches=4, lr=3e-3, gamma=0.99, gae_lambda=0.9,
-    hidden_sizes=(64, 64), value_hidden_sizes=(64, 64), tanh_jacobian=True)
-METHODS = {
-    "diffppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same", temperature=T),
-    "gaussian_ppo": dict(policy="gaussian", temperature=T),
-    "dppo": dict(policy="diffusion", num_steps=8, noising_step_pairing="same", temperature=0.0, lr=1e-3),
-}
-
-
-def build_policy(cfg: PPOConfig) -> dl.ChainPolicy:
-    """`make_policy`, except that a diffusion policy starts from eta_k = 0.02 * 2^(k-1)."""
-    dl.seed_everything(cfg.seed)
-    if cfg.policy == "gaussian":
-        return make_policy(cfg, 2, gym.spaces.Box(-1.0, 1.0, (1,)))
-    return dl.DiffusionPolicy(dl.DiffusionConfig(
-        obs_dim=2, action_dim=1, num_steps=cfg.num_steps,
-        init_step_sizes=tuple(0.02 * 2.0**i for i in range(cfg.num_steps)),
-        noising_step_pairing=cfg.noising_step_pairing, noising_drift_at=cfg.noising_drift_at,
-        tanh_jacobian=cfg.tanh_jacobian, hidden_sizes=cfg.hidden_sizes))
-
-
-cfg0 = PPOConfig(**{**PPO_TURNING, **METHODS["diffppo"], "seed": 0})
-policy0 = build_policy(cfg0)  # untrained: f_theta ~ 0, the chain keeps the prior's spread
+# The configs of this notebook are the presets in damdp_lite.presets, with which benchmarks/toys_turning.py
+# trained the shipped runs (checked against the shipped JSON in §4): shared PPO fields + per-method fields.
+print("PPO_TURNING =", PPO_TURNING)
+for name, fields in PPO_TURNING_METHODS.items():
+    print(f"  {name}: {fields}")
+cfg0 = turning_config("diffppo", seed=0)  # diffusion policies start from eta_k = 0.02 * 2^(k-1)
+policy0 = turning_policy(cfg0)  # untrained, seeded with cfg0.seed: f_theta ~ 0, the chain keeps the prior's spread
 envs1 = make_vector_env(cfg0.env_id, 1)
 obs1, _ = envs1.reset(seed=0)
 ro, _ = collect_rollout(envs1, policy0, None, 1, obs1, torch.Generator().manual_seed(0))
@@ -204,7 +194,7 @@ print("terminated / truncated all zero in this step:",
 #
 # ## 3 · Three methods, one training loop
 #
-# `train_ppo` is written once against the chain-policy protocol, so the three methods differ only in the policy
+# `train` (here with `PPOConfig`) is written once against the chain-policy protocol, so the three methods differ only in the policy
 # and the temperature:
 #
 # | method | policy | $\mathcal T$ | what the paper reports |
@@ -240,9 +230,8 @@ print("terminated / truncated all zero in this step:",
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-cfg = PPOConfig(**{**PPO_TURNING, **METHODS["diffppo"], "seed": 0,
-                   "total_env_steps": 1_024 if SMOKE else PPO_TURNING["total_env_steps"]})
-policy = build_policy(cfg)
+cfg = turning_config("diffppo", seed=0, smoke=SMOKE)  # the shipped DiffPPO preset (1,024 env steps under SMOKE)
+policy = turning_policy(cfg)
 
 
 RETURNS = []  # returns of the episodes (100 env steps) that finished, one mean per iteration
@@ -257,10 +246,11 @@ def report(row):
 
 
 t0 = time.time()
-policy, history = train_ppo(cfg, policy=policy, progress=False, callback=report)
+live_run = train(cfg, progress=False, callback=report, policy=policy)
+policy, history = live_run.policy, live_run.history
 TRAIN_S = time.time() - t0
 print(f"DiffPPO: {cfg.num_iterations * cfg.env_steps_per_iteration} env steps "
-      f"({cfg.num_iterations * cfg.batch_size} augmented transitions) in {TRAIN_S:.0f} s")
+      f"({cfg.num_iterations * cfg.env_steps_per_iteration * cfg.policy.num_steps} augmented transitions) in {TRAIN_S:.0f} s")
 print("learned step sizes eta_1..eta_K:", policy.step_sizes()[:, 0].detach().numpy().round(3))
 
 # %% [markdown]
@@ -286,7 +276,7 @@ def sample_actions(pol: dl.ChainPolicy, n: int, seed: int) -> np.ndarray:
 
 
 actions = sample_actions(policy, N_EVAL, seed=10_000)
-live = plotting.turning_state_stats(actions)
+live = metrics.turning_state_stats(actions)
 print("state  mass a>0  p(-0.5)  p(0)  p(+0.5)  valley  std   bimodal")
 for s, lab in enumerate(STATE_LABELS):
     print(f"{lab:>5s}  {live['mass_pos'][s]:8.3f} {live['dens_m05'][s]:8.2f} {live['dens_0'][s]:5.2f}"
@@ -298,35 +288,32 @@ print(f"this run: bimodal in {live['bimodal'].sum()}/8 states")
 #
 # The shipped file holds, for every method, seed and state, the figures of the table above (mass on $a>0$,
 # $\hat p$ at $0,\pm0.5$, valley ratio, std, plug-in histogram KLs to $\pi^*$), 200-bin histograms, evaluation paths and
-# wall-clock times, all produced by `benchmarks/toys_turning.py` with the configs of this notebook.
+# wall-clock times, all produced by `benchmarks/toys_turning.py` with the presets used here. The records keep the flat
+# config layout of the time the runs were made, so the check below compares the fields that both have.
 
 # %%
-RESULTS = Path("results/03_turning_wells.json")
-if not RESULTS.exists():  # e.g. on Colab, where only the package is installed: fetch the shipped file
-    import urllib.request
-
-    RESULTS.parent.mkdir(exist_ok=True)
-    urllib.request.urlretrieve(
-        "https://raw.githubusercontent.com/damdp-lite/damdp_lite/main/notebooks/" + str(RESULTS), RESULTS)
-shipped = json.loads(RESULTS.read_text())
+shipped = json.loads(results.shipped("03_turning_wells.json").read_text())  # package data
 res, targets = shipped["results"], shipped["compare"]
 LABELS = {m: r["label"] for m, r in res.items()}
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def comparable(c: dict, shipped: dict) -> dict:
-    """A config as stored in the JSON, without the fields a run may change (seed, budget).
-    Fields added to PPOConfig after the shipped runs (kappa, vectorization, reward scaling) are
-    left out: their defaults reproduce those runs exactly."""
-    c = json.loads(json.dumps(c))
-    return {k: v for k, v in c.items()
-            if k in shipped and k not in ("seed", "total_env_steps", "init_step_sizes")}
+def differences(config, record: dict, skip=("seed",)) -> list[str]:
+    """Fields of `config` (flat, as the JSON records them) that the shipped `record` also has and
+    that differ from it. Fields added to the configs after the shipped runs (kappa, vectorization,
+    reward scaling, ...) are not in the record: their defaults reproduce those runs exactly; the
+    record's policy fields of the other policy kind (e.g. num_steps of the Gaussian) are not in
+    the config."""
+    flat = json.loads(json.dumps(config_fields(config)))
+    return [k for k, v in flat.items() if k in record and k not in skip and v != record[k]]
 
 
+for m, r in res.items():
+    print(f"preset {m} == shipped config on every field both have (up to seed):",
+          differences(turning_config(m), r["config"]) == [])
 print("live config == shipped DiffPPO config (up to seed and budget):",
-      comparable(cfg.to_dict(), res["diffppo"]["config"])
-      == comparable(res["diffppo"]["config"], res["diffppo"]["config"]))
+      differences(cfg, res["diffppo"]["config"], skip=("seed", "total_env_steps")) == [])
 for m, r in res.items():
     print(f"\n{LABELS[m]}  ({r['config']['total_env_steps']} env steps per run)")
     for seed, run in r["seeds"].items():
@@ -453,15 +440,15 @@ print(f"mean return over 100 steps (max 100): {returns}, this run {live_ep['rewa
 # ## 7 · Interactive demo
 #
 # The static figure below is what the panel draws at its default values, which are those of the run in §3
-# (so it reuses that policy instead of training again). **Train** runs `train_ppo` with the chosen policy, temperature,
+# (so it reuses that policy instead of training again). **Train** runs `train` with the chosen policy, temperature,
 # $K$ and budget (~90 s at the defaults; the Gaussian is about 3× faster) and draws the per-state histograms.
 
 # %%
 def demo_figure(pol: dl.ChainPolicy, temperature: float, title: str):
     """Per-state histograms of a trained policy over the exact optimum at its temperature."""
     acts = sample_actions(pol, 10_000, seed=7)
-    counts, edges_ = plotting.state_histograms(acts)
-    st = plotting.turning_state_stats(acts)
+    counts, edges_ = metrics.state_histograms(acts)
+    st = metrics.turning_state_stats(acts)
     target = (grid, np.exp(env.optimal_log_density(grid, temperature))) if temperature > 0 else None
     return plotting.plot_state_histograms(
         {"trained": counts}, edges_, target=target, reward=REWARD, state_labels=STATE_LABELS,
@@ -471,11 +458,13 @@ def demo_figure(pol: dl.ChainPolicy, temperature: float, title: str):
 
 
 def run_demo(policy, temperature, num_steps, total_env_steps):
-    """Train one policy with these settings (seed 0) and return its figure."""
-    c = PPOConfig(**{**PPO_TURNING, **METHODS["diffppo"], "policy": policy, "temperature": temperature,
-                     "num_steps": num_steps, "total_env_steps": total_env_steps, "seed": 0})
-    pol, _ = train_ppo(c, policy=build_policy(c), progress=False)
-    return demo_figure(pol, temperature, f"{policy}, T = {temperature:g}, K = {c.chain_length}")
+    """Train one policy with these settings (seed 0) and return its figure. DiffPPO's chain fields
+    (K, pairing, initial step sizes) are passed where they apply to the chosen policy kind."""
+    chain = {**PPO_TURNING_METHODS["diffppo"], "num_steps": num_steps, "init_step_sizes": initial_step_sizes(num_steps)}
+    c = PPOConfig.build(**{**PPO_TURNING, **{k: v for k, v in chain.items() if k in tunable_fields(policy)},
+                           "policy": policy, "temperature": temperature, "total_env_steps": total_env_steps, "seed": 0})
+    pol = train(c, progress=False, policy=turning_policy(c)).policy
+    return demo_figure(pol, temperature, f"{policy}, T = {temperature:g}, K = {c.policy.num_steps}")
 
 
 def demo_controls():

@@ -58,6 +58,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -65,9 +66,10 @@ from IPython.display import Video, display
 
 import damdp_lite as dl
 from damdp_lite import exercises, plotting, results, widgets
-from damdp_lite.algos import PPOConfig
+from damdp_lite.algos import PPOConfig, resolve
 from damdp_lite.envs.make import set_offscreen_gl
-from damdp_lite.train import RESULTS_DIR, RunConfig, algo_config, evaluate_policy, load_policy, train
+from damdp_lite.policies import policy_kind, tunable_fields
+from damdp_lite.train import RunConfig, algo_config, evaluate_policy, load_policy, load_run, train
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the full notebook otherwise
 torch.set_num_threads(1)  # 1 thread: measured fastest for these MLPs, and reproducible output
@@ -96,33 +98,40 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 # One more lever is specific to diffusion: in each epoch the update may use only $\kappa$ of the $K$ chain
 # steps of every env step, drawn at random (`diffusion_steps_per_update`). The surrogate is an expectation
 # over $k$, so every $k$ is still sampled uniformly; the update then costs about $\kappa$ times a Gaussian's.
-# The MuJoCo preset `PPOConfig.mujoco` uses $K=8$, $\kappa=2$ (a Gaussian has $K=1$, so $\kappa$ does not apply):
+# The MuJoCo preset `PPOConfig.mujoco` uses $K=8$, $\kappa=2$ (a Gaussian has $K=1$, so $\kappa$ does not apply).
+# `algo_config(name, **fields)` builds the preset of a command-line algorithm name, as `damdp-lite train --algo NAME` does:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for algo in ("ppo", "diffppo", "dppo"):
-    cfg = algo_config(RunConfig(algo=algo))
-    print(f"{algo:8s} policy={cfg.policy:9s} K={cfg.chain_length} kappa={cfg.diffusion_steps_per_update} "
+for algo, policy in (("ppo", "gaussian"), ("ppo", "diffusion"), ("dppo", "diffusion")):
+    cfg = algo_config(algo, policy=policy)
+    print(f"--algo {algo} --policy {policy:9s} policy={policy_kind(cfg.policy):9s} K={cfg.policy.num_steps} "
+          f"kappa={cfg.diffusion_steps_per_update} "
           f"T={cfg.temperature:g} envs={cfg.num_envs}x{cfg.num_env_steps} epochs={cfg.update_epochs} "
           f"minibatches={cfg.num_minibatches} lr={cfg.lr:g} gamma_aug={cfg.gamma:.6f} lambda_aug={cfg.gae_lambda:.6f}")
 
 
 # %% [markdown]
 # $\gamma$ and $\lambda$ are set per **augmented** step so that $K$ of them make the env-step values 0.99 and 0.95
-# (method.md §10): $0.99^{1/8}=0.998745$.
+# (method.md §10): `gamma_aug` above is $0.99^{1/8}$. `--algo ppo --policy diffusion` is DiffPPO (alias `--algo diffppo`),
+# `--algo ppo` alone is Gaussian PPO, and `--algo dppo` is DiffPPO at $\mathcal T=0$.
 #
 # ## 2 · The runner and the command line
 #
 # ```bash
-# damdp-lite train --algo diffppo --env HalfCheetah-v5 --steps 1e6 --seed 0      # runs/HalfCheetah-v5_diffppo_s0
-# damdp-lite train --algo diffppo --env HalfCheetah-v5 --steps 1e6 --seed 0      # again: resumes from the checkpoint
+# damdp-lite train --algo ppo --policy diffusion --env HalfCheetah-v5 --steps 1e6 --seed 0  # runs/HalfCheetah-v5_diffppo_s0
+# damdp-lite train --algo diffppo --env HalfCheetah-v5 --steps 1e6 --seed 0  # the same run (alias): resumes from the checkpoint
+# damdp-lite train --algo ppo --env HalfCheetah-v5 --steps 1e6 --seed 0      # Gaussian PPO: runs/HalfCheetah-v5_ppo_s0
 # damdp-lite evaluate runs/HalfCheetah-v5_diffppo_s0 --episodes 10 --video cheetah.mp4
-# damdp-lite reproduce --list                                                    # the shipped runs of §3
-# damdp-lite reproduce HalfCheetah-v5_diffppo_s0                                 # re-run one from its config.json
+# damdp-lite reproduce --list                                    # a table of the shipped runs of §3 and their scores
+# damdp-lite reproduce HalfCheetah-v5_diffppo_s0                 # re-run one from its config.json
 # ```
 #
-# Every option of `train` is a field of `RunConfig` or `PPOConfig`, documented once in the dataclass
-# (`damdp-lite train --help` prints those docstrings). Bad input is one line naming the field, and exit code 2.
+# Every option of `train` is a field of `RunConfig` (where and how the run is logged), of the algorithm's config
+# (`PPOConfig`: env, budget, seed, PPO's fields) or of its nested policy config (`DiffusionConfig` / `GaussianConfig`),
+# documented once in the dataclass (`damdp-lite train --help` prints those docstrings). Bad input is one line naming
+# the field, and exit code 2. From Python the same run is `train(algo_config("ppo", policy="diffusion", ...), RunConfig(...))`;
+# `train(config)` without a `RunConfig` trains in memory (notebooks 02 and 03).
 #
 # A run directory holds `config.json`, `progress.csv` (one row per iteration, appended as it goes),
 # `checkpoint.pt` (written atomically, loadable with `torch.load(weights_only=True)`) and `policy.pt` at the end.
@@ -132,9 +141,9 @@ for algo in ("ppo", "diffppo", "dppo"):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def tiny(run):  # a few seconds: 2 envs x 8 env steps, K = 2, small nets
-    return algo_config(run, num_envs=2, num_env_steps=8, update_epochs=2, num_minibatches=2, num_steps=2,
-                       hidden_sizes=(16,), value_hidden_sizes=(16,))
+def tiny(**fields):  # a few seconds: DiffPPO with 2 envs x 8 env steps, K = 2, small nets
+    return algo_config("ppo", policy="diffusion", num_envs=2, num_env_steps=8, update_epochs=2, num_minibatches=2,
+                       num_steps=2, hidden_sizes=(16,), value_hidden_sizes=(16,), **fields)
 
 class Interrupt(Exception):
     pass
@@ -144,15 +153,15 @@ def crash_at_3(row):
         raise Interrupt
 
 tmp = Path(tempfile.mkdtemp())
-kw = dict(algo="diffppo", env_id="Hopper-v5", total_env_steps=2 * 8 * 6, eval_every=2, eval_episodes=2,
-          checkpoint_every=2)
+cfg_tiny = tiny(env_id="Hopper-v5", total_env_steps=2 * 8 * 6)
+kw = dict(eval_every=2, eval_episodes=2, checkpoint_every=2)
 a, b = RunConfig(run_dir=str(tmp / "a"), **kw), RunConfig(run_dir=str(tmp / "b"), **kw)
-train(a, tiny(a), progress=False)
+train(cfg_tiny, a, progress=False)
 try:
-    train(b, tiny(b), progress=False, callback=crash_at_3)
+    train(cfg_tiny, b, progress=False, callback=crash_at_3)
 except Interrupt:
     print("interrupted after iteration 3; rows on disk:", len(results.read_progress(tmp / "b" / "progress.csv")))
-res = train(b, tiny(b), progress=False)
+res = train(cfg_tiny, b, progress=False)
 print("resumed at iteration", res.resumed_from)
 ra, rb = (results.read_progress(tmp / d / "progress.csv") for d in "ab")
 same = all(np.allclose([x[k] for k in x if k not in ("elapsed_s", "sps")],
@@ -166,17 +175,17 @@ shutil.rmtree(tmp)
 #
 # `python benchmarks/mujoco_runs.py --steps 1000000` trained every (env, algorithm, seed) with the
 # presets above, 1M env steps each, two runs at a time on the 2-core CPU (so the minutes below are
-# contended wall-clock). Each run's `config.json` and `progress.csv` are committed in
-# `notebooks/results/mujoco/`; `damdp-lite reproduce NAME` re-runs one.
+# contended wall-clock). Each run's `config.json` and `progress.csv` ship with the package in
+# `damdp_lite/shipped/mujoco/` (`results.summarise` reads them there); `damdp-lite reproduce NAME` re-runs one.
 #
 # The curves show the **training episodic return** (CleanRL's metric: the mean return of the episodes
 # that finished in an iteration, carried forward between them), its mean over seeds and a 95%
 # percentile-bootstrap band. With 3 seeds the band only reflects the spread of three numbers.
 
 # %%
-ENVS, ALGOS = ("HalfCheetah-v5", "Hopper-v5"), ("ppo", "diffppo")
+ENVS, METHODS = ("HalfCheetah-v5", "Hopper-v5"), ("ppo", "diffppo")
 LABELS = {"ppo": "PPO (Gaussian)", "diffppo": "DiffPPO (diffusion, K=8)"}
-summary = {env: results.summarise(env, ALGOS) for env in ENVS}
+summary = {env: results.summarise(env, METHODS) for env in ENVS}
 fig = plotting.plot_learning_curves(summary, anchors=results.CLEANRL_PPO_V4_1M, labels=LABELS)
 fig.savefig(HERE / "figures" / "04_curves.png")
 plt.show()
@@ -205,7 +214,7 @@ for env in ENVS:
 #   here and ends below our PPO for every seed (1392 vs 1617, 2592 vs 4355, 2527 vs 5198).
 # - **Hopper-v5:** our PPO ends at 2271 (2202–2340), just under the anchor (2383); DiffPPO at 1848
 #   (1664–2048), below both.
-# - So the issue's goal (DiffPPO ≥ our PPO and ≥ the anchors) is **not** reached at this budget: DiffPPO
+# - So the goal we set (DiffPPO ≥ our PPO and ≥ the anchors) is **not** reached at this budget: DiffPPO
 #   beats the anchor on HalfCheetah only, and our PPO on neither task. The paper's claim is about DMC at
 #   50M steps with the official hyperparameters (where DA-MDP PPO beats its PPO baseline, method.md §11.2);
 #   at 1M steps with a CPU-sized preset that was not tuned for either method we do not see it.
@@ -224,7 +233,7 @@ for env in ENVS:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-tp = json.loads((HERE / "results" / "04_throughput.json").read_text())
+tp = json.loads(results.shipped("04_throughput.json").read_text())
 print(f"HalfCheetah-v5, {tp['num_envs']} envs, {tp['budget']} env steps each, device {tp['device']}, {tp['threads']} torch thread")
 print(f"{'learner':24s} {'env steps/s':>11s}   env   chain+rollout   update")
 print(f"{'raw env (random actions)':24s} {tp['raw_env_sps']:11.0f}")
@@ -253,7 +262,7 @@ for key, val in tp["ratios"].items():
 #   update is the lever the method offers: with $\kappa=1$ instead of 2 chain steps per env step,
 #   DiffPPO $K=8$ ran at 0.52× our PPO in a separate interleaved pair
 #   (`python benchmarks/throughput.py --learners ours_ppo ours_diffppo_k8 --kappa 1`, stored in
-#   `results/04_throughput_kappa1.json`). The shipped runs keep $\kappa=2$, the preset they were trained with.
+#   `damdp_lite/shipped/04_throughput_kappa1.json`). The shipped runs keep $\kappa=2$, the preset they were trained with.
 # - Tried: batching the chain across envs (in place from the start), one torch thread (fastest here),
 #   Adam's `foreach` kernels (bitwise-identical updates, a few percent faster). Not tried yet:
 #   `torch.compile` (it changes floating-point results, hence the shipped runs' reproducibility) and
@@ -268,40 +277,44 @@ for key, val in tp["ratios"].items():
 # %%
 # NBVAL_IGNORE_OUTPUT
 LIVE_STEPS = 2 * 8 * 4 if SMOKE else 40_960
-live_run = RunConfig(algo="diffppo", env_id="Hopper-v5", total_env_steps=LIVE_STEPS, seed=0,
-                     run_dir=str(Path(tempfile.mkdtemp()) / "live"), eval_every=0, eval_episodes=2)
-live_cfg = tiny(live_run) if SMOKE else algo_config(live_run, num_steps=4)
+live_fields = dict(env_id="Hopper-v5", total_env_steps=LIVE_STEPS, seed=0)
+live_cfg = tiny(**live_fields) if SMOKE else algo_config("ppo", policy="diffusion", num_steps=4, **live_fields)
+live_run = RunConfig(run_dir=str(Path(tempfile.mkdtemp()) / "live"), eval_every=0, eval_episodes=2)
 t0 = time.time()
-live = train(live_run, live_cfg, progress=False)
+live = train(live_cfg, live_run, progress=False)
 TRAIN_S = time.time() - t0
 steps, rets = results.training_curve(live.history)
 fig, ax = plt.subplots(figsize=(4.5, 3.0))
 ax.plot(steps, rets, marker=".", label="training return")
 ax.axhline(live.history[-1]["eval_return"], ls="--", color="0.4", label="evaluation at the end")
-ax.set(xlabel="env steps", ylabel="episodic return", title=f"DiffPPO (K={live_cfg.chain_length}) on Hopper-v5, live")
+ax.set(xlabel="env steps", ylabel="episodic return", title=f"DiffPPO (K={live_cfg.policy.num_steps}) on Hopper-v5, live")
 ax.legend(frameon=False)
 plt.show()
 print(f"{LIVE_STEPS} env steps in {TRAIN_S:.0f} s")
 
 # %% [markdown]
-# The panel is built from the config dataclasses: each control is a `PPOConfig` or `RunConfig` field, its
-# tooltip the field's docstring. Nothing runs until you press **Train**.
+# The panel is built from the config dataclasses: besides the algorithm (a command-line name: `diffppo`, `ppo` =
+# Gaussian PPO, `dppo`), each control is a `PPOConfig` field or a policy field, its tooltip the field's docstring.
+# $K$ applies to the diffusion policy only (a Gaussian has $K=1$). Nothing runs until you press **Train**.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-controls = widgets.controls_from_config(RunConfig, ["algo", "env_id", "total_env_steps"], {
-    "algo": dict(options=["diffppo", "ppo", "dppo"]),
+controls = {"algo": W.Dropdown(options=["diffppo", "ppo", "dppo"], value="diffppo", description="algo",
+                              style=widgets.STYLE, layout=widgets.LAYOUT)}
+controls.update(widgets.controls_from_config(PPOConfig, [
+    "env_id", "total_env_steps", "num_steps", "diffusion_steps_per_update", "lr"], {
     "env_id": dict(options=["Hopper-v5", "HalfCheetah-v5", "InvertedPendulum-v5"], value="Hopper-v5"),
-    "total_env_steps": dict(min=8_192, max=204_800, step=8_192, value=40_960)})
-controls.update(widgets.controls_from_config(PPOConfig, ["num_steps", "diffusion_steps_per_update", "lr"], {
+    "total_env_steps": dict(min=8_192, max=204_800, step=8_192, value=40_960),
     "num_steps": dict(min=1, max=16, value=4), "diffusion_steps_per_update": dict(min=0, max=16, value=2),
     "lr": dict(min=1e-5, max=3e-3, log=True, value=3e-4)}))
 
 def run_panel(algo, env_id, total_env_steps, num_steps, diffusion_steps_per_update, lr):
-    run = RunConfig(algo=algo, env_id=env_id, total_env_steps=total_env_steps, eval_every=0, eval_episodes=2,
-                    run_dir=str(Path(tempfile.mkdtemp()) / "panel"))
-    res = train(run, algo_config(run, num_steps=num_steps, lr=lr,
-                                 diffusion_steps_per_update=diffusion_steps_per_update), progress=True)
+    _, implied = resolve(algo)  # e.g. dppo: policy="diffusion", temperature=0
+    kind = implied.get("policy", "gaussian")  # as on the command line: a base name is the Gaussian version
+    chain = {k: v for k, v in dict(num_steps=num_steps).items() if k in tunable_fields(kind)}
+    cfg = algo_config(algo, policy=kind, env_id=env_id, total_env_steps=total_env_steps, lr=lr,
+                      diffusion_steps_per_update=diffusion_steps_per_update, **chain)
+    res = train(cfg, progress=True)  # in memory
     s, r = results.training_curve(res.history)
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     ax.plot(s, r, marker=".")
@@ -315,15 +328,12 @@ display(widgets.training_panel(controls, run_panel))
 #
 # The shipped HalfCheetah DiffPPO run (seed 0) keeps its final weights (`policy.pt`, 0.3 MB). One episode,
 # stochastic policy (the chain samples a fresh $a^K$ every step), rendered off-screen with `MUJOCO_GL=egl`.
-# From the command line: `damdp-lite evaluate notebooks/results/mujoco/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4`.
+# From the command line: `damdp-lite evaluate damdp_lite/shipped/mujoco/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-SHIPPED = RESULTS_DIR / "HalfCheetah-v5_diffppo_s0"
-if (SHIPPED / "policy.pt").exists():
-    policy, env_id = load_policy(SHIPPED), "HalfCheetah-v5"
-else:  # the shipped run has not finished yet: show the live run's policy
-    policy, env_id = live.policy, "Hopper-v5"
+SHIPPED = results.shipped("mujoco/HalfCheetah-v5_diffppo_s0")  # config.json, progress.csv, policy.pt
+policy, env_id = load_policy(SHIPPED), load_run(SHIPPED)[1].env_id
 FRAMES = 30 if SMOKE else 300
 rets, lens, frames = evaluate_policy(policy, env_id, episodes=1, seed=10_000, render=True, max_frames=FRAMES)
 video = plotting.write_video(frames, str(HERE / "figures" / "04_diffppo_video.mp4"))

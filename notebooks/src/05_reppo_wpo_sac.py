@@ -56,25 +56,25 @@ if IN_COLAB:
     # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import display
-from tqdm.auto import trange
 
 import damdp_lite as dl
-from damdp_lite import exercises, plotting, results, widgets
-from damdp_lite.algos import make_policy
-from damdp_lite.algos.reppo import REPPO, REPPOConfig, kl_estimate, reppo_actor_loss
-from damdp_lite.algos.wpo import action_gradients, wpo_surrogate
+from damdp_lite import exercises, metrics, plotting, results, widgets
+from damdp_lite.algos import resolve
+from damdp_lite.algos.reppo import REPPOConfig, action_gradients, kl_estimate, wpo_surrogate
 from damdp_lite.critics import HLGaussSupport
 from damdp_lite.diffusion import denoise_kl
 from damdp_lite.envs import TurningDoubleWellEnv
-from damdp_lite.train import ALGOS, RunConfig, algo_config, train
+from damdp_lite.policies import build_policy, tunable_fields
+from damdp_lite.presets import config_fields, turning_config, turning_policy
+from damdp_lite.train import algo_config, run_label, train
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the full notebook otherwise
 torch.set_num_threads(1)  # reproducible output: a float after training differs between 1 and 2 threads
@@ -96,20 +96,22 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 # | temperature | fixed | auto: target $-5d$ on $\sum_k\ell$ | auto: $-8d$ | auto: $-5d$ |
 #
 # Per minibatch REPPO and WPO take **one critic step, then one actor step with the updated critic**
-# (method.md §5.0). Every row is a function in `algos/reppo.py`, `wpo.py` or `sac.py` named after its
-# equation. The CLI presets (`damdp-lite train --algo NAME`), as the shipped runs used them:
+# (method.md §5.0). Every row is a function in `algos/reppo.py` (REPPO and WPO: WPO is REPPO's machinery with
+# `actor_update="wasserstein"`) or `algos/sac.py`, named after its equation. The CLI presets
+# (`damdp-lite train --algo NAME --policy KIND`; `--algo reppo` alone is REPPO with a tanh-Gaussian, `--algo diffreppo`
+# the same as `--algo reppo --policy diffusion`), as the shipped runs used them:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for algo in ("reppo", "diffreppo", "wpo", "diffwpo", "sac", "diffsac"):
-    c = algo_config(RunConfig(algo=algo))
-    if algo.endswith("sac"):
+for algo, policy in [(a, p) for a in ("reppo", "wpo", "sac") for p in ("gaussian", "diffusion")]:
+    c = algo_config(algo, policy=policy)
+    if algo == "sac":
         extra = (f"batch={c.batch_size} lr actor/critic={c.actor_lr:g}/{c.critic_lr:g} "
                  f"grad steps/env step={c.gradient_steps_per_env_step:g}")
     else:
         extra = (f"epochs x minibatches={c.update_epochs}x{c.num_minibatches} lr={c.lr:g} "
                  f"KL bound={c.kl_bound:g} bins={c.num_bins}")
-    print(f"{algo:9s} K={c.chain_length} envs={c.num_envs}x{c.num_env_steps} {extra} "
+    print(f"{run_label(c):9s} K={c.policy.num_steps} envs={c.num_envs}x{c.num_env_steps} {extra} "
           f"target=-{c.entropy_target_mult:g}d T0={c.temperature_init:g} gamma_aug={c.gamma:.6f}")
 
 # %% [markdown]
@@ -140,11 +142,11 @@ print("read back", [round(x, 2) + 0.0 for x in (p @ support.centres).tolist()])
 # NBVAL_CHECK_OUTPUT
 import gymnasium as gym
 
-cfg = REPPOConfig(num_steps=8, hidden_sizes=(32, 32))
+cfg = REPPOConfig.build(policy="diffusion", num_steps=8, hidden_sizes=(32, 32))
 dl.seed_everything(0)
 space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-old = make_policy(cfg, 3, space)
-new = make_policy(cfg, 3, space)
+old = build_policy(cfg.policy, 3, space)
+new = build_policy(cfg.policy, 3, space)
 new.load_state_dict(old.state_dict())
 with torch.no_grad():  # move the new policy's control net a little
     for p_ in new.control_net.net[-1].parameters():
@@ -174,7 +176,7 @@ class QuadraticCritic(torch.nn.Module):
     def forward(self, obs, a_k, k, action):
         return -((action - 0.5) ** 2).sum(-1)
 
-gauss = make_policy(REPPOConfig(policy="gaussian", num_steps=1, hidden_sizes=(16,)), 3, space)
+gauss = build_policy(REPPOConfig.build(policy="gaussian", hidden_sizes=(16,)).policy, 3, space)
 critic, T = QuadraticCritic(), torch.tensor(0.05)
 obs1, a1, k1 = torch.randn(4096, 3, generator=g), torch.zeros(4096, 2), torch.ones(4096, dtype=torch.long)
 params = [p_ for p_ in gauss.parameters() if p_.requires_grad]
@@ -201,13 +203,13 @@ print(f"cosine(pathwise, Wasserstein) over all {flat(pathwise).numel()} paramete
 # The paper's toy (method.md §7.3): 8 headings, the reward depends only on the turn, and the MaxEnt
 # optimum $\pi^*(a\mid s)\propto e^{r(a)/\mathcal T}$ has two modes at $a=\pm0.5$ in every state. Notebook 03
 # showed DiffPPO bimodal in all 8 states and Gaussian PPO one-sided. Here the same protocol for REPPO
-# (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out notebooks/results/05_turning_reppo.json`,
+# (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out damdp_lite/shipped/05_turning_reppo.json`,
 # 3 seeds each, $\mathcal T=0.05$ fixed so that the same exact optimum applies; the shipped file was run as
 # two processes, one per core, joined with `--merge`):
 
 # %%
-TOY = json.loads((HERE / "results" / "05_turning_reppo.json").read_text())
-PPO_TOY = json.loads((HERE / "results" / "03_turning_wells.json").read_text())
+TOY = json.loads(results.shipped("05_turning_reppo.json").read_text())  # package data
+PPO_TOY = json.loads(results.shipped("03_turning_wells.json").read_text())
 env = TurningDoubleWellEnv()
 grid = np.linspace(-1, 1, 801)
 target = (grid, np.exp(env.optimal_log_density(grid, 0.05)))
@@ -239,7 +241,7 @@ print(f"{'exact optimum':32s} {'':4s} {'8/8':>8s} {'0/8':>9s} {ref['valley_ratio
 # %% [markdown]
 # "Bimodal" in a state means $0.3\le$ mass on $a>0$ $\le0.7$ and a valley ratio (window density at 0 over the
 # smaller one at $\pm0.5$) below 0.5; "one-sided" means more than 90% of the mass on one side (notebook 03
-# defines both, `plotting.turning_state_stats`). Valley ratio and std are medians/means over the 8 states.
+# defines both, `metrics.turning_state_stats`). Valley ratio and std are medians/means over the 8 states.
 #
 # **What the runs show** (3 seeds each, 491,520 env steps = 960 iterations of 64 envs × 8 steps,
 # lr 3e-3, $\mathcal T = 0.05$ fixed; the DiffPPO rows are notebook 03's runs at 245,760 env steps;
@@ -278,8 +280,8 @@ print(f"{'exact optimum':32s} {'':4s} {'8/8':>8s} {'0/8':>9s} {ref['valley_ratio
 # budget is what the machine allowed: the 30 runs add up to 208 minutes of run time (about 1¾ hours of
 # wall-clock, two at a time); 1M steps per run, as in notebook 04, would take about 15 times as long,
 # some 53 hours of run time (SAC's one gradient step per vector step is 22 ms of a 2 × 256 update on one
-# core). Each run's `config.json` and `progress.csv` are in
-# `notebooks/results/mujoco/`; `damdp-lite reproduce NAME` re-runs one.
+# core). Each run's `config.json` and `progress.csv` ship with the package in
+# `damdp_lite/shipped/mujoco/`; `damdp-lite reproduce NAME` re-runs one.
 
 # %%
 ENVS = ("HalfCheetah-v5", "Hopper-v5")
@@ -325,7 +327,7 @@ for env in ENVS:
 # NBVAL_CHECK_OUTPUT
 for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 chain steps per env step in the update)"),
                     ("05_runtime_ratio_kappa8.json", "DA-MDP REPPO/WPO with kappa = K = 8, as the official code")):
-    RATIO = json.loads((HERE / "results" / fname).read_text())
+    RATIO = json.loads(results.shipped(fname).read_text())
     print(f"{what}; {RATIO['env_id']}, {RATIO['device']}, {RATIO['threads']} torch thread:")
     for name, v in RATIO["learners"].items():
         print(f"  {name:10s} K={v['chain_length']}  {v['sps']:4.0f} env steps/s  {v['seconds_per_1k_steps']:5.2f} s per 1k steps")
@@ -375,8 +377,9 @@ for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 cha
 # %% [markdown]
 # ## 5 · A short live run, then the panel
 #
-# REPPO and DA-MDP REPPO on the turning double-well, with the shipped toy config (read from the JSON
-# above) but a laptop-sized budget: 40 of the shipped runs' 960 iterations. Expect no split yet: the
+# REPPO and DA-MDP REPPO on the turning double-well, with the shipped toy config (`damdp_lite.presets`:
+# `REPPO_TURNING` and `REPPO_TURNING_METHODS`, checked below against the JSON above) but a laptop-sized budget,
+# 40 of the shipped runs' 960 iterations. Expect no split yet: the
 # shipped DA-MDP REPPO runs stayed a centred hump for the first few hundred iterations. Their per-state
 # histograms are the static figure for the panel below.
 
@@ -386,51 +389,50 @@ LIVE_STEPS = 1_024 if SMOKE else 20_480
 live = {}
 t0 = time.time()
 for name, method in (("REPPO", "gaussian_reppo"), ("DA-MDP REPPO", "diffreppo")):
-    fields = dict(TOY["results"][method]["config"])  # the shipped toy config of this method
-    init_eta = fields.pop("init_step_sizes", None)  # the diffusion chain's geometric start
-    cfg_live = REPPOConfig(**{**fields, "total_env_steps": LIVE_STEPS, "seed": 0})
-    dl.seed_everything(0)
-    policy = make_policy(cfg_live, 2, gym.spaces.Box(-1.0, 1.0, (1,), np.float32), init_step_sizes=init_eta)
-    learner = REPPO(cfg_live, policy)
-    for _ in trange(cfg_live.num_iterations, desc=name, leave=False):  # a bar: ~20 s each
-        learner.train_iteration()
-    learner.close()
-    live[name] = learner.policy
+    record = TOY["results"][method]["config"]  # the shipped run's config, flat
+    preset = json.loads(json.dumps(config_fields(turning_config(method))))
+    same = all(v == record[k] for k, v in preset.items() if k in record and k != "seed")
+    print(f"{name}: preset == shipped config on every field both have: {same}")
+    cfg_live = turning_config(method, seed=0, smoke=SMOKE, total_env_steps=LIVE_STEPS)
+    live[name] = train(cfg_live, progress=True, policy=turning_policy(cfg_live)).policy  # a bar: ~20 s each
 TRAIN_S = time.time() - t0
 obs8 = torch.as_tensor(TurningDoubleWellEnv.all_observations())
 gen = torch.Generator().manual_seed(0)
 with torch.no_grad():
     acts = {n: np.stack([p_.sample_chain(obs8[s:s + 1].expand(4000, -1), generator=gen).action[:, 0].numpy()
                          for s in range(8)]) for n, p_ in live.items()}
-fig = plotting.plot_state_histograms({n: plotting.state_histograms(a, 100)[0] for n, a in acts.items()},
+fig = plotting.plot_state_histograms({n: metrics.state_histograms(a, 100)[0] for n, a in acts.items()},
                                      np.linspace(-1, 1, 101), target=target, reward=reward, state_labels=heads,
                                      title=f"Live: {LIVE_STEPS} env steps each")
 plt.show()
 for n, a in acts.items():
-    st = plotting.turning_state_stats(a)
+    st = metrics.turning_state_stats(a)
     print(f"{n:13s} bimodal in {int(st['bimodal'].sum())}/8 states, one-sided in {int(st['one_sided'].sum())}/8")
 print(f"{2 * LIVE_STEPS} env steps in {TRAIN_S:.0f} s")
 
 # %% [markdown]
-# The panel trains any of the six algorithms on a MuJoCo task with its CLI preset. Each control is a
-# `RunConfig` or config field, its tooltip the field's docstring. Nothing runs until you press **Train**;
+# The panel trains any of the six algorithms on a MuJoCo task with its CLI preset, in memory. The algorithm is a
+# command-line name (`reppo`, `wpo`, `sac`: the tanh-Gaussian versions; `diffreppo`, `diffwpo`, `diffsac`: the DA-MDP
+# ones); each other control is a config field, its tooltip the field's docstring ($K$ applies to the diffusion policy
+# only). Nothing runs until you press **Train**;
 # InvertedPendulum learns within a few thousand steps, the others need far more than a laptop minute.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-controls = widgets.controls_from_config(RunConfig, ["algo", "env_id", "total_env_steps"], {
-    "algo": dict(options=["reppo", "diffreppo", "wpo", "diffwpo", "sac", "diffsac"], value="diffreppo"),
+controls = {"algo": W.Dropdown(options=["reppo", "diffreppo", "wpo", "diffwpo", "sac", "diffsac"], value="diffreppo",
+                              description="algo", style=widgets.STYLE, layout=widgets.LAYOUT)}
+controls.update(widgets.controls_from_config(REPPOConfig, ["env_id", "total_env_steps", "num_steps"], {
     "env_id": dict(options=["InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5"], value="InvertedPendulum-v5"),
-    "total_env_steps": dict(min=4_096, max=102_400, step=4_096, value=8_192)})
-controls.update(widgets.controls_from_config(REPPOConfig, ["num_steps"], {"num_steps": dict(min=2, max=16, value=4)}))
+    "total_env_steps": dict(min=4_096, max=102_400, step=4_096, value=8_192),
+    "num_steps": dict(min=2, max=16, value=4)}))
 
 def run_panel(algo, env_id, total_env_steps, num_steps):
-    run = RunConfig(algo=algo, env_id=env_id, total_env_steps=total_env_steps, eval_every=0, eval_episodes=2,
-                    run_dir=str(Path(tempfile.mkdtemp()) / "panel"))
-    over = {} if algo in ("reppo", "wpo", "sac") else {"num_steps": num_steps}
-    if algo.endswith("sac"):
+    spec, implied = resolve(algo)
+    kind = implied.get("policy", "gaussian")  # as on the command line: a base name is the Gaussian version
+    over = {k: v for k, v in dict(num_steps=num_steps).items() if k in tunable_fields(kind)}
+    if spec.name == "sac":  # start learning within the small budget
         over["learning_starts"] = min(1_000, total_env_steps // 2)
-    res = train(run, algo_config(run, **over), progress=True)
+    res = train(algo_config(algo, policy=kind, env_id=env_id, total_env_steps=total_env_steps, **over), progress=True)
     s, r = results.training_curve(res.history)
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     ax.plot(s, r, marker=".")
