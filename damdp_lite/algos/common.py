@@ -43,9 +43,10 @@ from ..policies import (
     policy_kind,
     policy_to_dict,
 )
-from ..utils import check_finite, seed_everything
+from ..utils import check_finite, seed_everything, update_normalisers
 
-__all__ = ["DiffusionConfig", "GaussianConfig", "check_finite"]  # re-exported for algorithm files
+# Re-exported, so that an algorithm file finds all its plumbing here.
+__all__ = ["DiffusionConfig", "GaussianConfig", "check_finite", "update_normalisers"]
 
 # ---------------------------------------------------------------------------------------------
 # Configs

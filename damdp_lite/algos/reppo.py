@@ -27,7 +27,6 @@ from ..chain import ChainPolicy
 from ..config import at_least, one_of, param, positive, unit_interval
 from ..critics import AugmentedCritic, HLGaussSupport
 from ..damdp import augmented_discounts, collect_rollout, soft_reward_next, td_lambda_targets
-from ..utils import update_normalisers
 from .common import (
     Algo,
     AlgoConfig,
@@ -40,6 +39,7 @@ from .common import (
     minibatch_indices,
     register,
     temperature_loss,
+    update_normalisers,
 )
 
 # ---------------------------------------------------------------------------------------------

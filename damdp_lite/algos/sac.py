@@ -28,7 +28,6 @@ from ..chain import ChainPolicy
 from ..config import at_least, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout
-from ..utils import update_normalisers
 from .common import (
     Algo,
     AlgoConfig,
@@ -38,6 +37,7 @@ from .common import (
     episode_stats,
     register,
     temperature_loss,
+    update_normalisers,
 )
 
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "critic_loss",
