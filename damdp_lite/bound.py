@@ -21,6 +21,7 @@ from scipy import optimize
 from tqdm import tqdm
 
 from .chain import ChainPolicy, ChainSample
+from .config import SEED, Config, between, param, positive
 from .targets import Target
 from .utils import (
     check_finite,
@@ -253,28 +254,21 @@ class FitHistory:
 
 
 @dataclass
-class FitConfig:
+class FitConfig(Config):
     """Training a sampler on a target by minimising the bound (notebook 01). Shared by widgets."""
 
-    temperature: float = 0.25
+    temperature: float = param(0.25, positive())
     """Temperature T of the target exp(r/T)/Z (> 0; 0.1-1 on the double well)."""
-    steps: int = 400
+    steps: int = param(400, between(0, 10_000_000))
     """Adam steps (>= 0; 300-800 for the 1-D toys)."""
-    batch_size: int = 512
+    batch_size: int = param(512, between(2, 10_000_000))
     """Chains per step (>= 2; 256-1024)."""
-    lr: float = 3e-3
+    lr: float = param(3e-3, positive())
     """Adam learning rate (> 0; 1e-3-5e-3)."""
-    seed: int = 0
+    seed: int = param(0, SEED)
     """Seed of the sampling noise."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = param(1.0, positive())
     """Global gradient-norm clip (> 0)."""
-
-    def __post_init__(self) -> None:
-        check_positive("temperature", self.temperature)
-        check_int_at_least("steps", self.steps, 0)
-        check_int_at_least("batch_size", self.batch_size, 2)
-        check_positive("lr", self.lr)
-        check_positive("max_grad_norm", self.max_grad_norm)
 
 
 def fit_sampler(policy: ChainPolicy, target: Target, temperature: float, steps: int = 400,

@@ -161,8 +161,9 @@ class ChainPolicy(nn.Module, abc.ABC):
     def _check_k(self, k: int | torch.Tensor) -> None:
         K = self.num_steps
         if isinstance(k, torch.Tensor):
-            if k.dtype.is_floating_point or k.numel() == 0:
-                raise ValueError(f"k must be an integer tensor with values in [1, {K}]")
+            if k.dtype.is_floating_point or k.numel() == 0 or k.dim() != 1:
+                raise ValueError(f"k has dtype {k.dtype} and shape {tuple(k.shape)}; expected an "
+                                 f"integer tensor of shape (B,) with values in [1, {K}]")
             lo, hi = int(k.min()), int(k.max())
             if lo < 1 or hi > K:
                 raise ValueError(f"k has values in [{lo}, {hi}]; allowed range is [1, {K}]")

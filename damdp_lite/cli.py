@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 
 from . import __version__
@@ -151,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = OneLineParser(prog="damdp-lite", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"damdp_lite {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error as well (errors are one line otherwise)")
     sub = p.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit-sampler", help="train a sampler by minimising the reverse-KL bound "
                          "(notebook 01) and print the bound, the exact objective and mode masses")
@@ -301,10 +305,23 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
     import numpy as np
 
+    from .config import SEED, between, check_value
     from .train import evaluate_policy, load_policy, load_run
 
+    check_value("episodes", args.episodes, int, between(1, 100_000))
+    check_value("seed", args.seed, int, SEED)
+    check_value("max_frames", args.max_frames, int, between(1, 1_000_000))
+    if args.video is not None:
+        video = Path(args.video)
+        if video.suffix.lower() not in (".mp4", ".gif"):
+            raise ValueError(f"video={args.video!r} must end in .mp4 or .gif")
+        if not video.parent.is_dir():
+            raise ValueError(f"video={args.video!r}: its directory {str(video.parent)!r} does "
+                             f"not exist")
     _, cfg = load_run(args.run_dir)
     policy = load_policy(args.run_dir, args.device)
     rets, lens, frames = evaluate_policy(policy, cfg.env_id, args.episodes, args.seed,
@@ -378,18 +395,58 @@ COMMANDS = {"fit-sampler": cmd_fit_sampler, "train": cmd_train, "evaluate": cmd_
             "reproduce": cmd_reproduce}
 
 
+NEGATIVE_VALUE = re.compile(r"^-(inf|infinity|nan|\d|\.\d)", re.IGNORECASE)
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--v-min -inf` -> `--v-min=-inf`: argparse takes a value that starts with "-" and is not a
+    plain number (-inf, -nan, -1e5) for an option name."""
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_VALUE.match(tok):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (a message never spans lines on the console)."""
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run a command. Bad input: one line on stderr and exit 2; a run that stops (NaN loss, a
+    file that cannot be written): one line and exit 1; Ctrl-C: one line and exit 130.
+    `damdp-lite --debug ...` shows the traceback as well."""
+    argv = join_negative_values(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
+    name = f"damdp-lite {args.command}"
+
+    def note(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{name}: note: {message}", file=sys.stderr)
+
     try:
-        out = COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = note  # a warning is one line too
+            out = COMMANDS[args.command](args)
     except ValueError as err:  # bad input: one line, exit 2
-        print(f"damdp-lite {args.command}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {one_line(err)}", file=sys.stderr)
+        if args.debug:
+            raise
         return 2
-    except FloatingPointError as err:  # a NaN / inf loss: the run stopped, checkpoint kept
-        print(f"damdp-lite {args.command}: stopped: {err}", file=sys.stderr)
+    except (FloatingPointError, OSError) as err:  # the run stopped; its checkpoint is kept
+        print(f"{name}: stopped: {one_line(err)}", file=sys.stderr)
+        if args.debug:
+            raise
         return 1
+    except KeyboardInterrupt as err:
+        print(f"{name}: {one_line(err) if str(err) else 'interrupted'}", file=sys.stderr)
+        if args.debug:
+            raise
+        return 130
     if out is None:  # the command printed its own output
         return 0
     if args.json:

@@ -38,6 +38,16 @@ def at_least(low: float) -> Rule:
     return Rule(f">= {low}", lambda v: v >= low)
 
 
+def between(low: float, high: float) -> Rule:
+    """[low, high]: for sizes, a bound well above any sensible value that stops a typo (1e9)
+    before it allocates memory."""
+    return Rule(f"in [{low}, {high}]", lambda v: low <= v <= high)
+
+
+SEED = between(0, 2**31 - 1)
+"""Seeds: NumPy takes seeds below 2^32, and runs use seed + offsets."""
+
+
 def positive() -> Rule:
     return Rule("> 0", lambda v: v > 0)
 

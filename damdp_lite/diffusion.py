@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .chain import ChainPolicy
-from .config import Config, param, positive
+from .config import Config, between, param, positive
 from .utils import (
     RunningNorm,
     check_choice,
@@ -95,7 +95,7 @@ class DiffusionConfig(Config):
     """Observation size (0 allowed: a state-free sampler, as in notebook 01)."""
     action_dim: int = 1
     """Action / latent size d (>= 1)."""
-    num_steps: int = 8
+    num_steps: int = param(8, between(1, 1000))
     """Number of denoising steps K (>= 1; 4-8 on CPU, 8 in the paper)."""
     prior_std: float = param(3.0, positive())
     """Prior standard deviation sigma_0 (> 0; 3.0 in all official configs)."""
@@ -129,9 +129,9 @@ class DiffusionConfig(Config):
     """Lower action bounds, length d (default -1)."""
     action_high: tuple[float, ...] | None = None
     """Upper action bounds, length d (default +1)."""
-    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    hidden_sizes: tuple[int, ...] = param((256, 256, 256), between(1, 16_384))
     """Widths of the control network f_theta (official: 3 x 256; toys: 2 x 64-128)."""
-    time_embedding_dim: int = 16
+    time_embedding_dim: int = param(16, between(1, 4096))
     """Output size of the diffusion-index embedding (16)."""
     output_init_scale: float = 1e-8
     """Scale of the control network's last-layer weights (f_theta ~ 0 at init)."""

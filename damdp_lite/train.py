@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from tqdm.auto import tqdm
 from .algos import algo_of, resolve
 from .algos.common import AlgoConfig
 from .chain import ChainPolicy
+from .checkpoint import load_checkpoint, load_policy_weights, save_atomic  # noqa: F401
 from .config import Config, at_least, param
 from .envs.make import make_vector_env
 from .policies import build_policy, policy_kind
@@ -145,28 +147,33 @@ def evaluate_policy(policy: ChainPolicy, env_id: str, episodes: int = 5, seed: i
 # ---------------------------------------------------------------------------------------------
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """`torch.save` to a temporary file, fsync, then rename: a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _rewrite_progress(path: Path, keep_below: int, columns: tuple[str, ...]) -> None:
     """Keep the header and the rows of iterations < keep_below (resume), atomically."""
     rows = []
     if path.exists():
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) < keep_below]
+        try:
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                if keep_below and list(reader.fieldnames or []) != list(columns):
+                    raise ValueError("its header is not this run's columns")
+                rows = [r for r in reader if int(r["iteration"]) < keep_below]
+        except (ValueError, KeyError, TypeError, csv.Error, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not this run's progress log ({err}); restore it, or "
+                             f"delete it together with checkpoint.pt to start over") from None
+        if len(rows) != keep_below:
+            raise ValueError(f"{path} holds {len(rows)} of the {keep_below} rows before the "
+                             f"checkpoint; restore it, or delete it together with checkpoint.pt "
+                             f"to start over")
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, columns)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, columns)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write {path}: {err.strerror or err}") from None
 
 
 def config_record(config: AlgoConfig, run: RunConfig) -> dict:
@@ -221,13 +228,18 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
     envs.close()
     run_dir = Path(run_dir)
     if (run_dir / "policy.pt").exists():
-        state = torch.load(run_dir / "policy.pt", map_location=device, weights_only=True)
+        path = run_dir / "policy.pt"
+        state = load_policy_weights(path, device)
     elif (run_dir / "checkpoint.pt").exists():
-        state = torch.load(run_dir / "checkpoint.pt", map_location=device,
-                           weights_only=True)["learner"]["policy"]
+        path = run_dir / "checkpoint.pt"
+        state = load_checkpoint(path, device)["learner"]["policy"]
     else:
         raise ValueError(f"run_dir={str(run_dir)!r} has neither policy.pt nor checkpoint.pt")
-    policy.load_state_dict(state)
+    try:
+        policy.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} does not hold the weights of this run's policy "
+                         f"({str(err).splitlines()[0]})") from None
     return policy.to(device).eval()
 
 
@@ -296,35 +308,46 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                          f"{type(config).__name__}")
     spec = algo_of(config)
     columns = run_fields(config)
-    run_dir = None
+    run_dir = created = None
     if run is not None:
         torch.set_num_threads(run.threads)
         run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(config, run)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        created = _make_run_dir(run_dir)
         record = config_record(config, run)
         cfg_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoint.pt"
         progress_path = run_dir / "progress.csv"
-        if cfg_path.exists():
+    try:  # a start that fails leaves the run directory as it was
+        if run_dir is not None and cfg_path.exists():
             _check_same_run(cfg_path, record)
-        else:
-            cfg_path.write_text(json.dumps(record, indent=2) + "\n")
-
-    learner = spec.learner_cls(config, policy)
+        learner = spec.learner_cls(config, policy)
+    except BaseException:
+        _remove_if_created(created)
+        raise
     elapsed0, start_iter, writer = 0.0, 0, None
     if run_dir is not None:
-        if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location=config.device, weights_only=True)
-            learner.load_state_dict(ckpt["learner"])
-            elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
-        _rewrite_progress(progress_path, start_iter, columns)
-        if run.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as err:
-                learner.close()
-                raise ValueError("tensorboard=True needs the tensorboard package "
-                                 "(pip install tensorboard)") from err
-            writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_iter)
+        try:
+            if ckpt_path.exists():
+                ckpt = load_checkpoint(ckpt_path, config.device)
+                try:
+                    learner.load_state_dict(ckpt["learner"])
+                except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+                    raise ValueError(f"{ckpt_path} is not a checkpoint of this run "
+                                     f"({type(err).__name__}: {str(err).splitlines()[0]}); "
+                                     f"delete it to start the run over") from None
+                elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
+            writer = _tensorboard(run_dir, start_iter) if run.tensorboard else None
+            if not cfg_path.exists():
+                _write_text(cfg_path, json.dumps(record, indent=2) + "\n")
+            _rewrite_progress(progress_path, start_iter, columns)
+        except BaseException:
+            learner.close()
+            _remove_if_created(created)
+            raise
+    steps = config.num_iterations * config.env_steps_per_iteration
+    if steps != config.total_env_steps:
+        warnings.warn(f"total_env_steps={config.total_env_steps} is not a multiple of the "
+                      f"{config.env_steps_per_iteration} env steps per iteration: training "
+                      f"{config.num_iterations} iterations = {steps} env steps", stacklevel=2)
 
     def checkpoint(elapsed: float) -> None:
         save_atomic({"format": 1, "elapsed_s": elapsed, "learner": learner.state_dict()},
@@ -336,6 +359,8 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
     desc = f"{run_label(config, run)} {config.env_id} s{config.seed}"
     bar = tqdm(range(start_iter, n_iter), initial=start_iter, total=n_iter,
                disable=not progress, desc=desc)
+    if run_dir is not None and start_iter == n_iter and not (run_dir / "policy.pt").exists():
+        save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")  # a finished run
     try:
         for it in bar:
             t0 = time.perf_counter()
@@ -375,11 +400,69 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
             bar.set_postfix(ret=f"{row['episode_return']:.4g}", sps=f"{row['sps']:.0f}")
             if stop:
                 break
+    except KeyboardInterrupt:
+        done = len(result.history) + start_iter
+        kept = (f"checkpoint: iteration {learner_iteration_on_disk(ckpt_path)}"
+                if run_dir is not None and ckpt_path.exists() else "no checkpoint yet")
+        raise RunInterrupted(f"stopped at iteration {done} ({kept}); run the same command to "
+                             f"resume") from None
     finally:
         learner.close()
         if writer is not None:
             writer.close()
     return result
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `train`: its message says where the run stopped and how to resume."""
+
+
+def _make_run_dir(run_dir: Path) -> Path | None:
+    """Create `run_dir` (and its parents); returns the topmost directory it created (None when
+    `run_dir` existed). `ValueError` naming the path when it cannot be a run directory."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run_dir={str(run_dir)!r} is a file; expected a directory")
+    missing = [p for p in [run_dir, *run_dir.parents] if not p.exists()]
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"run_dir={str(run_dir)!r} cannot be created: "
+                         f"{err.strerror or err}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise ValueError(f"run_dir={str(run_dir)!r} is not writable")
+    return missing[-1] if missing else None
+
+
+def _remove_if_created(created: Path | None) -> None:
+    """Undo `_make_run_dir` after a failed start: remove what it created, if still empty."""
+    if created is None:
+        return
+    for d in sorted((p for p in [created, *created.rglob("*")] if p.is_dir()),
+                    key=lambda p: -len(p.parts)):
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def _tensorboard(run_dir: Path, start_iter: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("tensorboard=True needs the tensorboard package "
+                         "(pip install tensorboard)") from None
+    return SummaryWriter(str(run_dir / "tb"), purge_step=start_iter)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a small file atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write {path}: {err.strerror or err}") from None
 
 
 def learner_iteration_on_disk(ckpt_path: Path) -> int:

@@ -65,6 +65,27 @@ def check_finite(name: str, value: torch.Tensor, iteration: int, where: str = ""
         raise FloatingPointError(f"{name}={value.item()} at iteration {iteration}{at}; {hint}")
 
 
+def available_memory() -> int | None:
+    """Bytes of RAM available now (Linux `MemAvailable`), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(what: str, nbytes: int) -> None:
+    """`ValueError` naming `what` (the fields that size it) when `nbytes` would not fit in the
+    memory available now, before anything is allocated."""
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise ValueError(f"{what} needs about {nbytes / 2**30:.1f} GiB; {avail / 2**30:.1f} GiB "
+                         f"are available")
+
+
 def check_shape(field: str, x: torch.Tensor, shape: tuple[int | None, ...]) -> None:
     """Raise `ValueError` unless `x.shape` matches `shape` (`None` = any size on that axis)."""
     ok = x.dim() == len(shape) and all(

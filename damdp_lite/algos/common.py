@@ -21,9 +21,11 @@ import torch
 from .. import envs as _envs  # noqa: F401  (registers the toy envs: env_id's rule sees them)
 from ..chain import ChainPolicy
 from ..config import (
+    SEED,
     Config,
     Rule,
     at_least,
+    between,
     nonnegative,
     one_of,
     param,
@@ -43,10 +45,11 @@ from ..policies import (
     policy_kind,
     policy_to_dict,
 )
-from ..utils import check_finite, seed_everything, update_normalisers
+from ..utils import check_finite, check_memory, seed_everything, update_normalisers
 
 # Re-exported, so that an algorithm file finds all its plumbing here.
-__all__ = ["DiffusionConfig", "GaussianConfig", "check_finite", "update_normalisers"]
+__all__ = ["DiffusionConfig", "GaussianConfig", "check_finite", "check_memory",
+           "update_normalisers"]
 
 # ---------------------------------------------------------------------------------------------
 # Configs
@@ -67,15 +70,15 @@ class AlgoConfig(Config):
         "a registered Gymnasium id, e.g. 'HalfCheetah-v5' or 'damdp_lite/TurningDoubleWell-v0'",
         lambda v: v in gym.registry))
     """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
-    total_env_steps: int = param(50_000, at_least(1))
+    total_env_steps: int = param(50_000, between(1, 10**12))
     """Env steps over all envs and iterations (toys 1e4-1e5; MuJoCo 1e5-1e6)."""
-    seed: int = param(0, at_least(0))
+    seed: int = param(0, SEED)
     """Seed of torch, NumPy, the env resets, every latent sample and every minibatch."""
     device: str = "cpu"
     """Torch device ("cpu", "cuda")."""
-    num_envs: int = param(8, at_least(1))
+    num_envs: int = param(8, between(1, 4096))
     """Parallel envs of the vector env (CPU 4-32; official PPO 2048, REPPO 1024)."""
-    num_env_steps: int = param(64, at_least(1))
+    num_env_steps: int = param(64, between(1, 100_000))
     """Env steps per env per iteration; K augmented transitions each (official 64)."""
     vectorization: str = param("sync", one_of("sync", "async"))
     """"sync" or "async" vector env (sync measured 2-3x faster on 2 cores)."""
@@ -210,9 +213,9 @@ class EpochUpdates:
     """Fields of the algorithms that learn in epochs of minibatches over each rollout (PPO,
     REPPO, WPO). Mixed in before `AlgoConfig`: `class PPOConfig(EpochUpdates, AlgoConfig)`."""
 
-    update_epochs: int = param(4, at_least(1))
+    update_epochs: int = param(4, between(1, 10_000))
     """Passes over each rollout (official: PPO 12, REPPO/WPO 8)."""
-    num_minibatches: int = param(8, at_least(1))
+    num_minibatches: int = param(8, between(1, 10**7))
     """Minibatches per epoch over the augmented transitions, k mixed (official 8 K = 64)."""
     max_grad_norm: float = param(0.5, positive())
     """Global gradient-norm clip of each Adam step (official 0.5)."""
@@ -332,6 +335,14 @@ class Learner:
             raise ValueError(f"env_id={config.env_id!r} has observation space {obs_space}; "
                              f"expected a 1-D Box")
         obs_dim, action_dim = obs_space.shape[0], self.envs.single_action_space.shape[0]
+        rows = config.env_steps_per_iteration * config.policy.num_steps
+        try:  # the rollout's ~20 float32 columns of augmented transitions
+            check_memory(f"a rollout of num_envs={config.num_envs} x num_env_steps="
+                         f"{config.num_env_steps} x K={config.policy.num_steps}",
+                         rows * (4 * obs_dim + 6 * action_dim + 16) * 4)
+        except ValueError:
+            self.envs.close()
+            raise
         if policy is None:
             policy = build_policy(config.policy, obs_dim, self.envs.single_action_space,
                                   config.device)

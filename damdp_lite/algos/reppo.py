@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..chain import ChainPolicy
-from ..config import at_least, one_of, param, positive, unit_interval
+from ..config import between, one_of, param, positive, unit_interval
 from ..critics import AugmentedCritic, HLGaussSupport
 from ..damdp import augmented_discounts, collect_rollout, soft_reward_next, td_lambda_targets
 from .common import (
@@ -69,15 +69,15 @@ class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
     WPO 0.02)."""
     lagrangian_init: float = param(0.3, positive())
     """Initial KL multiplier lambda_KL (official 0.3); learned in log space."""
-    kl_samples: int = param(16, at_least(1))
+    kl_samples: int = param(16, between(1, 1024))
     """Monte Carlo samples y ~ q_old per state for the KL estimate (official 16)."""
-    num_bins: int = param(101, at_least(2))
+    num_bins: int = param(101, between(2, 10_000))
     """HL-Gauss bins of the critic (official 151; 101 on CPU, method.md §10)."""
     v_min: float = -100.0
     """Lowest bin centre of the critic's support."""
     v_max: float = 200.0
     """Highest bin centre of the critic's support."""
-    critic_hidden_sizes: tuple[int, ...] = param((256, 256), at_least(1))
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 16_384))
     """Critic widths (Linear -> LayerNorm -> SiLU; official 2 x 512)."""
     mask_entropy_at_terminal: bool = True
     """Zero the entropy term of the soft reward at terminations (D6)."""

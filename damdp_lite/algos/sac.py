@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..chain import ChainPolicy
-from ..config import at_least, param, positive, unit_interval
+from ..config import between, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout
 from .common import (
@@ -34,6 +34,7 @@ from .common import (
     LearnedTemperature,
     Learner,
     check_finite,
+    check_memory,
     episode_stats,
     register,
     temperature_loss,
@@ -56,11 +57,11 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     iteration collects num_envs x num_env_steps env steps, then makes its gradient steps; the
     shared fields are documented in `common`."""
 
-    learning_starts: int = param(5_000, at_least(0))
+    learning_starts: int = param(5_000, between(0, 10**12))
     """Env steps collected before the first gradient step."""
-    buffer_size: int = param(1_000_000, at_least(1))
+    buffer_size: int = param(1_000_000, between(1, 10**9))
     """Replay capacity in augmented transitions (K per env step)."""
-    batch_size: int = param(256, at_least(1))
+    batch_size: int = param(256, between(1, 10**6))
     """Augmented transitions per gradient step."""
     gradient_steps_per_env_step: float = param(1.0, positive())
     """Gradient steps per env step (each env step adds K transitions)."""
@@ -70,7 +71,7 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """Adam learning rate of the twin critics."""
     tau: float = param(0.005, unit_interval())
     """Polyak factor of the target critics, in (0, 1]."""
-    critic_hidden_sizes: tuple[int, ...] = param((256, 256), at_least(1))
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 16_384))
     """Critic widths."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {
@@ -78,6 +79,18 @@ class SACConfig(LearnedTemperature, AlgoConfig,
                           noising_step_pairing="previous", action_clip=0.999),
         "gaussian": dict(hidden_sizes=(256, 256), init_std=1.0, action_clip=0.999)}
     """REPPO's diffusion settings and action clip (0.999)."""
+
+    def check(self) -> None:
+        """A run must make at least one gradient step (else its summary would look normal)."""
+        if self.learning_starts >= self.total_env_steps:
+            raise ValueError(f"learning_starts={self.learning_starts!r} must be < "
+                             f"total_env_steps={self.total_env_steps!r}: no gradient step "
+                             f"would happen")
+        after = self.num_iterations * self.env_steps_per_iteration - self.learning_starts
+        if self.gradient_steps_per_env_step * max(after, 0) < 1:
+            raise ValueError(f"gradient_steps_per_env_step={self.gradient_steps_per_env_step!r} "
+                             f"gives no gradient step in the {max(after, 0)} env steps after "
+                             f"learning_starts; allowed: at least 1 / {max(after, 1)}")
 
     @classmethod
     def mujoco(cls, **fields) -> SACConfig:
@@ -167,6 +180,12 @@ class SAC(Learner):
         self.temp_opt = torch.optim.Adam([self.log_temperature], lr=config.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr,
                                            foreach=True)
+        try:  # before the buffer is allocated
+            check_memory(f"buffer_size={config.buffer_size}",
+                         config.buffer_size * (2 * obs_dim + 3 * action_dim + 6) * 4)
+        except ValueError:
+            self.envs.close()
+            raise
         self.buffer = ReplayBuffer(config.buffer_size, obs_dim, action_dim, self.device)
         self.gen = torch.Generator(self.device).manual_seed(config.seed)
         self.sample_gen = torch.Generator().manual_seed(config.seed + 1)
