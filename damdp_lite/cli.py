@@ -283,7 +283,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
                          f"{kind} policy); use --algo {spec.name} --policy {args.policy}")
     kind = kind or args.policy or "gaussian"
     own = {f.name for f in dataclasses.fields(spec.config_cls)}
-    options = set(vars(args)) - {"command", "algo", "policy", "quiet", "json"}
+    options = set(vars(args)) - {"command", "algo", "policy", "quiet", "json", "debug"}
     run_names = {f.name for f in dataclasses.fields(RunConfig)}
     foreign = sorted(k for k in options if k not in own and k not in run_names
                      and k not in all_tunable_fields())

@@ -5,7 +5,8 @@ and the tests, for every registered algorithm and both policy kinds.
     train(config, RunConfig(...))       a run directory:
         config.json      the algorithm, its config and the run settings, as written at the start
         progress.csv     one row per iteration, appended as the run goes (flushed)
-        checkpoint.pt    atomic (write, fsync, rename), `torch.load(weights_only=True)`
+        checkpoint.pt    atomic (write, fsync, rename); tensors, numbers and strings only,
+                         loaded by `checkpoint.load_checkpoint` (no pickle)
         policy.pt        the policy's weights at the end (for `evaluate`, videos)
         tb/              TensorBoard events when `tensorboard=True`
 
@@ -323,11 +324,11 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
     except BaseException:
         _remove_if_created(created)
         raise
-    elapsed0, start_iter, writer = 0.0, 0, None
+    elapsed0, start_iter, writer, fresh = 0.0, 0, None, False
     if run_dir is not None:
         try:
             if ckpt_path.exists():
-                ckpt = load_checkpoint(ckpt_path, config.device)
+                ckpt = load_checkpoint(ckpt_path)  # on the CPU; the learner moves its parts
                 try:
                     learner.load_state_dict(ckpt["learner"])
                 except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
@@ -336,11 +337,15 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                                      f"delete it to start the run over") from None
                 elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
             writer = _tensorboard(run_dir, start_iter) if run.tensorboard else None
-            if not cfg_path.exists():
+            fresh = not cfg_path.exists()  # a run that starts here, not a resumed one
+            if fresh:
                 _write_text(cfg_path, json.dumps(record, indent=2) + "\n")
             _rewrite_progress(progress_path, start_iter, columns)
         except BaseException:
             learner.close()
+            if fresh:  # nothing of a run that never started is left behind
+                for path in (cfg_path, progress_path):
+                    path.unlink(missing_ok=True)
             _remove_if_created(created)
             raise
     steps = config.num_iterations * config.env_steps_per_iteration
@@ -467,4 +472,4 @@ def _write_text(path: Path, text: str) -> None:
 
 def learner_iteration_on_disk(ckpt_path: Path) -> int:
     """Iterations completed by the checkpoint at `ckpt_path`."""
-    return int(torch.load(ckpt_path, weights_only=True)["learner"]["iteration"])
+    return int(load_checkpoint(ckpt_path)["learner"]["iteration"])

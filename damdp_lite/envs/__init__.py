@@ -15,6 +15,10 @@
 Constructor arguments pass through `gymnasium.make(id, **kwargs)`, e.g.
 `gymnasium.make("damdp_lite/FourModeBandit-v0", mode_rewards=(0, 0, 0, 0), sigma_r=0.1)`.
 An id that is not registered raises a `gymnasium.error.Error` subclass (`NameNotFound`).
+
+Each env class lists its dynamic state in `STATE_ATTRS` (`()` for the bandits): exactly what
+`envs.make.EnvSnapshot` saves in a checkpoint, as tensors and numbers (an env of another kind
+that declares nothing cannot be checkpointed).
 """
 
 from __future__ import annotations

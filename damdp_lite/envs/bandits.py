@@ -74,6 +74,8 @@ class DoubleWellBanditEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": []}
+    STATE_ATTRS: tuple[str, ...] = ()
+    """No dynamic state: every step is a whole episode from a constant observation."""
     mode_names = DoubleWell1D.mode_names
 
     def __init__(self) -> None:
@@ -139,6 +141,8 @@ class FourModeBanditEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": []}
+    STATE_ATTRS: tuple[str, ...] = ()
+    """No dynamic state: every step is a whole episode from a constant observation."""
     mode_names = FourModes2D.mode_names
 
     def __init__(self, mode_rewards: Sequence[float] = (3.0, 0.0, 1.5, 5.0),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import warnings
 from typing import Any
 
@@ -56,54 +55,272 @@ def _quiet_mujoco_compiler() -> None:
     mujoco.set_mju_user_warning(on_warning)
 
 
+SNAPSHOT_KINDS = ("mujoco", "attrs")
+"""Env snapshot layouts: MuJoCo physics, or the attributes an env declares in `STATE_ATTRS`."""
+
+_SNAPSHOT_KEYS = {"mujoco": ("kind", "physics", "np_random", "elapsed_steps"),
+                  "attrs": ("kind", "env", "attrs", "np_random", "elapsed_steps")}
+
+_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
+                   "MT19937": np.random.MT19937, "Philox": np.random.Philox,
+                   "SFC64": np.random.SFC64}
+
+
 class EnvSnapshot(gym.Wrapper):
     """Outermost per-env wrapper whose `snapshot` property reads / restores the env's full state.
 
-    Gymnasium MuJoCo envs pickle through `EzPickle` into a *fresh* env, so a pickled env does not
-    resume. A MuJoCo snapshot therefore holds the physics (`mj_getState`, integration state), the
-    env's NumPy generator and the `TimeLimit` step count; any other env (the toys) is pickled
-    whole. Everything is a str, bytes or tensor, so it fits a `torch.load(weights_only=True)`
-    checkpoint. Works through `VectorEnv.get_attr` / `set_attr`, hence for async envs too.
+    Gymnasium MuJoCo envs pickle through `EzPickle` into a *fresh* env, and unpickling a state
+    would run whatever code a crafted checkpoint holds, so nothing here is pickled. A snapshot
+    is a dict of tensors, numbers and strings only (it fits `torch.load(weights_only=True)`):
+
+    - `{"kind": "mujoco", "physics": float64 tensor (mj_stateSize,), "np_random": str,
+      "elapsed_steps": int | None}`: the integration state (`mj_getState`), the env's NumPy
+      bit-generator state as JSON and the `TimeLimit` step count (None: none / not reset);
+    - `{"kind": "attrs", "env": class name, "attrs": {name: value}, "np_random": str,
+      "elapsed_steps": int | None}` for any other env, which lists its dynamic state in a class
+      attribute `STATE_ATTRS` (NumPy arrays are stored as tensors, bool / int / float as
+      numbers; `()` for a stateless env). An env that declares nothing cannot be snapshotted.
+
+    Restoring checks the snapshot against this env's `snapshot_layout` first (`ValueError`
+    naming what is wrong; the env is left untouched). Works through `VectorEnv.get_attr` /
+    `set_attr`, hence for async envs too.
     """
+
+    def _state_attrs(self) -> tuple[str, ...]:
+        base = self.env.unwrapped
+        names = getattr(type(base), "STATE_ATTRS", None)
+        if names is None:
+            who = self.env.spec.id if self.env.spec is not None else "this env"
+            raise ValueError(f"{who} ({type(base).__module__}.{type(base).__qualname__}) "
+                             f"cannot be snapshotted: it is not a MuJoCo env, so it must "
+                             f"declare its dynamic state as a class attribute STATE_ATTRS = "
+                             f"('name', ...) (() when it has none)")
+        return tuple(names)
+
+    def _is_mujoco(self) -> bool:
+        base = self.env.unwrapped
+        return hasattr(base, "model") and hasattr(base, "data")
+
+    @property
+    def snapshot_layout(self) -> dict[str, Any]:
+        """What a snapshot of this env must look like (checked before restoring one)."""
+        base = self.env.unwrapped
+        layout = {"time_limit": _find_wrapper(self.env, gym.wrappers.TimeLimit) is not None,
+                  "bit_generator": type(base.np_random.bit_generator).__name__}
+        if self._is_mujoco():
+            import mujoco
+
+            size = mujoco.mj_stateSize(base.model, mujoco.mjtState.mjSTATE_INTEGRATION)
+            return {"kind": "mujoco", "physics_size": int(size), **layout}
+        attrs = {}
+        for name in self._state_attrs():
+            value = _encode_attr(base, name)
+            attrs[name] = (("array", tuple(value.shape), value.dtype)
+                           if isinstance(value, torch.Tensor) else (type(value).__name__,))
+        return {"kind": "attrs", "env": type(base).__name__, "attrs": attrs, **layout}
 
     @property
     def snapshot(self) -> dict[str, Any]:
         base = self.env.unwrapped
-        if hasattr(base, "model") and hasattr(base, "data"):
+        common = {"np_random": json.dumps(base.np_random.bit_generator.state),
+                  "elapsed_steps": _time_limit(self.env)}
+        if self._is_mujoco():
             import mujoco
 
             spec = mujoco.mjtState.mjSTATE_INTEGRATION
             phys = np.empty(mujoco.mj_stateSize(base.model, spec))
             mujoco.mj_getState(base.model, base.data, phys, spec)
-            return {"kind": "mujoco", "physics": torch.from_numpy(phys),
-                    "np_random": json.dumps(base.np_random.bit_generator.state),
-                    "elapsed_steps": _time_limit(self.env)}
-        return {"kind": "pickle", "env": pickle.dumps(self.env)}
+            return {"kind": "mujoco", "physics": torch.from_numpy(phys), **common}
+        return {"kind": "attrs", "env": type(base).__name__,
+                "attrs": {name: _encode_attr(base, name) for name in self._state_attrs()},
+                **common}
 
     @snapshot.setter
     def snapshot(self, state: dict[str, Any]) -> None:
-        if state["kind"] == "pickle":
-            self.env = pickle.loads(state["env"])
-            return
-        import mujoco
-
+        check_env_snapshot(state, self.snapshot_layout)
         base = self.env.unwrapped
-        mujoco.mj_setState(base.model, base.data, state["physics"].numpy(),
-                           mujoco.mjtState.mjSTATE_INTEGRATION)
-        mujoco.mj_forward(base.model, base.data)
+        if state["kind"] == "mujoco":
+            import mujoco
+
+            phys = np.ascontiguousarray(state["physics"].detach().cpu().numpy())
+            mujoco.mj_setState(base.model, base.data, phys, mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_forward(base.model, base.data)
+        else:
+            for name, value in state["attrs"].items():
+                setattr(base, name, value.detach().cpu().numpy().copy()
+                        if isinstance(value, torch.Tensor) else value)
         base.np_random.bit_generator.state = json.loads(state["np_random"])
-        _time_limit(self.env, state["elapsed_steps"])
+        limit = _find_wrapper(self.env, gym.wrappers.TimeLimit)
+        if limit is not None:
+            limit._elapsed_steps = state["elapsed_steps"]
+        order = _find_wrapper(self.env, gym.wrappers.OrderEnforcing)
+        if order is not None:  # a restored env is mid-episode: it may step without a reset
+            order._has_reset = True
 
 
-def _time_limit(env: gym.Env, set_to: int | None = None) -> int | None:
-    """Read (or set) `_elapsed_steps` of the `TimeLimit` in `env`'s wrapper stack, if any."""
+def _encode_attr(base: gym.Env, name: str) -> torch.Tensor | bool | int | float:
+    """A declared state attribute as a tensor (NumPy array) or a plain bool / int / float."""
+    who = f"{type(base).__name__}.STATE_ATTRS"
+    if not isinstance(name, str) or not hasattr(base, name):
+        raise ValueError(f"{who} names {name!r}, which is not an attribute of the env")
+    value = getattr(base, name)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.from_numpy(value.copy())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    raise ValueError(f"{who} names {name!r} of type {type(value).__name__}; a state attribute "
+                     f"must be a numeric NumPy array, a bool, an int or a float")
+
+
+def _kind_of(value: Any) -> str:
+    """A short, safe description of a value's type for messages (never calls its repr)."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__}"
+
+
+def _show(value: Any) -> str:
+    """`_kind_of`, but str (shortened), numbers and None are shown as values."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:40] + "...")
+    if value is None or type(value) in (bool, int, float):
+        return repr(value)
+    return _kind_of(value)
+
+
+def _check_keys(where: str, state: dict, expected: tuple[str, ...]) -> None:
+    missing = [k for k in expected if k not in state]
+    extra = [_show(k) for k in state if k not in expected]
+    if missing or extra:
+        parts = ([f"missing key(s) {', '.join(map(repr, missing))}"] if missing else []) + \
+                ([f"unexpected key(s) {', '.join(extra)}"] if extra else [])
+        raise ValueError(f"{where}: {'; '.join(parts)} (expected exactly "
+                         f"{', '.join(map(repr, expected))})")
+
+
+def _check_tensor(where: str, value: Any, shape: tuple[int, ...] | None = None,
+                  dtype: torch.dtype | None = None, ndim: int | None = None) -> None:
+    ok = (isinstance(value, torch.Tensor) and value.layout == torch.strided
+          and not value.is_quantized and not value.requires_grad
+          and (dtype is None or value.dtype == dtype)
+          and (shape is None or tuple(value.shape) == tuple(shape))
+          and (ndim is None or value.ndim == ndim))
+    if not ok:
+        want = (f"a {dtype or 'dense'} tensor"
+                + (f" of shape {tuple(shape)}" if shape is not None else "")
+                + (f" with {ndim} dim(s)" if ndim is not None and shape is None else ""))
+        raise ValueError(f"{where} must be {want}, got {_kind_of(value)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_env_snapshot(state: Any, layout: dict[str, Any] | None = None,
+                       where: str = "env snapshot") -> None:
+    """`ValueError` (one line, naming `where` and what is wrong) unless `state` is a snapshot of
+    the form `EnvSnapshot.snapshot` writes: known kind, exactly its keys, plain values of the
+    right types. With `layout` (`EnvSnapshot.snapshot_layout`), it must also fit that env: its
+    class and declared attributes, the physics size, the bit generator, the time limit."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where} must be a dict, got {_kind_of(state)}")
+    kind = state.get("kind")
+    if not isinstance(kind, str) or kind not in SNAPSHOT_KINDS:
+        hint = (" (pickled env states are refused: unpickling one could run arbitrary code; "
+                "resume from a checkpoint written by this version)" if kind == "pickle" else "")
+        raise ValueError(f"{where}: kind {_show(kind)} is not accepted; expected one of "
+                         f"{', '.join(map(repr, SNAPSHOT_KINDS))}{hint}")
+    if layout is not None and kind != layout["kind"]:
+        raise ValueError(f"{where}: kind {kind!r} does not fit this env, whose snapshots are "
+                         f"{layout['kind']!r}")
+    _check_keys(where, state, _SNAPSHOT_KEYS[kind])
+    if kind == "mujoco":
+        shape = None if layout is None else (layout["physics_size"],)
+        _check_tensor(f"{where}: 'physics'", state["physics"], shape, torch.float64, ndim=1)
+    else:
+        _check_attrs(where, state["env"], state["attrs"], layout)
+    _check_np_random(where, state["np_random"], layout)
+    steps = state["elapsed_steps"]
+    if not (steps is None or (_is_int(steps) and steps >= 0)):
+        raise ValueError(f"{where}: 'elapsed_steps' must be an int >= 0 or None, got "
+                         f"{_show(steps)}")
+    if layout is not None and not layout["time_limit"] and steps is not None:
+        raise ValueError(f"{where}: 'elapsed_steps' is {steps} but this env has no TimeLimit "
+                         f"(expected None)")
+
+
+def _check_attrs(where: str, env: Any, attrs: Any, layout: dict[str, Any] | None) -> None:
+    if not isinstance(env, str):
+        raise ValueError(f"{where}: 'env' must be a str (the env's class name), got "
+                         f"{_kind_of(env)}")
+    if layout is not None and env != layout["env"]:
+        raise ValueError(f"{where}: snapshot of a {_show(env)} env; this env is a "
+                         f"{layout['env']!r}")
+    if not isinstance(attrs, dict):
+        raise ValueError(f"{where}: 'attrs' must be a dict, got {_kind_of(attrs)}")
+    if layout is not None:
+        _check_keys(f"{where}: 'attrs'", attrs, tuple(layout["attrs"]))
+    for name, value in attrs.items():
+        at = f"{where}: attrs[{_show(name)}]"
+        if not isinstance(name, str):
+            raise ValueError(f"{at}: attribute names must be str")
+        spec = None if layout is None else layout["attrs"][name]
+        if spec is None:
+            if not (isinstance(value, torch.Tensor | bool) or _is_number(value)):
+                raise ValueError(f"{at} must be a tensor, a bool, an int or a float, got "
+                                 f"{_kind_of(value)}")
+            if isinstance(value, torch.Tensor):
+                _check_tensor(at, value)
+        elif spec[0] == "array":
+            _check_tensor(at, value, spec[1], spec[2])
+        elif spec[0] == "bool" and not isinstance(value, bool) \
+                or spec[0] == "int" and not _is_int(value) \
+                or spec[0] == "float" and not isinstance(value, float):
+            raise ValueError(f"{at} must be a {spec[0]}, got {_kind_of(value)}")
+
+
+def _check_np_random(where: str, text: Any, layout: dict[str, Any] | None) -> None:
+    at = f"{where}: 'np_random'"
+    if not isinstance(text, str):
+        raise ValueError(f"{at} must be a str (JSON of a NumPy bit-generator state), got "
+                         f"{_kind_of(text)}")
+    try:
+        state = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{at} is not valid JSON ({type(err).__name__})") from None
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ValueError(f"{at} is not the state of a NumPy bit generator (bit_generator "
+                         f"{_show(name)}; expected one of {', '.join(_BIT_GENERATORS)})")
+    if layout is not None and name != layout["bit_generator"]:
+        raise ValueError(f"{at} is a {name} state; this env uses {layout['bit_generator']}")
+    try:  # a throwaway generator takes the state first: the env's own is only set if it fits
+        _BIT_GENERATORS[name]().state = state
+    except Exception as err:  # noqa: BLE001 - NumPy raises TypeError, ValueError, KeyError, ...
+        raise ValueError(f"{at} is not a valid {name} state ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:120]})") from None
+
+
+def _find_wrapper(env: gym.Env, cls: type) -> gym.Wrapper | None:
     while isinstance(env, gym.Wrapper):
-        if isinstance(env, gym.wrappers.TimeLimit):
-            if set_to is not None:
-                env._elapsed_steps = set_to
-            return env._elapsed_steps
+        if isinstance(env, cls):
+            return env
         env = env.env
     return None
+
+
+def _time_limit(env: gym.Env) -> int | None:
+    """`_elapsed_steps` of the `TimeLimit` in `env`'s wrapper stack (None: none, or not reset)."""
+    limit = _find_wrapper(env, gym.wrappers.TimeLimit)
+    return None if limit is None else limit._elapsed_steps
 
 
 class ScaleReward(gym.vector.VectorWrapper):
@@ -137,7 +354,7 @@ class ScaleReward(gym.vector.VectorWrapper):
                 "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ret = state["ret"].numpy().copy()
+        self.ret = state["ret"].detach().cpu().numpy().copy()
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
@@ -194,6 +411,8 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",
 
 
 _EPISODE_STATS = ("episode_returns", "episode_lengths", "prev_dones")
+_VECTOR_KEYS = ("envs", "episode_stats", "episode_count", "reward_scale")
+_SCALER_KEYS = ("ret", "mean", "var", "count")
 
 
 def _find(envs: VectorEnv, cls: type) -> Any:
@@ -207,7 +426,7 @@ def _find(envs: VectorEnv, cls: type) -> Any:
 
 def vector_env_state(envs: VectorEnv) -> dict[str, Any]:
     """Everything needed to continue `envs` exactly: each env's `EnvSnapshot`, the running
-    episode statistics and the reward scaler (tensors, numbers, str, bytes only)."""
+    episode statistics and the reward scaler (tensors, numbers and str only, no pickle)."""
     stats = _find(envs, RecordEpisodeStatistics)
     scaler = _find(envs, ScaleReward)
     return {"envs": list(envs.unwrapped.get_attr("snapshot")),
@@ -217,16 +436,65 @@ def vector_env_state(envs: VectorEnv) -> dict[str, Any]:
             "reward_scale": scaler.state_dict() if scaler else None}
 
 
+def check_vector_env_state(state: Any, num_envs: int | None = None,
+                           layouts: list[dict[str, Any]] | None = None,
+                           where: str = "env state") -> None:
+    """`ValueError` (one line, naming `where` and what is wrong) unless `state` has the form
+    `vector_env_state` writes, with `num_envs` envs and (given `layouts`, from the envs'
+    `snapshot_layout`) each env's snapshot fitting that env. Nothing in `state` is executed."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where} must be a dict, got {_kind_of(state)}")
+    _check_keys(where, state, _VECTOR_KEYS)
+    snaps = state["envs"]
+    if not isinstance(snaps, list | tuple):
+        raise ValueError(f"{where}: 'envs' must be a list of env snapshots, got "
+                         f"{_kind_of(snaps)}")
+    if num_envs is not None and len(snaps) != num_envs:
+        raise ValueError(f"{where}: the checkpoint has {len(snaps)} envs; this run has "
+                         f"num_envs={num_envs}")
+    n = len(snaps)
+    for i, snap in enumerate(snaps):
+        check_env_snapshot(snap, None if layouts is None else layouts[i], f"{where}: envs[{i}]")
+    stats = state["episode_stats"]
+    if stats is not None:
+        if not isinstance(stats, dict):
+            raise ValueError(f"{where}: 'episode_stats' must be a dict or None, got "
+                             f"{_kind_of(stats)}")
+        _check_keys(f"{where}: 'episode_stats'", stats, _EPISODE_STATS)
+        for name in _EPISODE_STATS:
+            _check_tensor(f"{where}: episode_stats[{name!r}]", stats[name], (n,))
+    count = state["episode_count"]
+    if not (_is_int(count) and count >= 0):
+        raise ValueError(f"{where}: 'episode_count' must be an int >= 0, got {_show(count)}")
+    scale = state["reward_scale"]
+    if scale is not None:
+        if not isinstance(scale, dict):
+            raise ValueError(f"{where}: 'reward_scale' must be a dict or None, got "
+                             f"{_kind_of(scale)}")
+        _check_keys(f"{where}: 'reward_scale'", scale, _SCALER_KEYS)
+        _check_tensor(f"{where}: reward_scale['ret']", scale["ret"], (n,), torch.float64)
+        for name in ("mean", "var"):
+            if not _is_number(scale[name]):
+                raise ValueError(f"{where}: reward_scale[{name!r}] must be a number, got "
+                                 f"{_show(scale[name])}")
+        if not (_is_int(scale["count"]) and scale["count"] >= 0):
+            raise ValueError(f"{where}: reward_scale['count'] must be an int >= 0, got "
+                             f"{_show(scale['count'])}")
+
+
 def load_vector_env_state(envs: VectorEnv, state: dict[str, Any]) -> None:
-    """Restore a `vector_env_state` into envs built with the same arguments (and reset once)."""
-    if len(state["envs"]) != envs.num_envs:
-        raise ValueError(f"checkpoint has {len(state['envs'])} envs; this run has "
-                         f"num_envs={envs.num_envs}")
-    envs.unwrapped.set_attr("snapshot", state["envs"])
+    """Restore a `vector_env_state` into envs built with the same arguments (and reset once).
+
+    The whole state is checked against these envs first (`check_vector_env_state`), in this
+    process, so a malformed or crafted state raises a one-line `ValueError` before anything is
+    restored or sent to an async worker."""
+    layouts = list(envs.unwrapped.get_attr("snapshot_layout"))
+    check_vector_env_state(state, envs.num_envs, layouts)
+    envs.unwrapped.set_attr("snapshot", list(state["envs"]))
     stats = _find(envs, RecordEpisodeStatistics)
     if stats is not None and state["episode_stats"] is not None:
         for name, value in state["episode_stats"].items():
-            setattr(stats, name, value.numpy().copy())
+            setattr(stats, name, value.detach().cpu().numpy().copy())
         stats.episode_count = state["episode_count"]
     scaler = _find(envs, ScaleReward)
     if scaler is not None and state["reward_scale"] is not None:

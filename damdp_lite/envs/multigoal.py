@@ -38,6 +38,8 @@ class MultiGoalEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": []}
+    STATE_ATTRS: tuple[str, ...] = ("position",)
+    """The dynamic state, what `EnvSnapshot` saves and restores (the rest is set at init)."""
     bound = 7.0
     goals = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]])  # (4, 2)
 

@@ -47,6 +47,8 @@ class _TurningEnv(gym.Env[np.ndarray, np.ndarray]):
     `_transition_turn_deg(a)`, then one step of length `step_size` along the new heading."""
 
     metadata = {"render_modes": []}
+    STATE_ATTRS: tuple[str, ...] = ("heading_deg", "position", "t")
+    """The dynamic state, what `EnvSnapshot` saves and restores (the rest is set at init)."""
     max_turn_deg: float = 90.0
     """Turn for a = 1, degrees."""
 

@@ -134,7 +134,7 @@ for algo, policy in (("ppo", "gaussian"), ("ppo", "diffusion"), ("dppo", "diffus
 # `train(config)` without a `RunConfig` trains in memory (notebooks 02 and 03).
 #
 # A run directory holds `config.json`, `progress.csv` (one row per iteration, appended as it goes),
-# `checkpoint.pt` (written atomically, loadable with `torch.load(weights_only=True)`) and `policy.pt` at the end.
+# `checkpoint.pt` (written atomically; tensors, numbers and strings only, read without unpickling) and `policy.pt` at the end.
 # Resuming drops the rows written after the last checkpoint and recomputes them, so **an interrupted run and
 # an uninterrupted one write the same file** on CPU, except the wall-clock columns. The cell below checks that
 # on a tiny Hopper run, interrupted after iteration 3 with the checkpoint at iteration 2:
