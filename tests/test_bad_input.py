@@ -21,7 +21,8 @@ from damdp_lite import (
 
 
 @pytest.mark.parametrize("field,value,allowed", [
-    ("num_steps", 0, "in [1, 1000]"), ("num_steps", -3, "in [1, 1000]"), ("num_steps", 2.5, "integer"),
+    ("num_steps", 0, "in [1, 1000]"), ("num_steps", -3, "in [1, 1000]"),
+    ("num_steps", 2.5, "integer"),
     ("prior_std", 0.0, "> 0"), ("prior_std", -1.0, "> 0"), ("prior_std", float("nan"), "> 0"),
     ("dt", 0.0, "> 0"), ("dt", -0.1, "> 0"), ("friction", 0.0, "> 0"),
     ("action_dim", 0, ">= 1"), ("obs_dim", -1, ">= 0"),
@@ -103,8 +104,8 @@ def test_bad_temperature(T):
     for call in (lambda: t.log_z(T), lambda: estimate_bound(p, t, T),
                  lambda: bound_loss(p, t, T, 8), lambda: fit_sampler(p, t, T, steps=1),
                  lambda: best_gaussian_1d(t, T)):
-        with pytest.raises(ValueError, match=rf"temperature={T!r} (must be a finite number > 0|is not "
-                                             rf"allowed; expected > 0)"):
+        allowed = "(must be a finite number > 0|is not allowed; expected > 0)"
+        with pytest.raises(ValueError, match=rf"temperature={T!r} {allowed}"):
             call()
 
 
