@@ -158,12 +158,14 @@ class ChainPolicy(nn.Module, abc.ABC):
     def _check_latent(self, name: str, a: torch.Tensor, batch: int | None = None) -> None:
         check_shape(name, a, (batch, self.action_dim))
 
-    def _check_k(self, k: int | torch.Tensor) -> None:
+    def _check_k(self, k: int | torch.Tensor, batch: int | None = None) -> None:
         K = self.num_steps
         if isinstance(k, torch.Tensor):
-            if k.dtype.is_floating_point or k.numel() == 0 or k.dim() != 1:
+            B = "B" if batch is None else batch
+            if k.dtype.is_floating_point or k.numel() == 0 or k.dim() != 1 or (
+                    batch is not None and k.shape[0] != batch):
                 raise ValueError(f"k has dtype {k.dtype} and shape {tuple(k.shape)}; expected an "
-                                 f"integer tensor of shape (B,) with values in [1, {K}]")
+                                 f"integer tensor of shape ({B},) with values in [1, {K}]")
             lo, hi = int(k.min()), int(k.max())
             if lo < 1 or hi > K:
                 raise ValueError(f"k has values in [{lo}, {hi}]; allowed range is [1, {K}]")

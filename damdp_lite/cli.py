@@ -416,6 +416,15 @@ def one_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def _traceback_if(debug: bool, code: int) -> int:
+    """With `--debug`, the traceback of the exception being handled; returns the exit code."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. Bad input: one line on stderr and exit 2; a run that stops (NaN loss, a
     file that cannot be written): one line and exit 1; Ctrl-C: one line and exit 130.
@@ -434,19 +443,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = COMMANDS[args.command](args)
     except ValueError as err:  # bad input: one line, exit 2
         print(f"{name}: error: {one_line(err)}", file=sys.stderr)
-        if args.debug:
-            raise
-        return 2
+        return _traceback_if(args.debug, 2)
     except (FloatingPointError, OSError) as err:  # the run stopped; its checkpoint is kept
         print(f"{name}: stopped: {one_line(err)}", file=sys.stderr)
-        if args.debug:
-            raise
-        return 1
+        return _traceback_if(args.debug, 1)
     except KeyboardInterrupt as err:
         print(f"{name}: {one_line(err) if str(err) else 'interrupted'}", file=sys.stderr)
-        if args.debug:
-            raise
-        return 130
+        return _traceback_if(args.debug, 130)
     if out is None:  # the command printed its own output
         return 0
     if args.json:

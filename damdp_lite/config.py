@@ -111,6 +111,11 @@ def field_rules(cls: type) -> dict[str, Rule]:
     return rules
 
 
+MAX_FLOAT = 1e9
+"""Largest magnitude of a float field: far above any sensible value, and far enough below
+float32's 3.4e38 that squares and sums of it stay finite in the networks."""
+
+
 def check_value(name: str, value: object, tp: Any, rule: Rule | None = None) -> object:
     """`value` checked against the annotation `tp` and `rule`; returns it normalised
     (lists -> tuples, ints -> floats for float fields). Raises `ValueError` naming the field,
@@ -141,6 +146,10 @@ def check_value(name: str, value: object, tp: Any, rule: Rule | None = None) -> 
                 or not math.isfinite(value):
             raise ValueError(f"{name}={value!r} must be a finite number"
                              + (f" {rule.allowed}" if rule else ""))
+        if abs(value) > MAX_FLOAT:
+            raise ValueError(f"{name}={value!r} is not allowed; expected a number in "
+                             f"[-{MAX_FLOAT:g}, {MAX_FLOAT:g}]"
+                             + (f" and {rule.allowed}" if rule else ""))
         value = float(value)
     elif tp is str:
         if not isinstance(value, str):

@@ -304,7 +304,7 @@ class DiffusionPolicy(ChainPolicy):
         """mu_theta = a^k + eta_k (-a^k / sigma_0^2 + f_theta(a^k, s, k)), `(B, d)`. method.md §3"""
         self._check_obs(obs)
         self._check_latent("a_k", a_k, obs.shape[0])
-        self._check_k(k)
+        self._check_k(k, obs.shape[0])
         eta = self._eta(k)
         return a_k + eta * (-a_k / self.prior_std**2 + self.control(obs, a_k, k))
 
@@ -338,7 +338,7 @@ class DiffusionPolicy(ChainPolicy):
         """log pi_theta(a^k | a^{k-1}, s), `(B,)`; prior-ULA kernel, flags D1 and D13."""
         self._check_latent("a_k", a_k)
         self._check_latent("a_prev", a_prev, a_k.shape[0])
-        self._check_k(k)
+        self._check_k(k, a_k.shape[0])
         eta = self._eta(self.noise_index(k))
         return noise_kernel_log_prob(a_k, a_prev, eta, self.prior_std,
                                      self.config.noising_drift_at)

@@ -140,19 +140,19 @@ class GaussianPolicy(ChainPolicy):
     def denoise_mean(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor
                      ) -> torch.Tensor:
         """Mean of the (only) step, `(B, d)`; `a_k` is ignored."""
-        self._check_k(k)
+        self._check_k(k, obs.shape[0])
         return self.mean_and_std(obs)[0]
 
     def denoise_var(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor
                     ) -> torch.Tensor:
         """Variance std(s)^2 of the (only) step, `(B, d)`."""
-        self._check_k(k)
+        self._check_k(k, obs.shape[0])
         return self.mean_and_std(obs)[1] ** 2
 
     def denoise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
                          a_prev: torch.Tensor) -> torch.Tensor:
         """log pi(a | s), `(B,)`; plus the tanh Jacobian if `tanh_jacobian`."""
-        self._check_k(k)
+        self._check_k(k, obs.shape[0])
         self._check_latent("a_prev", a_prev, obs.shape[0])
         mean, std = self.mean_and_std(obs)
         logp = normal_log_prob(a_prev, mean, std**2).sum(-1)
@@ -163,7 +163,7 @@ class GaussianPolicy(ChainPolicy):
     def noise_log_prob(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
                        a_prev: torch.Tensor) -> torch.Tensor:
         """No noising kernel: zeros `(B,)`."""
-        self._check_k(k)
+        self._check_k(k, a_prev.shape[0])
         return torch.zeros(a_prev.shape[0], device=a_prev.device)
 
     def log_ratio(self, obs: torch.Tensor, a_k: torch.Tensor, k: int | torch.Tensor,
@@ -175,7 +175,7 @@ class GaussianPolicy(ChainPolicy):
              generator: torch.Generator | None = None, reparameterize: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample `a` `(B, d)` and return it with `ell = log pi(a | s)` `(B,)`."""
-        self._check_k(k)
+        self._check_k(k, obs.shape[0])
         with torch.set_grad_enabled(reparameterize and torch.is_grad_enabled()):
             mean, std = self.mean_and_std(obs)
             eps = torch.randn(mean.shape, device=mean.device, generator=generator)

@@ -66,7 +66,7 @@ def policy_config(kind: str | PolicyConfig | dict, **fields) -> PolicyConfig:
     if dataclasses.is_dataclass(kind):
         current = {f.name: getattr(kind, f.name) for f in dataclasses.fields(kind)}
         return policy_config(policy_kind(kind), **{**current, **fields})
-    if kind not in POLICIES:
+    if not isinstance(kind, str) or kind not in POLICIES:
         raise ValueError(f"policy={kind!r} is not allowed; expected one of {tuple(POLICIES)}")
     cls = POLICIES[kind][0]
     names = {f.name for f in dataclasses.fields(cls)}

@@ -239,8 +239,9 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
     try:
         policy.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as err:
+        detail = "; ".join(line.strip() for line in str(err).splitlines()[1:3]) or str(err)
         raise ValueError(f"{path} does not hold the weights of this run's policy "
-                         f"({str(err).splitlines()[0]})") from None
+                         f"({detail})") from None
     return policy.to(device).eval()
 
 
@@ -272,7 +273,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _check_same_run(cfg_path: Path, record: dict) -> None:
     """`ValueError` naming the fields on which the run recorded in `cfg_path` differs."""
-    old_run, old_config = parse_record(json.loads(cfg_path.read_text()), str(cfg_path))
+    try:
+        recorded = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{cfg_path} is not valid JSON ({err}); restore it, or choose another "
+                         f"run_dir") from None
+    old_run, old_config = parse_record(recorded, str(cfg_path))
     old = json.loads(json.dumps(config_record(old_config, old_run)))
     new = json.loads(json.dumps(record))
     if old != new:  # fields added since the run was recorded took their defaults above
@@ -332,8 +338,9 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                 try:
                     learner.load_state_dict(ckpt["learner"])
                 except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+                    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
                     raise ValueError(f"{ckpt_path} is not a checkpoint of this run "
-                                     f"({type(err).__name__}: {str(err).splitlines()[0]}); "
+                                     f"({type(err).__name__}: {'; '.join(lines[:2])}); "
                                      f"delete it to start the run over") from None
                 elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
             writer = _tensorboard(run_dir, start_iter) if run.tensorboard else None

@@ -116,7 +116,7 @@ class AlgoConfig(Config):
         if not dataclasses.is_dataclass(self.policy):  # a kind, or {"kind": ..., fields}
             spec = self.policy if isinstance(self.policy, dict) else {"kind": self.policy}
             kind = spec.get("kind", "diffusion")
-            if kind not in POLICIES:
+            if not isinstance(kind, str) or kind not in POLICIES:
                 raise ValueError(f"policy={kind!r} is not allowed; expected one of "
                                  f"{tuple(POLICIES)}")
             fields = {k: v for k, v in spec.items() if k != "kind"}
@@ -168,7 +168,8 @@ class AlgoConfig(Config):
         spec = fields.get("policy", cls.policy)
         kind = None if dataclasses.is_dataclass(spec) else (
             spec.get("kind", "diffusion") if isinstance(spec, dict) else spec)
-        return cls.build(**{**shared, **(policy or {}).get(kind, {}), **fields})
+        chosen = (policy or {}).get(kind, {}) if isinstance(kind, str) else {}
+        return cls.build(**{**shared, **chosen, **fields})
 
     @classmethod
     def mujoco(cls, **fields):

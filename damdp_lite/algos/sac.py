@@ -45,6 +45,9 @@ CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "cri
               "actor_loss", "q_hat", "mean_ell", "entropy_estimate", "temperature",
               "buffer_size", "elapsed_s")
 
+DEBT_TOLERANCE = 1e-9
+"""Gradient steps owed are summed in floating point; a sum that should be 1 may be 1 - 1e-16."""
+
 # ---------------------------------------------------------------------------------------------
 # Config
 # ---------------------------------------------------------------------------------------------
@@ -81,16 +84,20 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """REPPO's diffusion settings and action clip (0.999)."""
 
     def check(self) -> None:
-        """A run must make at least one gradient step (else its summary would look normal)."""
-        if self.learning_starts >= self.total_env_steps:
-            raise ValueError(f"learning_starts={self.learning_starts!r} must be < "
-                             f"total_env_steps={self.total_env_steps!r}: no gradient step "
-                             f"would happen")
-        after = self.num_iterations * self.env_steps_per_iteration - self.learning_starts
-        if self.gradient_steps_per_env_step * max(after, 0) < 1:
-            raise ValueError(f"gradient_steps_per_env_step={self.gradient_steps_per_env_step!r} "
-                             f"gives no gradient step in the {max(after, 0)} env steps after "
-                             f"learning_starts; allowed: at least 1 / {max(after, 1)}")
+        """A run must make at least one gradient step (else its summary would look normal):
+        the iterations that end at or after `learning_starts` env steps add
+        gradient_steps_per_env_step x env steps per iteration to the steps owed."""
+        per = self.env_steps_per_iteration
+        first = max(1, -(-self.learning_starts // per))  # first iteration (1-based) that learns
+        owed = self.gradient_steps_per_env_step * per * max(0, self.num_iterations - first + 1)
+        if owed < 1 - DEBT_TOLERANCE:
+            raise ValueError(
+                f"no gradient step would happen: learning_starts={self.learning_starts!r}, "
+                f"gradient_steps_per_env_step={self.gradient_steps_per_env_step!r} and "
+                f"{self.num_iterations * per} env steps (total_env_steps="
+                f"{self.total_env_steps!r} in iterations of num_envs={self.num_envs!r} x "
+                f"num_env_steps={self.num_env_steps!r}); allowed: at least one gradient step "
+                f"after learning_starts")
 
     @classmethod
     def mujoco(cls, **fields) -> SACConfig:
@@ -214,7 +221,7 @@ class SAC(Learner):
         n = 0
         if env_steps >= cfg.learning_starts:
             self.grad_debt += cfg.gradient_steps_per_env_step * cfg.env_steps_per_iteration
-            while self.grad_debt >= 1:
+            while self.grad_debt >= 1 - DEBT_TOLERANCE:
                 for key, val in self._update(it).items():
                     sums[key] = sums.get(key, 0.0) + val
                 n += 1
