@@ -57,7 +57,7 @@ class PPOConfig(EpochUpdates, AlgoConfig):
     """Weight of the value loss (official 0.5)."""
     env_time_discounting: bool = False
     """gamma and lambda only at k = 1, 1 inside the chain (D5; official False)."""
-    value_hidden_sizes: tuple[int, ...] = param((128, 128), between(1, 16_384))
+    value_hidden_sizes: tuple[int, ...] = param((128, 128), between(1, 4096))
     """Value network widths (toys 2 x 64-128; MuJoCo 2 x 256)."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {

@@ -77,7 +77,7 @@ class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
     """Lowest bin centre of the critic's support."""
     v_max: float = 200.0
     """Highest bin centre of the critic's support."""
-    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 16_384))
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 4096))
     """Critic widths (Linear -> LayerNorm -> SiLU; official 2 x 512)."""
     mask_entropy_at_terminal: bool = True
     """Zero the entropy term of the soft reward at terminations (D6)."""

@@ -74,7 +74,7 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """Adam learning rate of the twin critics."""
     tau: float = param(0.005, unit_interval())
     """Polyak factor of the target critics, in (0, 1]."""
-    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 16_384))
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 4096))
     """Critic widths."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {
