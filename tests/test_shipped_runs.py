@@ -77,17 +77,22 @@ DRIFT_GUARD = ("HalfCheetah-v5_ppo_s0", "Hopper-v5_diffppo_s0", "HalfCheetah-v5_
 sessions that recorded the shipped runs, and SAC/DiffSAC (whose first iteration has no update)."""
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_run_restarts_from_its_config(name):
-    """What `damdp-lite reproduce NAME` does first: load the recorded configs, build the learner
-    and run one iteration; its statistics are finite where the recorded ones are."""
+def first_iteration(name: str) -> tuple:
+    """(config, the row of iteration 0 recomputed now, the recorded row) of a shipped run."""
     _, config = load_run(SHIPPED_RUNS / name)
-    shipped = read_progress(SHIPPED_RUNS / name / "progress.csv")[0]
     learner = algo_of(config).learner_cls(config)
     try:
         row = learner.train_iteration()
     finally:
         learner.close()
+    return config, row, read_progress(SHIPPED_RUNS / name / "progress.csv")[0]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_run_restarts_from_its_config(name):
+    """What `damdp-lite reproduce NAME` does first: load the recorded configs, build the learner
+    and run one iteration; its statistics are finite where the recorded ones are."""
+    config, row, shipped = first_iteration(name)
     assert row["env_steps"] == shipped["env_steps"] == config.env_steps_per_iteration
     finite = [k for k in row if k not in WALL_CLOCK_FIELDS and np.isfinite(shipped.get(k, np.nan))]
     assert len(finite) >= 3 and all(np.isfinite(row[k]) for k in finite), row
@@ -101,13 +106,7 @@ def test_current_code_reproduces_the_first_iteration_of_a_shipped_run(name):
     match, why = machine_matches_recording()
     if not match:
         pytest.skip(why)
-    _, config = load_run(SHIPPED_RUNS / name)
-    shipped = read_progress(SHIPPED_RUNS / name / "progress.csv")[0]
-    learner = algo_of(config).learner_cls(config)
-    try:
-        row = learner.train_iteration()
-    finally:
-        learner.close()
+    _, row, shipped = first_iteration(name)
     keys = [k for k in row if k not in WALL_CLOCK_FIELDS and np.isfinite(shipped.get(k, np.nan))]
     assert {"iteration", "env_steps", "temperature"} <= set(keys), keys
     for key in keys:
