@@ -1,7 +1,10 @@
 """damdp_lite: Diffusion-Augmented MDPs for Maximum Entropy RL, in readable PyTorch.
 
-Public API (see design.md): chain policies (`DiffusionPolicy`, `GaussianPolicy`), their configs,
-targets with exact log Z, and the reverse-KL bound.
+Public API: chain policies (`DiffusionPolicy`, `GaussianPolicy`, behind the `ChainPolicy`
+protocol), their configs, targets with exact log Z, and the reverse-KL bound. The algorithms are
+in `damdp_lite.algos` (one file each, registered by name), the one training loop is
+`damdp_lite.train.train`, the policy factory `damdp_lite.policies`, the toy presets
+`damdp_lite.presets`, and the shipped results `damdp_lite.results.shipped`.
 """
 
 from .bound import (
