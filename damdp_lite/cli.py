@@ -261,9 +261,9 @@ def cmd_fit_sampler(args: argparse.Namespace) -> dict:
     return out
 
 
-def _summary(run_dir, history: list[dict]) -> dict:
+def _summary(run_dir, history: list[dict], resumed_from: int = 0) -> dict:
     last = [r for r in history if r.get("eval_return") not in ("", None)]
-    out = {"run_dir": str(run_dir), "iterations": len(history)}
+    out = {"run_dir": str(run_dir), "iterations": len(history), "resumed_from": resumed_from}
     if history:
         out.update(env_steps=history[-1]["env_steps"], elapsed_s=round(history[-1]["elapsed_s"], 1))
     if last:
@@ -301,7 +301,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     if not run.label and args.algo not in ALGOS:
         run.label = args.algo  # an alias names the run (e.g. dppo)
     res = train(config, run, progress=not (args.quiet or args.json))
-    return _summary(res.run_dir, res.history)
+    return _summary(res.run_dir, res.history, res.resumed_from)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -323,6 +323,15 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
             raise ValueError(f"video={args.video!r}: its directory {str(video.parent)!r} does "
                              f"not exist")
     _, cfg = load_run(args.run_dir)
+    if args.video is not None:
+        import gymnasium as gym
+
+        env = gym.make(cfg.env_id)
+        modes = env.metadata.get("render_modes") or []
+        env.close()
+        if "rgb_array" not in modes:
+            raise ValueError(f"video={args.video!r}: env_id={cfg.env_id!r} cannot render frames "
+                             f"(its render modes: {modes}); evaluate it without --video")
     policy = load_policy(args.run_dir, args.device)
     rets, lens, frames = evaluate_policy(policy, cfg.env_id, args.episodes, args.seed,
                                          render=args.video is not None,
@@ -388,7 +397,7 @@ def cmd_reproduce(args: argparse.Namespace) -> dict | None:
     run, config = load_run(src)
     run.run_dir = args.run_dir or str(Path("runs") / "reproduce" / src.name)
     res = train(config, run, progress=not (args.quiet or args.json))
-    return _summary(res.run_dir, res.history)
+    return _summary(res.run_dir, res.history, res.resumed_from)
 
 
 COMMANDS = {"fit-sampler": cmd_fit_sampler, "train": cmd_train, "evaluate": cmd_evaluate,
@@ -444,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # bad input: one line, exit 2
         print(f"{name}: error: {one_line(err)}", file=sys.stderr)
         return _traceback_if(args.debug, 2)
-    except (FloatingPointError, OSError) as err:  # the run stopped; its checkpoint is kept
+    except (FloatingPointError, OSError, RuntimeError, MemoryError) as err:
+        # the run stopped (a NaN loss, a file it cannot write, memory it cannot get); its last
+        # checkpoint is kept. `--debug` shows where.
         print(f"{name}: stopped: {one_line(err)}", file=sys.stderr)
         return _traceback_if(args.debug, 1)
     except KeyboardInterrupt as err:

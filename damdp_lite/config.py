@@ -28,10 +28,12 @@ import torch
 
 @dataclass(frozen=True)
 class Rule:
-    """A range rule of a field: `ok(value)` and what it allows, for the error message."""
+    """A range rule of a field: `ok(value)` and what it allows, for the error message. For a
+    tuple field it applies to every element, and `max_len` bounds the length."""
 
     allowed: str
     ok: Callable[[Any], bool]
+    max_len: int | None = None
 
 
 def at_least(low: float) -> Rule:
@@ -43,6 +45,10 @@ def between(low: float, high: float) -> Rule:
     before it allocates memory."""
     return Rule(f"in [{low}, {high}]", lambda v: low <= v <= high)
 
+
+WIDTHS = Rule("in [1, 4096]", lambda v: 1 <= v <= 4096, max_len=16)
+"""Hidden-layer widths of a network: up to 16 layers of up to 4096 units (official: 2-3 x
+256-512), which bounds the parameters and the optimiser state before anything is allocated."""
 
 SEED = between(0, 2**31 - 1)
 """Seeds: NumPy takes seeds below 2^32, and runs use seed + offsets."""
@@ -90,7 +96,10 @@ def field_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass) or klass is Config:
             continue
-        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # defined where no source is kept (a REPL): no docs
+            continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:] + [None], strict=True):
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
@@ -133,6 +142,8 @@ def check_value(name: str, value: object, tp: Any, rule: Rule | None = None) -> 
         elem = typing.get_args(tp)[0]
         if isinstance(value, str) or not isinstance(value, tuple | list):
             raise ValueError(f"{name}={value!r} must be a sequence of {elem.__name__}s")
+        if rule is not None and rule.max_len is not None and len(value) > rule.max_len:
+            raise ValueError(f"{name} has {len(value)} entries; allowed: at most {rule.max_len}")
         return tuple(check_value(f"{name}[{i}]", v, elem, rule) for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
@@ -187,7 +198,7 @@ class Config:
             if dataclasses.is_dataclass(value):
                 continue  # a nested config validated itself
             setattr(self, f.name, check_value(f.name, value, hints[f.name], rules.get(f.name)))
-            if f.name == "device":
+            if f.name == "device":  # every config names its torch device `device`
                 check_device("device", self.device)
         self.check()
 

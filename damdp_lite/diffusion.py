@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .chain import ChainPolicy
-from .config import Config, between, param, positive
+from .config import WIDTHS, Config, between, param, positive
 from .utils import (
     RunningNorm,
     check_choice,
@@ -129,7 +129,7 @@ class DiffusionConfig(Config):
     """Lower action bounds, length d (default -1)."""
     action_high: tuple[float, ...] | None = None
     """Upper action bounds, length d (default +1)."""
-    hidden_sizes: tuple[int, ...] = param((256, 256, 256), between(1, 4096))
+    hidden_sizes: tuple[int, ...] = param((256, 256, 256), WIDTHS)
     """Widths of the control network f_theta (official: 3 x 256; toys: 2 x 64-128)."""
     time_embedding_dim: int = param(16, between(1, 4096))
     """Output size of the diffusion-index embedding (16)."""

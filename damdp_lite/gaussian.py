@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .chain import ChainPolicy
-from .config import Config, between, param
+from .config import WIDTHS, Config, param
 from .utils import (
     RunningNorm,
     check_choice,
@@ -34,7 +34,7 @@ class GaussianConfig(Config):
     """Observation size (0 allowed: a state-free sampler)."""
     action_dim: int = 1
     """Action / latent size d (>= 1)."""
-    hidden_sizes: tuple[int, ...] = param((64, 64), between(1, 4096))
+    hidden_sizes: tuple[int, ...] = param((64, 64), WIDTHS)
     """Widths of the mean (and log-std) network (toys 2 x 64, MuJoCo 2 x 64-256)."""
     init_std: float = 1.0
     """Initial standard deviation of the pre-squash Gaussian (> 0)."""

@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from .algos import algo_of, resolve
 from .algos.common import AlgoConfig
 from .chain import ChainPolicy
 from .checkpoint import load_checkpoint, load_policy_weights, save_atomic  # noqa: F401
-from .config import Config, at_least, param
+from .config import Config, Rule, at_least, param
 from .envs.make import make_vector_env
 from .policies import build_policy, policy_kind
 from .results import SHIPPED_RUNS, read_progress  # noqa: F401  (re-exported)
@@ -59,7 +60,9 @@ class RunConfig(Config):
 
     run_dir: str = ""
     """Run directory ("" = runs/{env_id}_{label}_s{seed}); an existing one is resumed."""
-    label: str = ""
+    label: str = param("", Rule("letters, digits, '_', '-', '.' and '+' only (a directory name)",
+                                lambda v: bool(re.fullmatch(r"[A-Za-z0-9_.+-]*", v))
+                                and v not in (".", "..")))
     """Name of the run in its directory and in result tables ("" = the paper's name of the
     algorithm with this policy, e.g. diffppo, reppo)."""
     eval_every: int = param(50, at_least(0))
@@ -187,6 +190,9 @@ def config_record(config: AlgoConfig, run: RunConfig) -> dict:
 def parse_record(record: dict, where: str = "config.json") -> tuple[RunConfig, AlgoConfig]:
     """The run settings and the algorithm config of a config.json record (either format).
     `ValueError` names the file and what is wrong."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} is not a damdp-lite run config (expected a JSON object, got "
+                         f"{type(record).__name__})")
     try:
         if record.get("format") == CONFIG_FORMAT:
             spec, _ = resolve(record["algo"])
@@ -281,6 +287,7 @@ def _check_same_run(cfg_path: Path, record: dict) -> None:
     old_run, old_config = parse_record(recorded, str(cfg_path))
     old = json.loads(json.dumps(config_record(old_config, old_run)))
     new = json.loads(json.dumps(record))
+    old.pop("label"), new.pop("label")  # a name, not a setting: `--algo dppo` = its base form
     if old != new:  # fields added since the run was recorded took their defaults above
         a, b = _flat(old), _flat(new)
         diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

@@ -241,3 +241,59 @@ def test_reproduce_list_json_rows_have_the_keys(capsys):
         assert isinstance(row["env_steps"], int) and row["env_steps"] > 0
         assert isinstance(row["final_return"], float)
         assert row["eval_return"] is None or isinstance(row["eval_return"], float)
+
+
+# ---- defects found in review: each one line, exit 2 ---------------------------------------------
+
+
+def _tiny_ppo(run_dir, *extra):
+    return ["train", "--algo", "dppo", "--env", "damdp_lite/TurningDoubleWell-v0", "--steps", "16",
+            "--num-envs", "2", "--num-env-steps", "8", "--update-epochs", "1",
+            "--num-minibatches", "2", "--num-steps", "2", "--hidden-sizes", "16",
+            "--value-hidden-sizes", "16", "--eval-episodes", "1", "--json", "--run-dir",
+            str(run_dir), *extra]
+
+
+def test_config_json_that_is_not_an_object_is_one_line(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("[1, 2]")
+    out = run(*_tiny_ppo(run_dir))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "config.json" in lines[0] and "expected a JSON object" in lines[0]
+
+
+def test_video_of_an_env_that_cannot_render_is_one_line(tmp_path):
+    run_dir = tmp_path / "r"
+    assert run(*_tiny_ppo(run_dir)).returncode == 0
+    out = run("evaluate", str(run_dir), "--episodes", "1", "--video", str(tmp_path / "v.gif"))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "cannot render" in lines[0] and not (tmp_path / "v.gif").exists()
+
+
+@pytest.mark.parametrize("label", ["a/b", "../../escaped", ".."])
+def test_label_must_be_a_directory_name(tmp_path, label):
+    out = run(*_tiny_ppo(tmp_path / "r", "--label", label))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and f"label={label!r}" in lines[0], out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_started_with_an_alias_resumes_with_its_base_form(tmp_path):
+    """`--algo dppo` is `--algo ppo --policy diffusion --temperature 0`: the label is a name."""
+    run_dir = tmp_path / "r"
+    assert run(*_tiny_ppo(run_dir)).returncode == 0
+    base = [a if a != "dppo" else "ppo" for a in _tiny_ppo(run_dir)]
+    out = run(*base, "--policy", "diffusion", "--temperature", "0")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["resumed_from"] == 1
+    assert json.loads((run_dir / "config.json").read_text())["label"] == "dppo"
+
+
+def test_too_many_layers_is_refused_before_allocating(tmp_path):
+    out = run(*_tiny_ppo(tmp_path / "r", "--hidden-sizes", *["4096"] * 40))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "hidden_sizes has 40 entries; allowed: at most 16" in lines[0]

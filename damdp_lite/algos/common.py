@@ -88,14 +88,20 @@ class AlgoConfig(Config):
     """Discount per augmented step, in (0, 1]; gamma^K per env step (official 0.999)."""
     policy: PolicyConfig | str = "diffusion"
     """The policy: "diffusion" (the DA-MDP version) or "gaussian" (the MaxEnt base, K = 1),
-    or a `DiffusionConfig` / `GaussianConfig` with every policy field."""
+    or a `DiffusionConfig` / `GaussianConfig` with every policy field. (The CLI and
+    `train.algo_config` read a bare algorithm name as the Gaussian base: `--algo ppo`.)"""
 
     policy_defaults: ClassVar[dict[str, dict]] = {}
     """Per policy kind, this algorithm's defaults of the policy fields."""
 
     def __init_subclass__(cls, defaults: dict[str, Any] | None = None, **kw) -> None:
         """`class PPOConfig(AlgoConfig, defaults=dict(num_envs=8))`: new defaults of inherited
-        fields (they keep their type, rule, docstring and place in the field order)."""
+        fields (they keep their type, rule, docstring and place in the field order).
+
+        Runs before `@dataclass` reads the class: each name is re-annotated on the subclass with
+        its inherited type and given the new default, which is how a dataclass subclass changes
+        a default. Writing `num_envs: int = 8` in every algorithm would do the same but repeat
+        the shared declarations in every file."""
         super().__init_subclass__(**kw)
         if defaults:
             own = cls.__dict__.get("__annotations__")

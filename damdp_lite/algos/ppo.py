@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..chain import ChainPolicy
-from ..config import between, nonnegative, param, positive, unit_interval
+from ..config import WIDTHS, nonnegative, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout, gae, soft_reward_current
 from .common import (
@@ -57,7 +57,7 @@ class PPOConfig(EpochUpdates, AlgoConfig):
     """Weight of the value loss (official 0.5)."""
     env_time_discounting: bool = False
     """gamma and lambda only at k = 1, 1 inside the chain (D5; official False)."""
-    value_hidden_sizes: tuple[int, ...] = param((128, 128), between(1, 4096))
+    value_hidden_sizes: tuple[int, ...] = param((128, 128), WIDTHS)
     """Value network widths (toys 2 x 64-128; MuJoCo 2 x 256)."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..chain import ChainPolicy
-from ..config import between, one_of, param, positive, unit_interval
+from ..config import WIDTHS, between, one_of, param, positive, unit_interval
 from ..critics import AugmentedCritic, HLGaussSupport
 from ..damdp import augmented_discounts, collect_rollout, soft_reward_next, td_lambda_targets
 from .common import (
@@ -77,7 +77,7 @@ class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
     """Lowest bin centre of the critic's support."""
     v_max: float = 200.0
     """Highest bin centre of the critic's support."""
-    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 4096))
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), WIDTHS)
     """Critic widths (Linear -> LayerNorm -> SiLU; official 2 x 512)."""
     mask_entropy_at_terminal: bool = True
     """Zero the entropy term of the soft reward at terminations (D6)."""

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..chain import ChainPolicy
-from ..config import between, param, positive, unit_interval
+from ..config import WIDTHS, between, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout
 from .common import (
@@ -74,7 +74,7 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """Adam learning rate of the twin critics."""
     tau: float = param(0.005, unit_interval())
     """Polyak factor of the target critics, in (0, 1]."""
-    critic_hidden_sizes: tuple[int, ...] = param((256, 256), between(1, 4096))
+    critic_hidden_sizes: tuple[int, ...] = param((256, 256), WIDTHS)
     """Critic widths."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {
