@@ -99,7 +99,7 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # > step becomes an MDP step with "reward" $-\mathcal T\ell_k$, and any MaxEnt RL algorithm applies unchanged.
 
 # %% [markdown]
-# ### The kernels (method.md §3)
+# ### The kernels (`damdp_lite/diffusion.py`)
 #
 # The **denoising kernel** (the policy) is a Langevin step towards the prior $p_0=\mathcal N(0,\sigma_0^2)$ plus a learned control $f_\theta$:
 # $$a^{k-1}=a^k+\eta_k\Big(-\frac{a^k}{\sigma_0^2}+f_\theta(a^k,k)\Big)+\sqrt{2\eta_k}\,\varepsilon. \tag{6}$$
@@ -292,7 +292,7 @@ plt.show()
 # %% [markdown]
 # **Reading the sweep** (full run; the printed table above has the exact numbers of this execution):
 # - $J_{bound}$ rises with $K$, but stays far below $\mathcal T\log Z$: a narrow bimodal marginal needs a small final
-#   step $\eta_1$, and a few-step chain with prior-shaped noising kernels pays for that in gap (method.md I6).
+#   step $\eta_1$, and a few-step chain with prior-shaped noising kernels pays for that in gap.
 # - With `"previous"` pairing (the official code) $\pi$ at step $k$ uses $\eta_{k-1}$, and steps 1 and 2 share $\eta_1$.
 #   `"same"` lets each noising step match its own denoising step and gives a visibly tighter bound at every $K\ge2$
 #   (our measurement). This is why our `teaching` preset uses `"same"`.
@@ -380,7 +380,7 @@ print("ell_3 rebuilt from your kernel matches the sampler's:", torch.allclose(el
 # **Open questions (no checker)**
 # 1. With `noising_drift_at="evaluated"` the kernel (7) does not integrate to one. Show that its integral over $a^k$ is
 #    $\prod_i(1+\eta_{k'}/\sigma_0^2)^{-1}$, and predict which way it pushes learned step sizes.
-# 2. For $K=1$ and a control affine in $a^1$, the sampler is exactly Gaussian (method.md I5). Which noising kernel
+# 2. For $K=1$ and a control affine in $a^1$, the sampler is exactly Gaussian (checked in `tests/test_bound.py`). Which noising kernel
 #    makes the bound tight, and why is the prior-Langevin one not it?
 # 3. Why does a narrow bimodal marginal need a small final step $\eta_1$, and why does that cost gap?
 #

@@ -98,7 +98,7 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # and its optimum are those of notebook 01,
 # $$J(q)=\mathbb E_q[r(a)]+\mathcal T\,\mathcal H(q)\le\mathcal T\log Z,\qquad \pi^*(a)=e^{r(a)/\mathcal T}/Z. \tag{1}$$
 # The **DA-MDP** turns one bandit pull into $K$ MDP steps: the state is $(s,a^k,k)$, the action is the next latent $a^{k-1}$,
-# and only the last step ($k=1$) pays the environment reward $\tilde R=r(a^0)$. PPO's soft reward (method.md §4.4) subtracts
+# and only the last step ($k=1$) pays the environment reward $\tilde R=r(a^0)$. PPO's soft reward (`damdp_lite.damdp.soft_reward_current`) subtracts
 # the per-step log-ratio of notebook 01:
 # $$r^{soft}_k=\tilde R_k-\mathcal T\,\ell_k,\qquad \ell_k=\log q_\theta(a^{k-1}\mid a^k)-\log\pi_\theta(a^k\mid a^{k-1}). \tag{2}$$
 # Summed over the $K$ steps of one pull (undiscounted, as a bandit needs: $\gamma=1$),
@@ -106,7 +106,7 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # So **PPO on the DA-MDP maximises $J_{bound}$**, not $J$ itself; every update touches one denoising step. A `GaussianPolicy`
 # is a chain with $K=1$ and $\ell=\log q$; for it (3) is exactly $J$, so the same `train` call is plain MaxEnt PPO.
 #
-# The two bandits (method.md §7.1–7.2):
+# The two bandits (`damdp_lite/envs/bandits.py`):
 # - **Double well** (latent, no squash): $r(x)=-(x^2-1)^2$, two equal modes at $\pm1$, mass $0.5$ on each sign.
 # - **Four modes** (action box $[-1,1]^2$, tanh squash with Jacobian): $r(a)=\log\sum_m e^{R_m-\|a-\mu_m\|^2/2\sigma_r^2}$, modes at
 #   $(\pm0.8,\pm0.8)$, $\sigma_r=0.1$; quadrant masses $\mathrm{softmax}(R/\mathcal T)$ up to a negligible overlap.
@@ -279,7 +279,7 @@ print(f"trained Gaussian: m = {g_state['latent_mean'][0]:+.3f}, v = {g_state['la
 # - The diffusion policy has found **both wells**: its exact marginal dips to $q(0)/q(\pm1)\approx0.18$–$0.33$ over the 3 shipped seeds
 #   ($\pi^*$: 0.018), with 0.485–0.496 of its mass on $x\ge0$.
 # - Its true objective $J$(marginal) $\approx-0.08$ to $-0.13$ **beats the best Gaussian** ($-0.197$) in every seed, while its certified
-#   $J_{bound}\approx-0.22$ to $-0.27$ does not: the gap, 0.54–0.57 nats here, is the situation method.md I6 predicts for $K\ge8$
+#   $J_{bound}\approx-0.22$ to $-0.27$ does not: the gap, 0.54–0.57 nats here, is the situation to expect for $K\ge8$
 #   ("the diffusion policy's true MaxEnt objective can exceed every Gaussian's even though its certified bound does not").
 # - The PPO Gaussian did **not** pick a well. In every seed it ends at $m\approx0$, $v\approx0.40$, $J\approx-0.44$: the centred local maximum
 #   of (4) ($J=-0.439$, $v=0.387$). It starts at $m=0$, where the gradient in $m$ vanishes by symmetry and the curvature is negative,
@@ -318,7 +318,7 @@ plt.show()
 # ## 4 · Four modes in 2-D
 #
 # The four-mode bandit lives in the action box, so the policies squash with tanh and count entropy in action space
-# (`tanh_jacobian=True`, method.md D2). Its modes are narrow ($\sigma_r=0.1$ at $a=0.8$ is about 0.28 wide in latent units,
+# (`tanh_jacobian=True`, a `DiffusionConfig` field). Its modes are narrow ($\sigma_r=0.1$ at $a=0.8$ is about 0.28 wide in latent units,
 # after `atanh`), another reason for the small initial $\eta_1$. `PPOConfig` takes only an env id, so the reward
 # variants are registered as gymnasium ids with their kwargs.
 
@@ -373,8 +373,8 @@ for n, x in samples4.items():
 # - The diffusion policy covers all four quadrants, but not with the exact weights: LU and RD get too much, LD and RU far too little
 #   (LD $\approx0.005$ against $0.051$). The largest deviation is 0.07–0.10 in every seed, outside $\pm0.05$. This is not a PPO artefact:
 #   minimising the bound directly with notebook 01's `fit_sampler` (pathwise gradients) on the same chain and target gave the same
-#   pattern in our probe (RD 0.74, LD 0.02). The gap is not the same for every mode, so the bound's optimum is not $\pi^*$ (method.md
-#   §2.2); here it is greedier than $\pi^*$ about the narrow low-reward modes.
+#   pattern in our probe (RD 0.74, LD 0.02). The gap is not the same for every mode, so the bound's optimum is not $\pi^*$
+#   (notebook 01); here it is greedier than $\pi^*$ about the narrow low-reward modes.
 # - With equal rewards (`four_modes_equal` in §5) symmetry hides this: the diffusion policy's masses are within 0.035 of 0.25. The PPO
 #   Gaussian there stays at the symmetric point once more: a broad latent Gaussian (std $\approx1.8$) whose tanh piles its mass into the
 #   four *corners* of the box, so its quadrant masses are $\approx0.25$ as well, with a histogram $\mathrm{KL}(q\|\pi^*)\approx3.4$ against the
@@ -545,7 +545,7 @@ print("mean soft return + T H(p_0) agrees with J_bound (within 4 standard errors
 #     return reward - temperature * ell
 # ```
 # The env reward already sits on the $k=1$ rows only, so no masking is needed; `ell` is a stored rollout quantity
-# (no gradient flows through it, method.md §4.4).
+# (no gradient flows through it, see `damdp_lite.damdp.soft_reward_current`).
 # </details>
 #
 # **Open questions (no checker)**

@@ -89,7 +89,7 @@ NOTEBOOK_START = time.time()
 print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}")
 
 # %% [markdown]
-# ## 1 · The turning double-well (method.md §7.3)
+# ## 1 · The turning double-well (`damdp_lite/envs/turning.py`)
 #
 # A point agent has a heading $\theta$ and observes only $s=(\cos\theta,\sin\theta)$. Its action $a\in[-1,1]$ is a
 # relative turn of $90a$ degrees, and the reward depends on the turn alone:
@@ -103,11 +103,11 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # future rewards do not depend on today's turn. The MaxEnt optimum is therefore myopic and identical in every state,
 # for any discount:
 # $$\pi^*(a\mid s)=\frac{e^{r(a)/\mathcal T}}{Z},\qquad Z=\int_{-1}^{1}e^{r(a)/\mathcal T}\,da, \tag{2}$$
-# with mass $0.5$ on each sign and $\pi^*(0)/\pi^*(0.5)=e^{-0.15/\mathcal T}$ (method.md I7).
+# with mass $0.5$ on each sign and $\pi^*(0)/\pi^*(0.5)=e^{-0.15/\mathcal T}$.
 #
 # > **Note** Eq. (2) is a density over the *action* $a=\tanh a^0$. A policy that measures entropy in the
 # > latent $a^0$ (the official code: no tanh Jacobian) has an improper optimum here, because $r(\pm1)=0$ leaves an
-# > $e^{0}$ tail over the whole saturated latent line (method.md D2). We train with `tanh_jacobian=True`,
+# > $e^{0}$ tail over the whole saturated latent line. We train with `tanh_jacobian=True`,
 # > so (2) is exactly the target.
 
 # %%
@@ -138,7 +138,7 @@ ax.legend(frameon=False, loc="upper left")
 plt.show()
 
 # %% [markdown]
-# ## 2 · The augmented MDP, one environment step at a time (method.md §4)
+# ## 2 · The augmented MDP, one environment step at a time (`damdp_lite/damdp.py`)
 #
 # A diffusion policy produces an action by a $K$-step chain $a^K\to\dots\to a^0$, $a^K\sim\mathcal N(0,\sigma_0^2)$ drawn afresh
 # at every env step, then acts with $\operatorname{clip}(\tanh a^0)$. The DA-MDP makes **each denoising step an MDP step**:
@@ -146,7 +146,7 @@ plt.show()
 # $$\tilde R(\tilde s,a^{k-1})=r(a^0)\,\mathbb 1[k=1],\qquad r^{soft}=\tilde R-\mathcal T\,\ell_k,\qquad
 # \ell_k=\log q_\theta(a^{k-1}\mid a^k,s)-\log\pi_\theta(a^k\mid a^{k-1},s). \tag{3}$$
 # The env is stepped only at $k=1$; for $k>1$ the env state is frozen. PPO then runs unchanged on these augmented
-# transitions (per-step ratio $w_\theta$, GAE over augmented steps, §5.3 of method.md). `collect_rollout` writes
+# transitions (per-step ratio $w_\theta$, GAE over augmented steps, `damdp_lite/algos/ppo.py`). `collect_rollout` writes
 # exactly these rows; here is **one** env step of an untrained $K=8$ policy in one env.
 
 # %%
@@ -189,7 +189,7 @@ print("terminated / truncated all zero in this step:",
 # %% [markdown]
 # Reading the table: the untrained chain barely changes its prior sample ($f_\theta\approx0$), so $|a^0|$ is
 # typically large and the action saturates near $\pm1$ (reward near 0): at initialisation the policy is almost
-# bang-bang (method.md §3). Every row carries its own entropy term $-\mathcal T\ell_k$; only the last carries the env
+# bang-bang (`damdp_lite/diffusion.py`). Every row carries its own entropy term $-\mathcal T\ell_k$; only the last carries the env
 # reward. The episode ends by truncation after 100 env steps, i.e. $100K$ augmented steps.
 #
 # ## 3 · Three methods, one training loop
@@ -432,8 +432,8 @@ print(f"mean return over 100 steps (max 100): {returns}, this run {live_ep['rewa
 #   reveal multimodality when the unimodal policy commits to a side.* A Gaussian that commits per state (the paper's
 #   REPPO) turns the same way every time it meets a heading, which gives deterministic zig-zags ("straight diagonal
 #   paths"); the difference to DiffPPO then shows in the paths, not in the return.
-# - **DPPO** turns the same way every step ($-45°$ in our seeds): a closed octagon of side 1, drawn clockwise (method.md
-#   calls the paper's path a hexagon; with 45° turns the closed polygon has 8 sides).
+# - **DPPO** turns the same way every step ($-45°$ in our seeds): a closed octagon of side 1, drawn clockwise (with
+#   45° turns the closed polygon has 8 sides).
 # - Returns differ by a few percent only (about 91 Gaussian, 94 DiffPPO, 99.5 DPPO out of 100; DPPO pays no entropy):
 #   return does not reveal multimodality.
 #

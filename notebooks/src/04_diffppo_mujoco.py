@@ -84,12 +84,12 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 #
 # The learner is unchanged: `collect_rollout` runs the $K$-step chain inside the agent (batched over the
 # envs), writes $K$ augmented transitions per env step, and `ppo_loss` applies the per-step ratio, the
-# actor advantage and `dest_loss` of method.md §5.3. What is new lives around it:
+# actor advantage and `dest_loss` of `damdp_lite/algos/ppo.py`. What is new lives around it:
 #
 # | concern | where | what it does |
 # |---|---|---|
 # | vector env | `envs/make.py` `make_vector_env` | `SyncVectorEnv` (2–3× faster than async on 2 cores) or `AsyncVectorEnv`, same-step autoreset: truncations bootstrap from `info["final_obs"]` |
-# | normalisation | `RunningNorm` in the policy and value nets | running mean/var of the observation **and of the latent** $a^k$, updated every augmented step (method.md §5.0) |
+# | normalisation | `RunningNorm` in the policy and value nets | running mean/var of the observation **and of the latent** $a^k$, updated every augmented step (`damdp_lite.damdp.collect_rollout`) |
 # | reward scale | `ScaleReward` | divides $r$ by the running std of the discounted return; logged returns stay raw |
 # | action bounds | `policy.to_action` | $\operatorname{clip}(\tanh a^0)$ rescaled to the env's Box |
 # | exact resume | `EnvSnapshot`, `PPO.state_dict` | physics state (`mj_getState`), env RNGs, time limits, nets, Adam, every generator |
@@ -113,7 +113,7 @@ for algo, policy in (("ppo", "gaussian"), ("ppo", "diffusion"), ("dppo", "diffus
 
 # %% [markdown]
 # $\gamma$ and $\lambda$ are set per **augmented** step so that $K$ of them make the env-step values 0.99 and 0.95
-# (method.md §10): `gamma_aug` above is $0.99^{1/8}$. `--algo ppo --policy diffusion` is DiffPPO (alias `--algo diffppo`),
+# (`damdp_lite.damdp.per_augmented_step`): `gamma_aug` above is $0.99^{1/8}$. `--algo ppo --policy diffusion` is DiffPPO (alias `--algo diffppo`),
 # `--algo ppo` alone is Gaussian PPO, and `--algo dppo` is DiffPPO at $\mathcal T=0$.
 #
 # ## 2 · The runner and the command line
@@ -203,7 +203,7 @@ for env in ENVS:
 
 # %% [markdown]
 # "Final" is the mean training return over the last 10% of each run's env steps; the IQM pools those
-# returns over the three seeds. The anchor is CleanRL's PPO on **v4** (method.md §11.1); v5 changes
+# returns over the three seeds. The anchor is CleanRL's PPO on **v4** (`damdp_lite.results.CLEANRL_PPO_V4_1M`, with its source); v5 changes
 # model details, and CleanRL uses one env and no entropy term, so the comparison is indicative only.
 #
 # **What the runs show** (3 seeds, 999,424 env steps each: 488 iterations of 16 envs × 128 steps):
@@ -216,12 +216,12 @@ for env in ENVS:
 #   (1664–2048), below both.
 # - So the goal we set (DiffPPO ≥ our PPO and ≥ the anchors) is **not** reached at this budget: DiffPPO
 #   beats the anchor on HalfCheetah only, and our PPO on neither task. The paper's claim is about DMC at
-#   50M steps with the official hyperparameters (where DA-MDP PPO beats its PPO baseline, method.md §11.2);
+#   50M steps with the official hyperparameters (where DA-MDP PPO beats its PPO baseline: the paper, arXiv 2512.02019);
 #   at 1M steps with a CPU-sized preset that was not tuned for either method we do not see it.
 # - With three seeds the bootstrap bands are wide (HalfCheetah PPO: 1617 to 5198): the per-seed
 #   numbers matter more than the means.
 # - Wall clock, two runs sharing the 2 cores: DiffPPO took 2.1–2.4× as long as PPO per run (18–32 min
-#   against 8–15 min), against the paper's 3.3–4.1× for DA-MDP PPO over REPPO on a GPU (method.md §11.3).
+#   against 8–15 min), against the paper's 3.3–4.1× for DA-MDP PPO over REPPO on a GPU (the paper's runtime table).
 
 # %% [markdown]
 # ## 4 · Where the time goes: throughput
@@ -255,7 +255,7 @@ for key, val in tp["ratios"].items():
 # - **Where the time goes:** in our PPO three quarters of the time is the update. Its cost is set by the
 #   network width: at SB3's 64×64 widths our PPO is about 1.3× SB3, and SB3 with our 2×256 widths is
 #   slower than our PPO with them (ours / SB3 about 1.1). So the gap to SB3's *defaults* is mostly the
-#   16× larger hidden layers that method.md §10 recommends for the diffusion policy and that we kept
+#   16× larger hidden layers of our MuJoCo preset (`PPOConfig.mujoco`, 2×256) that we kept
 #   for the Gaussian baseline, to compare like with like.
 # - **DiffPPO:** the env is under 10% of its time; the denoising chain and the rest of the rollout take
 #   about 37% ($K$ network calls per env step, batched over the 16 envs), the update about 56%. The

@@ -27,7 +27,7 @@
 # each chain step along that critic's *action gradient*. Each is one file in `damdp_lite/algos/`,
 # written once for any chain policy: with a `GaussianPolicy` ($K=1$) the same code is REPPO, ME-WPO
 # and SAC. DiffSAC is **our reconstruction** from the paper's derivation: the authors report it, but
-# their code has no DA-MDP SAC (method.md §5.4).
+# their code has no DA-MDP SAC (`damdp_lite/algos/sac.py` says how ours is derived).
 #
 # ![Learning curves of the shipped runs](figures/05_curves.png)
 
@@ -96,7 +96,7 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 # | temperature | fixed | auto: target $-5d$ on $\sum_k\ell$ | auto: $-8d$ | auto: $-5d$ |
 #
 # Per minibatch REPPO and WPO take **one critic step, then one actor step with the updated critic**
-# (method.md §5.0). Every row is a function in `algos/reppo.py` (REPPO and WPO: WPO is REPPO's machinery with
+# (`damdp_lite/damdp.py`). Every row is a function in `algos/reppo.py` (REPPO and WPO: WPO is REPPO's machinery with
 # `actor_update="wasserstein"`) or `algos/sac.py`, named after its equation. The CLI presets
 # (`damdp-lite train --algo NAME --policy KIND`; `--algo reppo` alone is REPPO with a tanh-Gaussian, `--algo diffreppo`
 # the same as `--algo reppo --policy diffusion`), as the shipped runs used them:
@@ -166,7 +166,7 @@ print(f"mean K*KL over {B} states: Monte Carlo (64 samples each) {mc.mean():.4f}
 # $Q-\mathcal T\ell$. REPPO (and SAC) differentiate *through the sample*: $\hat x=\mu_\theta+\sqrt{2\eta}\,\varepsilon$, so
 # $\nabla_\theta[\mathcal T\ell(\hat x)-Q(\hat x)]$ flows through $\hat x$. WPO keeps the sample fixed and moves the
 # *density*: its surrogate $\sum_i\operatorname{sg}(\mathcal T\,\partial_{a_i}\ell-\partial_{a_i}Q)\,\partial_{a_i}\ell_\theta$ has as
-# $\theta$-gradient a step of the Wasserstein gradient flow of $\mathbb E[\mathcal T\ell-Q]$ (method.md §5.2). With an
+# $\theta$-gradient a step of the Wasserstein gradient flow of $\mathbb E[\mathcal T\ell-Q]$ (`wpo_surrogate` in `damdp_lite/algos/reppo.py`). With an
 # analytic critic $Q(a)=-\sum_i(a_i-0.5)^2$, both gradients of a Gaussian policy's mean point the same
 # way, though their sizes differ:
 
@@ -200,7 +200,7 @@ print(f"cosine(pathwise, Wasserstein) over all {flat(pathwise).numel()} paramete
 #
 # ## 3 · The turning double-well: does REPPO's diffusion policy find both modes?
 #
-# The paper's toy (method.md §7.3): 8 headings, the reward depends only on the turn, and the MaxEnt
+# The paper's toy (`damdp_lite/envs/turning.py`): 8 headings, the reward depends only on the turn, and the MaxEnt
 # optimum $\pi^*(a\mid s)\propto e^{r(a)/\mathcal T}$ has two modes at $a=\pm0.5$ in every state. Notebook 03
 # showed DiffPPO bimodal in all 8 states and Gaussian PPO one-sided. Here the same protocol for REPPO
 # (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out damdp_lite/shipped/05_turning_reppo.json`,
@@ -321,7 +321,7 @@ for env in ENVS:
 # iteration; SAC timed with its gradient steps), so that load changes hit all of them alike; `--kappa 0`
 # lets the DA-MDP updates use all $K$ chain steps of each env step, as the official code does
 # (4,096 env steps each). The paper's ratios come from its runtime table (12 DMC tasks, JAX/MJX,
-# hardware not stated; benchmarks.md §2.3):
+# hardware not stated; arXiv 2512.02019):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -345,7 +345,7 @@ for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 cha
 #   against DA-MDP WPO −481, SAC 3522 [3304, 3714] against DiffSAC −499. Hopper: REPPO 906 against
 #   175, SAC 323 against DiffSAC 125 (one seed climbed to about 140 by 42k steps, then
 #   collapsed to about 0). The paper claims the DA-MDP
-#   variants match or beat their bases (12 DMC tasks, 50M steps, 1024 envs; method.md §11.2). That is
+#   variants match or beat their bases (12 DMC tasks, 50M steps, 1024 envs; arXiv 2512.02019). That is
 #   not what we see here, at 0.13% of its budget and with CPU-sized presets that nobody tuned.
 # - **SAC is the only method that really learns in 65k steps** (HalfCheetah 3522). That is what an
 #   off-policy learner should do with a small budget. REPPO and WPO are on-policy and have only
@@ -371,7 +371,7 @@ for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 cha
 #   $K$ steps in the update, as the official code does, the ratio is 6.83× and 7.00×, above the
 #   paper's 4.21–4.76× and 3.73–4.89×. On a CPU the update's cost grows with its rows; on an
 #   accelerator more rows are nearly free. The per-run wall clock in the table above (1.4–1.7×) is
-#   rougher, because the load changed between runs. No GPU was lent to this work, so the
+#   rougher, because the load changed between runs. These measurements ran on a CPU only, so the
 #   `--device cuda` ratio is not measured.
 
 # %% [markdown]
@@ -476,7 +476,7 @@ print(f"loss with 2 of 4 states outside the region: {val.item():.4f}")
 # </details>
 #
 # **Open questions (no checker)**
-# 1. The DiffSAC reconstruction takes one gradient step per env step in method.md §5.4 but the CPU preset
+# 1. The DiffSAC reconstruction takes one gradient step per env step in its derivation (`damdp_lite/algos/sac.py`) but the CPU preset
 #    takes 0.25. Each env step adds $K=8$ augmented transitions: how many times is an average transition
 #    replayed before it leaves a 1M buffer, for SAC and for DiffSAC?
 # 2. REPPO bounds $K\cdot\mathrm{KL}$ of *one* chain step (averaged over $k$) rather than the KL of the whole
