@@ -18,7 +18,8 @@ import sys
 import time
 
 from damdp_lite.algos import resolve
-from damdp_lite.train import RESULTS_DIR, RunConfig, algo_config, train
+from damdp_lite.results import SHIPPED_RUNS
+from damdp_lite.train import RunConfig, algo_config, train
 
 
 def run_names(envs: list[str], algos: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
@@ -41,7 +42,7 @@ def main() -> None:
         spec, implied = resolve(algo)
         config = algo_config(algo, policy=implied.get("policy", "gaussian"), env_id=env_id,
                              total_env_steps=args.steps, seed=seed)
-        run = RunConfig(run_dir=str(RESULTS_DIR / f"{env_id}_{algo}_s{seed}"),
+        run = RunConfig(run_dir=str(SHIPPED_RUNS / f"{env_id}_{algo}_s{seed}"),
                         label="" if algo == spec.name else algo)
         t0 = time.time()
         # a bar in a terminal, not in nohup logs

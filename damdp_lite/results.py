@@ -21,7 +21,6 @@ files and, under `mujoco/`, the MuJoCo runs (config.json + progress.csv each).""
 
 SHIPPED_RUNS = SHIPPED / "mujoco"
 """The shipped MuJoCo run directories, re-run by `damdp-lite reproduce NAME`."""
-RESULTS_DIR = SHIPPED_RUNS
 
 
 def shipped(name: str) -> Path:
@@ -45,7 +44,7 @@ def read_progress(path: str | Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
-def find_runs(env_id: str, algo: str, results_dir: str | Path = RESULTS_DIR) -> list[Path]:
+def find_runs(env_id: str, algo: str, results_dir: str | Path = SHIPPED_RUNS) -> list[Path]:
     """Run directories of `env_id` and `algo` under `results_dir`, sorted by seed."""
     from .train import load_run, run_label
 
@@ -108,7 +107,7 @@ def final_returns(rows: Sequence[dict], fraction: float = 0.1) -> np.ndarray:
     return vals[steps > (1 - fraction) * total]
 
 
-def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = RESULTS_DIR,
+def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = SHIPPED_RUNS,
               num_points: int = 100) -> dict[str, dict]:
     """Per algorithm: curve (grid, mean, low, high), final return per seed (mean of the last
     10%), their mean and bootstrap CI, the IQM of all last-10% returns pooled over seeds,

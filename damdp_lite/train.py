@@ -41,10 +41,7 @@ from .checkpoint import load_checkpoint, load_policy_weights, save_atomic  # noq
 from .config import Config, Rule, at_least, param
 from .envs.make import make_vector_env
 from .policies import build_policy, policy_kind
-from .results import SHIPPED_RUNS, read_progress  # noqa: F401  (re-exported)
-
-RESULTS_DIR = SHIPPED_RUNS
-"""The shipped MuJoCo runs (config.json + progress.csv each), re-run by `damdp-lite reproduce`."""
+from .results import read_progress  # noqa: F401  (re-exported)
 
 WALL_CLOCK_FIELDS = ("elapsed_s", "sps")
 """Columns that depend on the machine's speed, not on the seed."""
