@@ -5,6 +5,9 @@ documented once (its field docstring) and shared with the widgets and checkpoint
     damdp-lite fit-sampler --policy gaussian --json
     damdp-lite train --algo ppo --policy diffusion --env HalfCheetah-v5 --steps 1e6 --seed 0
     damdp-lite evaluate runs/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4
+    damdp-lite sweep runs/grid --algos ppo reppo --envs Hopper-v5 --seeds 0 1 2 --steps 1e6
+    damdp-lite sweep status runs/grid
+    damdp-lite report runs/grid
     damdp-lite reproduce --list
     damdp-lite reproduce HalfCheetah-v5_diffppo_s0
 
@@ -71,20 +74,23 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
                        fields: Sequence[str] | None = None, defaults: dict | None = None,
-                       exclude: Sequence[str] = (), preset: bool = False) -> None:
+                       exclude: Sequence[str] = (), preset: bool = False,
+                       prefix: str = "") -> None:
     """Add `--field-name` options for `fields` of dataclass `cls` (all but `exclude` when None);
     defaults from the class unless overridden in `defaults`. The help text is the field's
     docstring. With `preset=True` an option that is not given is left out of the namespace
-    (argparse.SUPPRESS), so the caller's preset decides; `defaults` then only label the help."""
+    (argparse.SUPPRESS), so the caller's preset decides; `defaults` then only label the help.
+    `prefix` ("slurm_") names the options `--slurm-field-name` and their dests `slurm_field`."""
     docs, defaults = field_docs(cls), defaults or {}
     for f in dataclasses.fields(cls):
         if (fields is not None and f.name not in fields) or f.name in exclude:
             continue
         tp = _base_type(f.type)
-        flag = "--" + f.name.replace("_", "-")
+        flag = "--" + (prefix + f.name).replace("_", "-")
         default = defaults.get(f.name, f.default)
         help_ = f"{docs.get(f.name, '')} (default: {default})"
-        kw = {"default": argparse.SUPPRESS if preset else default, "help": help_}
+        kw = {"default": argparse.SUPPRESS if preset else default, "help": help_,
+              "dest": prefix + f.name}
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(tp, tuple):
@@ -149,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bound import FitConfig
     from .diffusion import DiffusionConfig
     from .policies import ENV_FIELDS, POLICIES
+    from .sweep import RUN_DEFAULTS, RUN_FIELDS, Grid, SlurmConfig
     from .train import RunConfig
 
     p = OneLineParser(prog="damdp-lite", description=__doc__.splitlines()[0])
@@ -212,6 +219,43 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-frames", type=int_like, default=1000, help="frames in the video")
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sw = sub.add_parser("sweep", help="train a grid of runs (algorithms x policies x envs x "
+                        "seeds x --set overrides) here or on SLURM; again: skips finished runs, "
+                        "resumes the others; `damdp-lite sweep status DIR` shows each job",
+                        description="`damdp-lite sweep DIR [grid] [options]` starts or "
+                        "continues a sweep; `damdp-lite sweep status DIR` shows its jobs.")
+    sw.add_argument("dir", help="sweep directory (created; an existing one is continued)")
+    grid = sw.add_argument_group("the grid (recorded in DIR/sweep.json; leave out to continue "
+                                 "a sweep)")
+    add_dataclass_args(grid, Grid, exclude=("sets",), preset=True)
+    grid.add_argument("--set", dest="sets", nargs="+", action="extend", default=argparse.SUPPRESS,
+                      metavar="FIELD=VALUE", help=field_docs(Grid)["sets"]
+                      + " e.g. --set lr=1e-4 lr=3e-4 num_steps=4")
+    add_dataclass_args(sw.add_argument_group("run settings of every job"), RunConfig,
+                       RUN_FIELDS, preset=True, defaults=RUN_DEFAULTS)
+    ex = sw.add_argument_group("where the jobs run")
+    ex.add_argument("--executor", choices=("local", "slurm"), default="local",
+                    help="local: child processes on this machine; slurm: one job array "
+                         "through submitit (default: local)")
+    ex.add_argument("--workers", type=int_like, default=0,
+                    help="local: jobs at once (default: 0 = CPU cores // threads)")
+    ex.add_argument("--wait", action="store_true",
+                    help="slurm: wait until every job has left the queue, then show the status")
+    add_dataclass_args(sw.add_argument_group("the slurm executor"), SlurmConfig,
+                       prefix="slurm_")
+    sw.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    st = sub.add_parser("sweep-status", help="`sweep status DIR`: each job of a sweep: state, "
+                        "env steps, last evaluation, error and log")
+    st.add_argument("dir", help="sweep directory")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from .report import add_report_args
+
+    add_report_args(sub.add_parser("report", help="aggregate scores over seeds and tasks "
+                                   "(rliable): IQM, median, mean, optimality gap with 95% "
+                                   "bootstrap CIs, performance profiles, P(diffusion > "
+                                   "Gaussian); figures and a JSON"))
 
     rp = sub.add_parser("reproduce", help="re-run a shipped experiment from its recorded config")
     rp.add_argument("name", nargs="?", default=None,
@@ -400,7 +444,78 @@ def cmd_reproduce(args: argparse.Namespace) -> dict | None:
     return _summary(res.run_dir, res.history, res.resumed_from)
 
 
+def cmd_sweep(args: argparse.Namespace) -> dict:
+    import os
+
+    from . import sweep as sw
+    from .train import RunConfig
+
+    names = {f.name for f in dataclasses.fields(sw.Grid)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    grid = sw.Grid(**given) if given else None
+    run = {k: getattr(args, k) for k in sw.RUN_FIELDS if hasattr(args, k)}
+    slurm = sw.SlurmConfig(**{f.name: getattr(args, "slurm_" + f.name)
+                              for f in dataclasses.fields(sw.SlurmConfig)})
+    check = RunConfig(**run)  # one-line errors before anything is written
+    if args.workers < 0:
+        raise ValueError(f"workers={args.workers} is not allowed; expected >= 0 (0 = CPU "
+                         f"cores // threads)")
+    if args.executor == "slurm":
+        sw.check_slurm()  # before anything is written
+    sweep = sw.Sweep(args.dir)
+    record = sweep.create_or_check(grid, run)
+    jobs = record["jobs"]
+    start, running = sw.todo(sweep, jobs)
+    done = len(jobs) - len(start) - len(running)
+    echo = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    echo(f"sweep {args.dir}: {len(jobs)} jobs: {done} done, {len(running)} running, "
+         f"{len(start)} to run ({args.executor})")
+    threads = record["run"]["threads"]
+    if args.executor == "local":
+        workers = args.workers or max(1, (os.cpu_count() or 1) // check.threads)
+        sw.run_local(sweep, start, workers, echo=echo)
+    elif start:
+        ids = sw.submit_slurm(sweep, start, slurm, threads)
+        echo(f"submitted {len(ids)} jobs: SLURM job array {ids[0].split('_')[0]} "
+             f"(logs: {sweep.root / 'slurm'}); `damdp-lite sweep status {args.dir}` shows them")
+        if args.wait:
+            sw.wait_slurm(sweep, [j.name for j in start])
+    rows = sw.sweep_status(args.dir)
+    counts = sw.count_states(rows)
+    failed = [r for r in rows if r["state"] == "failed"]
+    if failed and (args.executor == "local" or args.wait):
+        raise RuntimeError(f"{len(failed)} of {len(rows)} jobs failed, e.g. {failed[0]['name']}: "
+                           f"{failed[0]['error']} (log: {failed[0]['log']}); `damdp-lite sweep "
+                           f"status {args.dir}` lists them; run the sweep again to retry")
+    return {"sweep": args.dir, "jobs": len(rows), **counts}
+
+
+def cmd_sweep_status(args: argparse.Namespace) -> dict | None:
+    from . import sweep as sw
+
+    rows = sw.sweep_status(args.dir)
+    if args.json:
+        return {"sweep": args.dir, "counts": sw.count_states(rows), "jobs": rows}
+    table = [{"job": r["name"], "state": r["state"],
+              "env_steps": f"{r['env_steps']}/{r['total_env_steps'] or '?'}",
+              "eval": "" if r["eval_return"] is None else r["eval_return"],
+              "attempts": r["attempts"]} for r in rows]
+    print(format_table(table))
+    print(", ".join(f"{n} {s}" for s, n in sw.count_states(rows).items()))
+    for r in rows:
+        if r["state"] == "failed":
+            print(f"failed {r['name']}: {r['error']} (log: {r['log']})")
+    return None
+
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from .report import cmd_report as report
+
+    return report(args)
+
+
 COMMANDS = {"fit-sampler": cmd_fit_sampler, "train": cmd_train, "evaluate": cmd_evaluate,
+            "sweep": cmd_sweep, "sweep-status": cmd_sweep_status, "report": cmd_report,
             "reproduce": cmd_reproduce}
 
 
@@ -439,6 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     file that cannot be written): one line and exit 1; Ctrl-C: one line and exit 130.
     `damdp-lite --debug ...` shows the traceback as well."""
     argv = join_negative_values(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["sweep", "status"]:  # `sweep status DIR` is the sweep-status command
+        argv = ["sweep-status", *argv[2:]]
     args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
     name = f"damdp-lite {args.command}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .damdp import soft_reward_current
@@ -119,21 +120,67 @@ def check_window_density(fn: Callable, number: str = "3.1") -> Callable:
 
 
 def _iqm_cases(seed: int = 0):
-    """Final returns of n runs: n = 3 (fractional weights at the quartiles), 4, 8, 10, 101."""
+    """Final returns of n runs, in no particular order: n = 3 (nothing dropped: the mean),
+    4 (the middle two), 8, 10 (floor(10/4) = 2 dropped at each end: the middle six), 101."""
     g = torch.Generator().manual_seed(seed)
     for n in (3, 4, 8, 10, 101):
         yield dict(values=(1000 * torch.randn(n, generator=g, dtype=torch.float64)).tolist())
 
 
+def _iqm_mistakes(values: list[float]) -> dict[str, float]:
+    """What common wrong answers return on `values`, named as the checker reports them."""
+    raw = np.asarray(values, float)
+    x, n = np.sort(raw), raw.size
+    k = n // 4
+    # the interpolating definition: sorted value i covers [i, i + 1) on the rank axis and is
+    # weighted by its overlap with [n/4, 3n/4]
+    w = np.clip(np.minimum(np.arange(1, n + 1), 0.75 * n) - np.maximum(np.arange(n), 0.25 * n),
+                0, None)
+    out = {"the plain mean (nothing dropped)": float(x.mean()),
+           "the median": float(np.median(x)),
+           "the trimmed mean of the values in their given order (sort them first)":
+               float(raw[k:n - k].mean()),
+           "the fractional-weight IQM (partial weights at the 25% and 75% points; drop whole "
+           "values instead)": float((w * x).sum() / w.sum())}
+    lo, hi = int(0.25 * n), int(0.75 * n)
+    if hi > lo:
+        out[f"the mean of x[int(0.25 n):int(0.75 n)] (n = {n}: drops {lo} at the bottom but "
+            f"{n - hi} at the top)"] = float(x[lo:hi].mean())
+    return out
+
+
 def check_iqm(fn: Callable, number: str = "4.1") -> Callable:
-    """Check `fn(values) -> float`, the interquartile mean (the mean over the middle 50% of the
-    sorted values, fractional weights at the 25% and 75% points), against
-    `damdp_lite.results.iqm` (notebook 04 exercise). A float or 0-d tensor is accepted."""
+    """Check `fn(values) -> float`, the interquartile mean (sort the n values, drop floor(n/4)
+    at each end, average the rest: rliable's `metrics.aggregate_iqm`), against
+    `damdp_lite.results.iqm` (notebook 04 exercise). A float or 0-d tensor is accepted. A wrong
+    answer that is a known mistake (the mean, the median, unsorted values, the fractional-weight
+    IQM, an asymmetric cut) is named in the `AssertionError`."""
     from .results import iqm  # lazy: results reads the training runner
 
-    return _check(fn, lambda values: torch.tensor(iqm(values), dtype=torch.float64),
-                  _iqm_cases(), number, "one number",
-                  lambda c: f"{len(c['values'])} values", tol=1e-9, kind="a number")
+    def reference(values):
+        return torch.tensor(iqm(values), dtype=torch.float64)
+
+    def diagnosed(values):
+        got = fn(values)
+        try:
+            value = float(got) if getattr(got, "shape", ()) == () else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None:
+            return got  # `_check` reports what it got instead of a number
+        want = iqm(values)
+        if not np.isclose(value, want, rtol=1e-9, atol=1e-9):
+            for name, wrong in _iqm_mistakes(values).items():
+                if np.isclose(value, wrong, rtol=1e-9, atol=1e-9):
+                    raise AssertionError(
+                        f"Exercise {number}: wrong values for {len(values)} values: got "
+                        f"{value:.6g}, which is {name}; expected {want:.6g} (sort, drop "
+                        f"floor(n/4) = {len(values) // 4} values at each end, average the rest)")
+        return got
+
+    passed = _check(diagnosed, reference, _iqm_cases(), number, "one number",
+                    lambda c: f"{len(c['values'])} values", tol=1e-9, kind="a number")
+    return iqm if passed is reference else fn
 
 
 def _reppo_actor_cases(seed: int = 0):

@@ -28,6 +28,9 @@ POLICIES: dict[str, tuple[type, type]] = {
 }
 """Policy kind -> (config class, policy class)."""
 
+PAIR = ("diffusion", "gaussian")
+"""(the DA-MDP version, its MaxEnt base): the kinds `damdp-lite report` compares per algorithm."""
+
 ENV_FIELDS = ("obs_dim", "action_dim", "squash", "action_low", "action_high", "device")
 """Policy-config fields set from the env and the run by `build_policy`, not by the user."""
 

@@ -4,13 +4,20 @@ returns and IQM, next to published anchors (notebook 04, benchmarks.md §2.1).
 A run directory holds `config.json` and `progress.csv` (`damdp_lite.train`). Its training
 return at an iteration is the mean return of the episodes that *finished* in that iteration
 (CleanRL's "training episodic return"); iterations where none finished are blank.
+
+The statistics are rliable's (Agarwal et al. 2021, github.com/google-research/rliable): `iqm` is
+its `metrics.aggregate_iqm`, `bootstrap_ci` its (stratified) percentile bootstrap. Aggregates over
+tasks and methods (`damdp-lite report`) live in `damdp_lite.report`. rliable is imported on first
+use: it takes a second to import, and `train` imports this module.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,30 +81,61 @@ def on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarr
     return out.astype(float)
 
 
+@contextmanager
+def seeded_bootstrap(seed: int) -> Iterator[np.random.RandomState]:
+    """A `random_state` for rliable's bootstraps under which they are reproducible.
+
+    rliable 1.2.0's `StratifiedBootstrap` draws its resampling indices with `np.random.choice`,
+    NumPy's *global* generator, and hands the `random_state` it is given only to arch, which does
+    not draw from it. So the global generator is seeded with `seed` here and restored on exit
+    (the caller's NumPy stream is left as it was), and arch's FutureWarning about `random_state`
+    is silenced inside the block only. Yields `np.random.RandomState(seed)` for the
+    `random_state` argument.
+    """
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="random_state", category=FutureWarning)
+            yield np.random.RandomState(seed)
+    finally:
+        np.random.set_state(saved)
+
+
 def bootstrap_ci(samples: np.ndarray, ci: float = 0.95, n_boot: int = 5000, seed: int = 0
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over axis 0 and its percentile-bootstrap CI (resampling seeds with replacement).
 
     `samples` `(n_seeds, ...)`; returns (mean, low, high), each of shape `samples.shape[1:]`.
-    With 3 seeds the CI is coarse: it can only reflect the spread of 3 numbers.
+    rliable's `get_interval_estimates` on the samples as one task, `(n_seeds, 1, m)` with the
+    trailing axes flattened to `m`: its stratified bootstrap resamples the seeds independently
+    at each of the `m` points, so each point's CI is the plain percentile bootstrap of its mean.
+    A point where a seed is nan gets nan. With 3 seeds the CI is coarse: it can only reflect
+    the spread of 3 numbers (at 95% it is their min and max).
     """
+    from rliable import library as rly
+
     x = np.asarray(samples, float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
-    means = x[idx].mean(axis=1)
-    alpha = (1 - ci) / 2
-    return x.mean(0), np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+    flat = x.reshape(x.shape[0], 1, -1)  # (n_seeds, 1 task, m points)
+    with seeded_bootstrap(seed) as state:
+        _, interval = rly.get_interval_estimates(
+            {"x": flat}, lambda s: s.mean(axis=0).reshape(-1), method="percentile",
+            reps=n_boot, confidence_interval_size=ci, random_state=state)
+    low, high = interval["x"]  # (m,) each
+    return x.mean(0), low.reshape(x.shape[1:]), high.reshape(x.shape[1:])
 
 
 def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean: the mean of the values between the 25th and 75th percentiles
-    (Agarwal et al. 2021, rliable), with fractional weights at the cut points."""
-    x = np.sort(np.asarray(values, float))
-    n = x.size
-    lo, hi = 0.25 * n, 0.75 * n
-    edges = np.arange(n + 1)
-    weights = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
-    return float((weights * x).sum() / weights.sum())
+    """Interquartile mean (Agarwal et al. 2021): sort the n values, drop floor(n/4) of them at
+    each end and average the rest; rliable's `metrics.aggregate_iqm`, i.e.
+    `scipy.stats.trim_mean(values, 0.25)`. n = 4: the mean of the middle two; n <= 3: nothing is
+    dropped (the mean); n = 10: the middle six. `ValueError` for no values. Exercise 4.1."""
+    from rliable import metrics
+
+    x = np.asarray(values, float).reshape(-1)
+    if x.size == 0:
+        raise ValueError("values is empty; the IQM needs at least one value")
+    return float(metrics.aggregate_iqm(x))
 
 
 def final_returns(rows: Sequence[dict], fraction: float = 0.1) -> np.ndarray:

@@ -147,18 +147,56 @@ def test_soft_reward_cases_put_the_env_reward_on_k1_rows_only():
 def test_check_iqm_passes_a_correct_answer_and_rejects_a_mean_and_a_median(capsys):
     import numpy as np
 
-    def sorted_iqm(values):
+    def sorted_iqm(values):  # the notebook's solution
+        x = np.sort(np.asarray(values, float))
+        k = len(x) // 4
+        return float(x[k:len(x) - k].mean())
+
+    assert exercises.check_iqm(sorted_iqm) is sorted_iqm
+    assert capsys.readouterr().out.strip() == "Exercise 4.1: all checks passed."
+    for wrong, name in [(lambda values: float(np.mean(values)), "the plain mean"),
+                        (lambda values: float(np.median(values)), "the median")]:
+        with pytest.raises(AssertionError, match=f"Exercise 4.1: wrong values .*{name}"):
+            exercises.check_iqm(wrong)
+
+
+def test_check_iqm_accepts_scipy_and_a_tensor_and_names_the_other_known_mistakes(capsys):
+    import numpy as np
+    from scipy.stats import trim_mean
+
+    def fractional(values):  # the definition exercise 4.1 used before rliable's
         x = np.sort(np.asarray(values, float))
         n = len(x)
         w = np.clip(np.minimum(np.arange(1, n + 1), 0.75 * n)
                     - np.maximum(np.arange(n), 0.25 * n), 0, None)
         return float((w * x).sum() / w.sum())
 
-    assert exercises.check_iqm(sorted_iqm) is sorted_iqm
-    assert capsys.readouterr().out.strip() == "Exercise 4.1: all checks passed."
-    for wrong in (lambda values: float(np.mean(values)), lambda values: float(np.median(values))):
-        with pytest.raises(AssertionError, match="Exercise 4.1: wrong values"):
+    def unsorted(values):
+        k = len(values) // 4
+        return float(np.mean(values[k:len(values) - k]))
+
+    def asymmetric(values):
+        x, n = np.sort(values), len(values)
+        return float(x[int(0.25 * n):int(0.75 * n)].mean())
+
+    for right in (lambda values: trim_mean(values, 0.25),
+                  lambda values: torch.tensor(trim_mean(values, 0.25))):
+        assert exercises.check_iqm(right) is right
+    for wrong, name in [(fractional, "the fractional-weight IQM"), (unsorted, "sort them first"),
+                        (asymmetric, r"x\[int\(0.25 n\):int\(0.75 n\)\]")]:
+        with pytest.raises(AssertionError, match=f"Exercise 4.1: wrong values .*{name}"):
             exercises.check_iqm(wrong)
+    with pytest.raises(AssertionError, match="expected a number of shape"):
+        exercises.check_iqm(lambda values: [0.0])
+    capsys.readouterr()
+
+
+def test_iqm_cases_tell_the_iqm_from_each_known_mistake():
+    from damdp_lite.results import iqm
+
+    for name in exercises._iqm_mistakes(list(range(10))):  # every mistake is caught by a case
+        assert any(abs(exercises._iqm_mistakes(case["values"]).get(name, float("nan"))
+                       - iqm(case["values"])) > 1e-6 for case in exercises._iqm_cases())
 
 
 def test_check_iqm_falls_back_to_the_reference(capsys):
@@ -168,8 +206,9 @@ def test_check_iqm_falls_back_to_the_reference(capsys):
         raise NotImplementedError
 
     fn = exercises.check_iqm(stub)
-    assert "4.1 not attempted" in capsys.readouterr().out
-    assert float(fn([1.0, 2.0, 3.0, 4.0])) == iqm([1.0, 2.0, 3.0, 4.0]) == 2.5
+    assert capsys.readouterr().out == (
+        "Exercise 4.1 not attempted; continuing with the reference implementation.\n")
+    assert fn is iqm and fn([1.0, 2.0, 3.0, 4.0]) == 2.5
 
 
 # ------------------------------------------------------------------ check_reppo_actor_loss (5.1)

@@ -1,17 +1,36 @@
-"""Curves, bootstrap CIs and IQM of the shipped-results reader (damdp_lite.results)."""
+"""Curves, bootstrap CIs and IQM of the shipped-results reader (damdp_lite.results), which are
+rliable's statistics."""
 
 import numpy as np
 import pytest
+from scipy.stats import trim_mean
 
-from damdp_lite.results import bootstrap_ci, final_returns, iqm, on_grid, training_curve
+from damdp_lite.results import (
+    bootstrap_ci,
+    final_returns,
+    iqm,
+    on_grid,
+    seeded_bootstrap,
+    training_curve,
+)
 
 
-def test_iqm_matches_the_definition():
-    assert iqm([1, 2, 3, 4]) == pytest.approx(2.5)  # middle two of four
+def test_iqm_drops_a_quarter_of_whole_values_at_each_end_as_rliable_does():
+    from rliable import metrics
+
+    assert iqm([4, 1, 3, 2]) == pytest.approx(2.5)  # n = 4: the middle two, in any order
     assert iqm(range(8)) == pytest.approx(np.mean([2, 3, 4, 5]))
-    # n = 3: quartiles cut at 0.75 and 2.25 -> weights 0.25, 1, 0.25
-    assert iqm([0, 10, 100]) == pytest.approx((0.25 * 0 + 10 + 0.25 * 100) / 1.5)
-    assert iqm([5, 5, 5]) == 5
+    assert iqm(range(10)) == pytest.approx(np.mean([2, 3, 4, 5, 6, 7]))  # floor(10/4) = 2
+    assert iqm([0, 10, 100]) == pytest.approx(110 / 3)  # n = 3: nothing dropped, the mean
+    assert iqm([5, 5, 5]) == 5 and iqm([7.0]) == 7.0
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 6, 7, 10, 101):
+        x = rng.normal(size=n)
+        assert iqm(x) == pytest.approx(trim_mean(x, 0.25))
+        assert iqm(x) == pytest.approx(metrics.aggregate_iqm(x[:, None]))
+    assert isinstance(iqm(x), float)
+    with pytest.raises(ValueError, match="values is empty"):
+        iqm([])
 
 
 def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_seeds():
@@ -19,12 +38,46 @@ def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_seeds():
     few, many = rng.normal(size=(3, 4)), rng.normal(size=(300, 4))
     for x in (few, many):
         mean, lo, hi = bootstrap_ci(x)
+        assert mean.shape == lo.shape == hi.shape == (4,)
         assert np.allclose(mean, x.mean(0)) and np.all(lo <= mean) and np.all(mean <= hi)
     w_few = np.mean(np.subtract(*bootstrap_ci(few)[2:0:-1]))
     w_many = np.mean(np.subtract(*bootstrap_ci(many)[2:0:-1]))
     assert w_many < w_few
     # 95% CI of a mean of 300 N(0, 1) draws: half-width ~ 1.96 / sqrt(300) = 0.113
     assert w_many / 2 == pytest.approx(1.96 / np.sqrt(300), rel=0.15)
+    # 3 seeds: each value is resampled three times with probability 1/27 > 2.5%: [min, max]
+    assert np.allclose(bootstrap_ci(few)[1], few.min(0))
+    assert np.allclose(bootstrap_ci(few)[2], few.max(0))
+
+
+def test_bootstrap_ci_keeps_shapes_is_seeded_and_leaves_numpys_stream_alone():
+    rng = np.random.default_rng(1)
+    curves = rng.normal(size=(5, 2, 3))
+    mean, lo, hi = bootstrap_ci(curves, n_boot=300)
+    assert mean.shape == lo.shape == hi.shape == (2, 3)
+    m0, lo0, hi0 = bootstrap_ci(curves[:, 0, 0], n_boot=300)  # (n_seeds,): 0-d results
+    assert np.shape(lo0) == () and float(lo0) <= float(m0) <= float(hi0)
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    again = bootstrap_ci(curves, n_boot=300, seed=7)
+    assert np.random.rand() == expected  # the global generator continues where it was
+    assert np.array_equal(again[1], bootstrap_ci(curves, n_boot=300, seed=7)[1])
+    assert not np.array_equal(again[1], bootstrap_ci(curves, n_boot=300, seed=8)[1])
+    curves[0, 0, 0] = np.nan  # a seed without a value at a point: that point's CI is nan
+    _, lo, hi = bootstrap_ci(curves, n_boot=300)
+    assert np.isnan(lo[0, 0]) and np.isfinite(lo[1:, :]).all() and np.isfinite(hi[0, 1:]).all()
+
+
+def test_seeded_bootstrap_silences_arch_only_inside(recwarn):
+    import warnings
+
+    with seeded_bootstrap(0) as state:
+        assert isinstance(state, np.random.RandomState)
+        warnings.warn("random_state is deprecated", FutureWarning, stacklevel=1)
+    assert not recwarn.list
+    with pytest.warns(FutureWarning):
+        warnings.warn("random_state is deprecated", FutureWarning, stacklevel=1)
 
 
 def test_curve_skips_blank_iterations_and_carries_forward():

@@ -344,11 +344,19 @@ Video(video, embed=True, width=360)
 # %% [markdown]
 # ## 7 · Exercise 4.1: the interquartile mean
 #
-# Aggregate scores in deep RL are reported as the **IQM**: the mean of the middle 50% of the sorted values,
-# robust to one lucky or unlucky run (Agarwal et al., *Deep RL at the edge of the statistical precipice*, 2021).
-# With $n$ values sorted, value $i$ (covering $[i, i+1)$ on the rank axis) gets weight equal to the length of
-# its overlap with $[0.25n, 0.75n]$; the IQM is the weighted mean. For $n=4$ it is the mean of the middle two;
-# for $n=3$ the weights are $0.25, 1, 0.25$.
+# Aggregate scores in deep RL are reported as the **IQM**, the interquartile mean: sort the $n$ values,
+# drop the $\lfloor n/4\rfloor$ lowest and the $\lfloor n/4\rfloor$ highest, and average the rest (a 25%
+# trimmed mean). It is robust to one lucky or unlucky run, yet uses half of the values, unlike the median
+# (Agarwal et al., *Deep RL at the edge of the statistical precipice*, NeurIPS 2021). This is what their
+# library rliable computes (`rliable.metrics.aggregate_iqm`, which is `scipy.stats.trim_mean(x, 0.25)`),
+# and what `damdp_lite.results.iqm` calls. For $n=4$ it is the mean of the middle two; for $n\le3$ nothing
+# is dropped (the mean); for $n=10$ two values go at each end and the middle six are averaged.
+#
+# Write `my_iqm(values)`: a list of $n\ge1$ numbers in any order $\to$ one float, without scipy or rliable.
+# The checker compares it with `results.iqm` on five lists ($n$ = 3, 4, 8, 10, 101) and names a known
+# mistake (the mean, the median, unsorted values, ...). The cell then applies your function to the set
+# behind the IQM column of the table in §3: the last-10% training returns of *all* seeds of an algorithm,
+# pooled (one number per iteration in which episodes finished, so $n$ differs between envs and algorithms).
 
 # %%
 def my_iqm(values):
@@ -359,10 +367,14 @@ def my_iqm(values):
 # %%
 # NBVAL_CHECK_OUTPUT
 iqm = exercises.check_iqm(my_iqm)
-# use it: the IQM of the shipped final returns (per seed), next to their mean
+# use it on the table's set: every last-10% training return of every seed, pooled per algorithm
 for env in ENVS:
     for algo, s in summary[env].items():
-        print(f"{env:15s} {algo:8s} mean {np.mean(s['final_per_seed']):7.0f}   IQM of seeds {float(iqm(s['final_per_seed'])):7.0f}")
+        pooled = np.concatenate([results.final_returns(results.read_progress(d / "progress.csv"))
+                                 for d in results.find_runs(env, algo)])
+        mine = float(iqm(pooled))
+        print(f"{env:15s} {algo:8s} {pooled.size:4d} returns   your IQM {mine:7.0f}   "
+              f"table's IQM {s['final_iqm']:7.0f}   agree: {bool(np.isclose(mine, s['final_iqm']))}")
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -370,9 +382,8 @@ for env in ENVS:
 # ```python
 # def my_iqm(values):
 #     x = np.sort(np.asarray(values, float))
-#     n = len(x)
-#     w = np.clip(np.minimum(np.arange(1, n + 1), 0.75 * n) - np.maximum(np.arange(n), 0.25 * n), 0, None)
-#     return float((w * x).sum() / w.sum())
+#     k = len(x) // 4  # floor(n/4) values dropped at each end
+#     return float(x[k:len(x) - k].mean())
 # ```
 # </details>
 #

@@ -1,0 +1,616 @@
+"""Sweeps: a grid of training runs (algorithms x policies x envs x seeds x field overrides), each
+job the resumable `train.train` on its own run directory, on this machine or on a SLURM cluster.
+
+    damdp-lite sweep runs/grid --algos ppo reppo --policies gaussian diffusion \\
+        --envs HalfCheetah-v5 Hopper-v5 --seeds 0 1 2 --steps 1e6 --set lr=1e-4 --set lr=3e-4
+    damdp-lite sweep runs/grid                      # the same sweep again: skips, resumes
+    damdp-lite sweep status runs/grid               # done / running / stopped / failed jobs
+    damdp-lite sweep runs/grid --executor slurm --slurm-partition gpu --slurm-time 600
+    damdp-lite report runs/grid                     # IQM and friends over seeds and tasks
+
+A sweep directory holds
+
+    sweep.json          the grid, the run settings and the job list (written once)
+    runs/NAME/          each job's run directory (config.json, progress.csv, checkpoints)
+    jobs/NAME.json      each job's state: running / done / failed, attempts, host, pid or SLURM
+                        job id, its one-line error
+    logs/NAME.log       each job's output (appended over attempts)
+    slurm/              submitit's scripts and logs (slurm executor)
+
+Running the same sweep again skips finished jobs and resumes the others from their last
+checkpoint (`train` drops progress rows after it and recomputes them, so a resumed run writes
+the same progress.csv as an uninterrupted one, but for the wall-clock columns). A job that is
+still running is left alone. Executors: `local` (default) runs jobs as child processes, at most
+`workers` at a time; `slurm` submits one job array through submitit, requeued on preemption or
+timeout (each attempt resumes from the checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import SEED, Config, Rule, between, one_of, param
+from .policies import POLICIES
+
+SWEEP_FORMAT = 1
+"""sweep.json layout: {"format", "grid", "run", "jobs": [{"name", "algo", "policy", "env_id",
+"seed", "label", "overrides"}]}."""
+
+STATES = ("pending", "queued", "running", "stopped", "failed", "done")
+"""Job states shown by `sweep status`: never started; submitted to SLURM, not started yet;
+running now; stopped before the end (killed, cancelled, preempted, the machine went down: the
+next sweep resumes it); failed with an error (the next sweep retries it); finished."""
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+@dataclass
+class Grid(Config):
+    """What a sweep trains: the product of its axes, each job one run."""
+
+    algos: tuple[str, ...] = param(("ppo",), Rule("a CLI algorithm name or alias",
+                                                  lambda v: bool(v), max_len=64))
+    """Algorithms (CLI names or aliases: ppo, reppo, wpo, sac, diffppo, dppo, ...); an alias
+    that implies its policy ignores `policies`."""
+    policies: tuple[str, ...] = param(("gaussian", "diffusion"), one_of(*POLICIES))
+    """Policy kinds of the base names: gaussian (the MaxEnt base) and/or diffusion (DA-MDP)."""
+    envs: tuple[str, ...] = param(("HalfCheetah-v5",), Rule("a Gymnasium id", lambda v: bool(v),
+                                                           max_len=256))
+    """Gymnasium ids, e.g. HalfCheetah-v5, Hopper-v5 or a damdp_lite/* toy."""
+    seeds: tuple[int, ...] = param((0, 1, 2), Rule(SEED.allowed, SEED.ok, max_len=1000))
+    """Seeds of every (algorithm, policy, env)."""
+    steps: int = param(0, between(0, 10**10))
+    """Env steps per run (0 = each algorithm's preset)."""
+    sets: tuple[str, ...] = param((), Rule("field=value (JSON or text)",
+                                           lambda v: "=" in v and bool(v.split("=")[0]),
+                                           max_len=256))
+    """Config field overrides `field=value` (value as JSON: 3e-4, true, [256, 256], or text);
+    a field given several values is an axis of the grid."""
+
+    def check(self) -> None:
+        for name in ("algos", "policies", "envs", "seeds"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{name}=() is empty; give at least one value")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}={list(values)!r} repeats a value")
+
+
+@dataclass
+class SlurmConfig(Config):
+    """Where and how the `slurm` executor submits the job array (through submitit)."""
+
+    partition: str = ""
+    """SLURM partition ("" = the cluster's default)."""
+    time: int = param(24 * 60, between(1, 60 * 24 * 365))
+    """Time limit of one attempt, in minutes; a job that reaches it is requeued and resumes."""
+    cpus: int = param(0, between(0, 1024))
+    """CPUs per job (0 = the run's `threads`)."""
+    gpus: int = param(0, between(0, 64))
+    """GPUs per job (then pass --set device=cuda)."""
+    mem_gb: float = param(0.0, between(0, 4096))
+    """Memory per job in GB (0 = the partition's default)."""
+    array_parallelism: int = param(64, between(1, 100_000))
+    """At most this many jobs of the array run at once."""
+    requeues: int = param(3, between(0, 1000))
+    """Times a job is requeued after a timeout or a preemption."""
+    account: str = ""
+    """SLURM account to charge ("" = your default)."""
+    setup: tuple[str, ...] = param((), Rule("shell lines", lambda v: "\n" not in v, max_len=64))
+    """Shell lines run before each job, e.g. "module load python" "source ~/venv/bin/activate"."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_sets(sets: tuple[str, ...]) -> dict[str, list]:
+    """`("lr=1e-4", "lr=3e-4", "num_steps=4")` -> `{"lr": [1e-4, 3e-4], "num_steps": [4]}`
+    (values as JSON when they parse, else text), in the order given."""
+    axes: dict[str, list] = {}
+    for item in sets:
+        name, _, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        if value in axes.setdefault(name, []):
+            raise ValueError(f"sets: {item!r} is given twice")
+        axes[name].append(value)
+    return axes
+
+
+def _show(value: object) -> str:
+    """A value as a name part: 0.0003, 256-256, true."""
+    if isinstance(value, tuple):
+        return "-".join(_show(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _NAME_CHARS.sub("-", f"{value:g}" if isinstance(value, float) else str(value))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a sweep: its name (the run directory's name) and what it trains."""
+
+    name: str
+    """`{env}_{label}_s{seed}`, e.g. HalfCheetah-v5_diffreppo+lr-0.0003_s0."""
+    algo: str
+    policy: str
+    env_id: str
+    seed: int
+    label: str
+    """The run's label: the algorithm's name for this policy plus the overrides that vary
+    (`diffreppo+lr-0.0003`), so that results group by method."""
+    overrides: dict = dataclasses.field(default_factory=dict, hash=False)
+
+    def config(self, steps: int = 0):
+        """The job's algorithm config (`train.algo_config`, the CLI's rule)."""
+        from .train import algo_config
+
+        fields = {"policy": self.policy, "env_id": self.env_id, "seed": self.seed,
+                  **self.overrides}
+        if steps:
+            fields["total_env_steps"] = steps
+        return algo_config(self.algo, **fields)
+
+
+def expand(grid: Grid) -> list[Job]:
+    """The jobs of `grid`, seeds outermost (complete seeds first), each config built (and so
+    validated) once. An override applies to the jobs whose algorithm or policy kind has that
+    field (`num_steps` to the diffusion jobs only); one that applies to no job, or a value a
+    job refuses, is a `ValueError` naming it."""
+    from .algos import ALGOS, resolve
+    from .policies import tunable_fields
+
+    axes = parse_sets(grid.sets)
+    combos = [dict(zip(axes, values, strict=True))
+              for values in itertools.product(*axes.values())]
+    jobs, names, used = [], set(), set()
+    for seed, env_id, algo in itertools.product(grid.seeds, grid.envs, grid.algos):
+        try:
+            spec, implied = resolve(algo)
+        except ValueError as err:
+            raise ValueError(f"algos: {err}") from None
+        kinds = [implied["policy"]] if "policy" in implied else list(grid.policies)
+        for kind in kinds:
+            fields = {f.name for f in dataclasses.fields(spec.config_cls)} \
+                | set(tunable_fields(kind))
+            for combo in combos:
+                overrides = {k: v for k, v in combo.items() if k in fields}
+                used |= set(overrides)
+                base = spec.label(kind) if algo in ALGOS else algo
+                label = base + "".join(f"+{k}-{_show(v)}" for k, v in overrides.items()
+                                       if len(axes[k]) > 1)
+                job = Job(f"{_NAME_CHARS.sub('_', env_id)}_{label}_s{seed}", algo, kind,
+                          env_id, seed, label, overrides)
+                if job.name not in names:  # an axis of a field this job lacks: one job
+                    names.add(job.name)
+                    jobs.append(job)
+    unused = [k for k in axes if k not in used]
+    if unused:
+        raise ValueError(f"sets: {', '.join(unused)} is a field of no job in this grid "
+                         f"(algos {list(grid.algos)}, policies {list(grid.policies)}); see "
+                         f"`damdp-lite train --help`")
+    for job in jobs:
+        try:
+            job.config(grid.steps)
+        except ValueError as err:
+            raise ValueError(f"job {job.name}: {err}") from None
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep directory
+# ---------------------------------------------------------------------------------------------
+
+
+RUN_FIELDS = ("eval_every", "eval_episodes", "checkpoint_every", "threads", "tensorboard")
+"""The `train.RunConfig` fields a sweep sets for all its jobs (run_dir and label are per job)."""
+
+RUN_DEFAULTS = {"eval_episodes": 10}
+"""A sweep scores its seeds by evaluation returns: 10 episodes each by default."""
+
+
+class Sweep:
+    """A sweep directory: its grid, run settings, jobs, and each job's state and log."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # paths
+    def run_dir(self, name: str) -> Path:
+        return self.root / "runs" / name
+
+    def state_path(self, name: str) -> Path:
+        return self.root / "jobs" / f"{name}.json"
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    # the record
+    def record(self) -> dict:
+        path = self.root / "sweep.json"
+        if not path.exists():
+            raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep.json; start one with "
+                             f"`damdp-lite sweep DIR --algos ... --envs ...`")
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or record.get("format") != SWEEP_FORMAT:
+                raise ValueError("not a sweep record")
+            grid = Grid.from_dict(record["grid"])
+            jobs = [Job(**j) for j in record["jobs"]]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a sweep record of format {SWEEP_FORMAT} "
+                             f"({one_line(err)})") from None
+        return {"grid": grid, "run": record["run"], "jobs": jobs}
+
+    def jobs(self) -> list[Job]:
+        return self.record()["jobs"]
+
+    def create_or_check(self, grid: Grid | None, run: dict) -> dict:
+        """Write sweep.json for a new sweep; for an existing one check that `grid` and `run`
+        (None = take the recorded ones) are what it holds. Returns the record."""
+        path = self.root / "sweep.json"
+        if path.exists():
+            record = self.record()
+            if grid is not None and grid != record["grid"]:
+                diff = [f.name for f in dataclasses.fields(Grid)
+                        if getattr(grid, f.name) != getattr(record["grid"], f.name)]
+                shown = ", ".join(f"{k}: recorded {list_or(getattr(record['grid'], k))}, now "
+                                  f"{list_or(getattr(grid, k))}" for k in diff[:3])
+                raise ValueError(f"sweep dir={str(self.root)!r} holds another grid ({shown}); "
+                                 f"use another directory, or run `damdp-lite sweep "
+                                 f"{self.root}` alone to continue it")
+            diff = [k for k, v in (run or {}).items() if record["run"].get(k) != v]
+            if diff:
+                shown = ", ".join(f"{k}: recorded {record['run'].get(k)}, now {run[k]}"
+                                  for k in diff)
+                raise ValueError(f"sweep dir={str(self.root)!r} was started with other run "
+                                 f"settings ({shown}); leave them out to continue it")
+            return record
+        if grid is None:
+            raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep yet; give the grid "
+                             f"(--algos, --envs, --seeds, ...)")
+        from .train import RunConfig
+
+        full = {**{k: getattr(RunConfig(), k) for k in RUN_FIELDS}, **RUN_DEFAULTS, **run}
+        RunConfig(**full)  # validated before anything is written
+        jobs = expand(grid)
+        record = {"format": SWEEP_FORMAT, "grid": grid.to_dict(), "run": full,
+                  "jobs": [dataclasses.asdict(j) for j in jobs]}
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(path, record)
+        return {"grid": grid, "run": full, "jobs": jobs}
+
+    # job states
+    def read_state(self, name: str) -> dict:
+        path = self.state_path(name)
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:  # written atomically; a foreign edit
+            return {"state": "failed", "error": f"{path} is not JSON"}
+
+    def write_state(self, name: str, **fields) -> dict:
+        state = {**self.read_state(name), **fields}
+        _write_json(self.state_path(name), state)
+        return state
+
+    def status(self, name: str, alive: set[str] | None = None) -> dict:
+        """A job's state with `state` in `STATES`, its progress (env steps, total, last
+        evaluation return) and, when it failed, its error and log. `alive`: SLURM job ids in
+        the queue (None = ask squeue when a job was submitted to SLURM)."""
+        st = self.read_state(name)
+        state = st.get("state", "pending")
+        if state in ("running", "queued"):
+            if st.get("slurm_job_id"):
+                queue = slurm_queue() if alive is None else alive
+                if queue is not None and st["slurm_job_id"] not in queue:
+                    state = "stopped"
+            elif st.get("host") == socket.gethostname() and not _pid_alive(st.get("pid")):
+                state = "stopped"
+        out = {"name": name, "state": state, "attempts": st.get("attempts", 0),
+               "env_steps": 0, "total_env_steps": None, "eval_return": None,
+               "error": st.get("error") if state == "failed" else None,
+               "log": str(self.log_path(name))}
+        progress = self.run_dir(name) / "progress.csv"
+        if progress.exists():
+            from .results import read_progress
+
+            rows = read_progress(progress)
+            if rows:
+                out["env_steps"] = int(rows[-1]["env_steps"])
+                evals = [r["eval_return"] for r in rows if math.isfinite(r["eval_return"])]
+                out["eval_return"] = round(evals[-1], 2) if evals else None
+        out["total_env_steps"] = st.get("total_env_steps")
+        return out
+
+
+def list_or(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def one_line(err: BaseException) -> str:
+    """`Type: first line of the message`."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write atomically (a temporary file renamed over the target)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def slurm_queue() -> set[str] | None:
+    """Ids of the jobs in the SLURM queue, array tasks as `ARRAYID_TASK` (None: no squeue)."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+# ---------------------------------------------------------------------------------------------
+# One job
+# ---------------------------------------------------------------------------------------------
+
+
+def run_job(root: str | Path, name: str) -> str:
+    """Train job `name` of the sweep in `root` (resuming its run directory) with its output
+    appended to logs/NAME.log; records running -> done / failed in jobs/NAME.json. Returns
+    the final state ("done" or "failed"; "running" when another process holds the job); a
+    Ctrl-C leaves it "stopped"."""
+    sweep = Sweep(root)
+    record = sweep.record()
+    job = next((j for j in record["jobs"] if j.name == name), None)
+    if job is None:
+        raise ValueError(f"job={name!r} is not in the sweep {root}")
+    lock_path = sweep.root / "jobs" / f".{name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        try:  # one process per job, whoever started it; released when this process ends
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"{name}: already running in another process; left alone", file=sys.stderr)
+            return "running"
+        return _run_locked(sweep, record, job)
+
+
+def _run_locked(sweep: Sweep, record: dict, job: Job) -> str:
+    from .train import RunConfig, train
+
+    name = job.name
+    prev = sweep.read_state(name)
+    slurm_id = _slurm_job_id()
+    config = job.config(record["grid"].steps)
+    sweep.write_state(name, state="running", attempts=prev.get("attempts", 0) + 1,
+                      host=socket.gethostname(), pid=os.getpid(), slurm_job_id=slurm_id,
+                      started=time.strftime("%Y-%m-%d %H:%M:%S"), ended=None, error=None,
+                      total_env_steps=config.num_iterations * config.env_steps_per_iteration)
+    log_path = sweep.log_path(name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", buffering=1) as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {name}: attempt "
+              f"{prev.get('attempts', 0) + 1} on {socket.gethostname()} (pid {os.getpid()}"
+              f"{', SLURM job ' + slurm_id if slurm_id else ''})")
+        run = RunConfig(run_dir=str(sweep.run_dir(name)), label=job.label, **record["run"])
+
+        def show(row: dict) -> None:
+            ev = row.get("eval_return")
+            print(f"iteration {int(row['iteration'])} env_steps {int(row['env_steps'])} "
+                  f"return {row['episode_return']:.4g}"
+                  + (f" eval {ev:.4g}" if ev not in ("", None) else ""))
+
+        try:
+            res = train(config, run, progress=False, callback=show)
+        except Exception as err:  # the job failed: one line in its state, the trace in its log
+            traceback.print_exc()
+            sweep.write_state(name, state="failed", error=one_line(err),
+                              ended=time.strftime("%Y-%m-%d %H:%M:%S"))
+            return "failed"
+        except KeyboardInterrupt as err:
+            print(f"stopped: {err}")
+            sweep.write_state(name, state="stopped", ended=time.strftime("%Y-%m-%d %H:%M:%S"))
+            raise
+        print(f"done: resumed at iteration {res.resumed_from}, {len(res.history)} iterations "
+              f"this attempt")
+    sweep.write_state(name, state="done", ended=time.strftime("%Y-%m-%d %H:%M:%S"))
+    return "done"
+
+
+def _slurm_job_id() -> str | None:
+    """This process's SLURM job id as squeue -r shows it (`ARRAY_TASK` for array tasks)."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
+
+
+# ---------------------------------------------------------------------------------------------
+# Executors
+# ---------------------------------------------------------------------------------------------
+
+
+def todo(sweep: Sweep, jobs: list[Job]) -> tuple[list[Job], list[str]]:
+    """Jobs to (re)start: all but the done ones and those running now; and the running ones."""
+    alive = slurm_queue() if any(sweep.read_state(j.name).get("slurm_job_id")
+                                 for j in jobs) else set()
+    start, running = [], []
+    for job in jobs:
+        state = sweep.status(job.name, alive)["state"]
+        if state in ("running", "queued"):
+            running.append(job.name)
+        elif state != "done":
+            start.append(job)
+    return start, running
+
+
+def run_local(sweep: Sweep, jobs: list[Job], workers: int, echo=print) -> dict[str, str]:
+    """Run `jobs` as child processes (`python -m damdp_lite.sweep job DIR NAME`), at most
+    `workers` at once; returns each job's final state. A child that dies without recording
+    its end (a kill, out of memory) is recorded as failed with its exit code."""
+
+    def one(job: Job) -> str:
+        log = sweep.log_path(job.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        with open(log, "a") as out:
+            proc = subprocess.run([sys.executable, "-m", "damdp_lite.sweep", "job",
+                                   str(sweep.root), job.name], stdout=out, stderr=out,
+                                  stdin=subprocess.DEVNULL)
+        state = sweep.read_state(job.name)
+        if proc.returncode != 0 and state.get("state") in (None, "running"):
+            why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                   else f"exited with code {proc.returncode}")
+            state = sweep.write_state(job.name, state="failed", error=f"the job process {why}",
+                                      ended=time.strftime("%Y-%m-%d %H:%M:%S"))
+        final = state.get("state", "failed")
+        if final == "failed":
+            echo(f"failed  {job.name}: {state.get('error')} (log: {log})")
+        else:
+            echo(f"{final:7s} {job.name} ({time.time() - t0:.0f} s)")
+        return final
+
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip([j.name for j in jobs], pool.map(one, jobs), strict=True))
+
+
+def _import_submitit():
+    try:
+        import submitit
+    except ImportError as err:  # pragma: no cover - a dependency
+        raise RuntimeError(f"the slurm executor needs submitit ({err})") from None
+    return submitit
+
+
+def check_slurm():
+    """submitit, once `sbatch` is on PATH; else a one-line `RuntimeError`."""
+    submitit = _import_submitit()
+    if shutil.which("sbatch") is None:
+        raise RuntimeError("the slurm executor needs sbatch on PATH (run it on a SLURM login "
+                           "node), or use --executor local")
+    return submitit
+
+
+class SlurmJob:
+    """The callable each array task runs: `run_job` on one job of the sweep. submitit calls
+    `checkpoint` on a timeout or a preemption; it requeues the same call, which resumes the
+    run from its checkpoint."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def __call__(self, name: str) -> str:
+        return run_job(self.root, name)
+
+    def checkpoint(self, name: str):
+        submitit = _import_submitit()
+        return submitit.helpers.DelayedSubmission(SlurmJob(self.root), name)
+
+
+def submit_slurm(sweep: Sweep, jobs: list[Job], slurm: SlurmConfig, threads: int) -> list[str]:
+    """Submit `jobs` as one SLURM job array through submitit; returns the task ids
+    (`ARRAY_TASK`), recorded in each job's state as queued."""
+    submitit = check_slurm()
+    executor = submitit.AutoExecutor(folder=str(sweep.root / "slurm" / "%j"), cluster="slurm",
+                                     slurm_max_num_timeout=slurm.requeues)
+    params = dict(timeout_min=slurm.time, cpus_per_task=slurm.cpus or threads,
+                  slurm_array_parallelism=slurm.array_parallelism, name="damdp-lite-sweep")
+    if slurm.partition:
+        params["slurm_partition"] = slurm.partition
+    if slurm.gpus:
+        params["slurm_gpus_per_node"] = slurm.gpus
+    if slurm.mem_gb:
+        params["mem_gb"] = slurm.mem_gb
+    if slurm.account:
+        params["slurm_account"] = slurm.account
+    if slurm.setup:
+        params["slurm_setup"] = list(slurm.setup)
+    executor.update_parameters(**params)
+    submitted = executor.map_array(SlurmJob(str(sweep.root.resolve())), [j.name for j in jobs])
+    ids = []
+    for job, sub in zip(jobs, submitted, strict=True):
+        prev = sweep.read_state(job.name)
+        sweep.write_state(job.name, state="queued", slurm_job_id=sub.job_id, pid=None,
+                          host=None, error=None, attempts=prev.get("attempts", 0))
+        ids.append(sub.job_id)
+    return ids
+
+
+def wait_slurm(sweep: Sweep, names: list[str], poll: float = 5.0, echo=print) -> None:
+    """Block until none of `names` is queued or running on SLURM."""
+    while True:
+        alive = slurm_queue() or set()
+        left = [n for n in names if sweep.status(n, alive)["state"] in ("queued", "running")]
+        if not left:
+            return
+        time.sleep(poll)
+
+
+def sweep_status(root: str | Path) -> list[dict]:
+    """Every job's `Sweep.status`, in the sweep's order."""
+    sweep = Sweep(root)
+    jobs = sweep.jobs()
+    alive = slurm_queue() if any(sweep.read_state(j.name).get("slurm_job_id")
+                                 for j in jobs) else set()
+    return [sweep.status(j.name, alive) for j in jobs]
+
+
+def count_states(rows: list[dict]) -> dict[str, int]:
+    return {s: n for s in STATES if (n := sum(r["state"] == s for r in rows))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m damdp_lite.sweep job DIR NAME`: the local executor's child process."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "job":
+        print("usage: python -m damdp_lite.sweep job SWEEP_DIR JOB_NAME", file=sys.stderr)
+        return 2
+    return 0 if run_job(args[1], args[2]) == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
