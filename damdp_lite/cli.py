@@ -452,18 +452,22 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 
     names = {f.name for f in dataclasses.fields(sw.Grid)}
     given = {k: v for k, v in vars(args).items() if k in names}
-    grid = sw.Grid(**given) if given else None
+    if given:
+        sw.Grid(**given)  # the fields given, checked (one line) before anything is written
     run = {k: getattr(args, k) for k in sw.RUN_FIELDS if hasattr(args, k)}
-    slurm = sw.SlurmConfig(**{f.name: getattr(args, "slurm_" + f.name)
-                              for f in dataclasses.fields(sw.SlurmConfig)})
-    check = RunConfig(**run)  # one-line errors before anything is written
+    try:
+        slurm = sw.SlurmConfig(**{f.name: getattr(args, "slurm_" + f.name)
+                                  for f in dataclasses.fields(sw.SlurmConfig)})
+    except ValueError as err:  # name the option as it is spelled: slurm_time=0 ...
+        raise ValueError(f"slurm_{err}") from None
+    RunConfig(**run)
     if args.workers < 0:
         raise ValueError(f"workers={args.workers} is not allowed; expected >= 0 (0 = CPU "
                          f"cores // threads)")
     if args.executor == "slurm":
         sw.check_slurm()  # before anything is written
     sweep = sw.Sweep(args.dir)
-    record = sweep.create_or_check(grid, run)
+    record = sweep.create_or_check(given, run, here=args.executor == "local")
     jobs = record["jobs"]
     start, running = sw.todo(sweep, jobs)
     done = len(jobs) - len(start) - len(running)
@@ -472,7 +476,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
          f"{len(start)} to run ({args.executor})")
     threads = record["run"]["threads"]
     if args.executor == "local":
-        workers = args.workers or max(1, (os.cpu_count() or 1) // check.threads)
+        workers = args.workers or max(1, (os.cpu_count() or 1) // threads)
         sw.run_local(sweep, start, workers, echo=echo)
     elif start:
         ids = sw.submit_slurm(sweep, start, slurm, threads)
@@ -554,11 +558,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     file that cannot be written): one line and exit 1; Ctrl-C: one line and exit 130.
     `damdp-lite --debug ...` shows the traceback as well."""
     argv = join_negative_values(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["sweep", "status"]:  # `sweep status DIR` is the sweep-status command
-        argv = ["sweep-status", *argv[2:]]
+    first = next((i for i, tok in enumerate(argv) if not tok.startswith("-")), len(argv))
+    if argv[first:first + 2] == ["sweep", "status"]:  # `sweep status DIR`: sweep-status
+        argv = [*argv[:first], "sweep-status", *argv[first + 2:]]
     args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
-    name = f"damdp-lite {args.command}"
+    name = f"damdp-lite {args.command.replace('sweep-status', 'sweep status')}"
 
     def note(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"{name}: note: {message}", file=sys.stderr)

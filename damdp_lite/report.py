@@ -84,6 +84,8 @@ class RunScore:
     """Final evaluation return (None: no evaluation)."""
     skipped: str = ""
     """Why the report leaves the run out ("" = used)."""
+    settings: str = ""
+    """Its config without the seed, as JSON: the runs of a method on a task should agree."""
 
     @property
     def finished(self) -> bool:
@@ -108,7 +110,9 @@ def _score_run(path: Path) -> RunScore:
                      algo.label(kind), int(cfg.seed), int(run.eval_episodes),
                      int(last) if math.isfinite(last) else 0,
                      cfg.num_iterations * cfg.env_steps_per_iteration,
-                     float(evals[-1]) if evals else None)
+                     float(evals[-1]) if evals else None,
+                     settings=json.dumps({k: v for k, v in cfg.to_dict().items()
+                                          if k != "seed"}, sort_keys=True, default=str))
     if not rows:
         why = "no progress rows (the run never completed an iteration)"
     elif not score.finished:
@@ -162,12 +166,28 @@ def collect_runs(paths: Sequence[str | Path]) -> list[RunScore]:
         elif not run.skipped:
             seen[key] = run.path
         runs.append(run)
+    _warn_mixed_settings([r for r in runs if not r.skipped])
     left = [r for r in runs if r.skipped]
     if left:
         shown = "; ".join(f"{r.path} ({r.skipped})" for r in left[:3])
         more = f"; and {len(left) - 3} more (report.json: skipped)" if len(left) > 3 else ""
         warnings.warn(f"left out {len(left)} of {len(runs)} runs: {shown}{more}", stacklevel=2)
     return runs
+
+
+def _warn_mixed_settings(used: list[RunScore]) -> None:
+    """One warning line per (method, task) whose runs differ in more than their seed (e.g.
+    two sweeps of other budgets under one label): their seeds would be pooled."""
+    groups: dict[tuple[str, str], list[RunScore]] = {}
+    for r in used:
+        groups.setdefault((r.method, r.env_id), []).append(r)
+    for (method, task), runs in groups.items():
+        configs = [json.loads(r.settings) for r in runs]
+        diff = sorted(k for k in configs[0] if any(c.get(k) != configs[0][k] for c in configs))
+        if diff:
+            warnings.warn(f"method {method!r} on {task}: its runs differ in {', '.join(diff[:4])}"
+                          f" (e.g. {runs[0].path} and {runs[-1].path}); they are pooled as one "
+                          f"method: give them distinct labels to compare them", stacklevel=3)
 
 
 class _UniformActions:
@@ -241,7 +261,7 @@ def _normalisation(used: list[RunScore], normalise: str, random_episodes: int,
             if not best.score > low:
                 raise ValueError(f"normalise='random-best': on task {task!r} no run beats random "
                                  f"actions (best {best.score:.4g} <= random {low:.4g}); use "
-                                 f"normalise='none'")
+                                 f"--normalise none (normalise='none')")
         out[task] = {"random": low, "best": best.score, "best_method": best.method,
                      "best_run": best.path}
     return out
@@ -295,14 +315,29 @@ def _methods(used: list[RunScore], norm: dict) -> tuple[dict[str, dict], dict[st
 
 
 def _pairs(methods: dict[str, dict]) -> list[tuple[str, str]]:
-    """(diffusion method, its Gaussian base): same algorithm and tasks, labels the algorithm's
-    defaults, or those with the same suffix ("diffreppo+lr-0.0003" / "reppo+lr-0.0003")."""
-    by_key: dict[tuple, dict[str, str]] = {}
+    """(diffusion method, its Gaussian base): the same algorithm and tasks, labels the
+    algorithm's defaults or those plus the same overrides ("diffreppo+lr-0.0003" with
+    "reppo+lr-0.0003"). Overrides of fields only one policy kind has (a sweep's
+    "+num_steps-4") are left out of the match, so every "diffppo+num_steps-K" pairs with
+    "ppo"."""
+    from .policies import tunable_fields
+
+    own = set(tunable_fields(PAIR[0])) ^ set(tunable_fields(PAIR[1]))  # one kind's fields
+
+    def shared(suffix: str) -> tuple[str, ...]:
+        parts = [p for p in suffix.split("+") if p]
+        return tuple(p for p in parts if p.split("-", 1)[0] not in own)
+
+    by_key: dict[tuple, dict[str, list[str]]] = {}
     for name, m in methods.items():
         if m["kind"] in PAIR and name.startswith(m["default_label"]):
-            key = (m["algo"], name[len(m["default_label"]):], tuple(m["tasks"]))
-            by_key.setdefault(key, {})[m["kind"]] = name
-    return [(d[PAIR[0]], d[PAIR[1]]) for d in by_key.values() if len(d) == 2]
+            suffix = name[len(m["default_label"]):]
+            if suffix and not suffix.startswith("+"):
+                continue  # a custom label that merely starts like the default one
+            key = (m["algo"], shared(suffix), tuple(m["tasks"]))
+            by_key.setdefault(key, {}).setdefault(m["kind"], []).append(name)
+    return [(d, g) for kinds in by_key.values()
+            for d in kinds.get(PAIR[0], []) for g in kinds.get(PAIR[1], [])]
 
 
 def _profiles(matrices: dict[str, np.ndarray], normalise: str, reps: int, seed: int
@@ -392,6 +427,8 @@ def write_report(runs: Sequence[RunScore], out_dir: str | Path, normalise: str =
                       "ci": [_num(ci[0, 0]), _num(ci[1, 0])]})
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir={str(out_dir)!r} is a file; expected a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -486,7 +523,7 @@ def add_report_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="run directories, sweep directories or folders "
                         "holding them (searched recursively)")
     parser.add_argument("--out", default=None, help="output directory (default: DIR/report for "
-                        "one path, report/ for several)")
+                        "one sweep directory, else report/ here)")
     parser.add_argument("--normalise", choices=NORMALISATIONS, default="random-best",
                         help="per-task scale: random-best (0 = uniformly random actions, 1 = "
                         "the best run in the report) or none (raw returns) (default: random-best)")
@@ -513,8 +550,10 @@ def cmd_report(args: argparse.Namespace) -> dict:
     paths = list(args.paths)
     if args.out:
         out = args.out
+    elif len(paths) == 1 and (Path(paths[0]) / "sweep.json").exists():
+        out = str(Path(paths[0]) / "report")  # a sweep's report lives with it
     else:
-        out = str(Path(paths[0]) / "report") if len(paths) == 1 else "report"
+        out = "report"  # never inside a run directory or the installed package
     runs = collect_runs(paths)
     rep = write_report(runs, out, args.normalise, args.reps, args.seed, args.random_episodes)
     short = lambda *xs: [None if x is None else round(x, 4) for x in xs]  # noqa: E731

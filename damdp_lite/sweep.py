@@ -36,9 +36,11 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,9 @@ from .policies import POLICIES
 SWEEP_FORMAT = 1
 """sweep.json layout: {"format", "grid", "run", "jobs": [{"name", "algo", "policy", "env_id",
 "seed", "label", "overrides"}]}."""
+
+ASK = object()
+"""`Sweep.status`'s default: ask squeue when the job was submitted to SLURM."""
 
 STATES = ("pending", "queued", "running", "stopped", "failed", "done")
 """Job states shown by `sweep status`: never started; submitted to SLURM, not started yet;
@@ -121,6 +126,12 @@ class SlurmConfig(Config):
 # ---------------------------------------------------------------------------------------------
 
 
+RESERVED = {"policy": "--policies", "seed": "--seeds", "env_id": "--envs",
+            "total_env_steps": "--steps", "run_dir": "the sweep directory",
+            "label": "the job's name"}
+"""Fields that say which job a run is: set by the grid's own axes, never by `--set`."""
+
+
 def parse_sets(sets: tuple[str, ...]) -> dict[str, list]:
     """`("lr=1e-4", "lr=3e-4", "num_steps=4")` -> `{"lr": [1e-4, 3e-4], "num_steps": [4]}`
     (values as JSON when they parse, else text), in the order given."""
@@ -128,6 +139,9 @@ def parse_sets(sets: tuple[str, ...]) -> dict[str, list]:
     for item in sets:
         name, _, text = item.partition("=")
         name = name.strip().replace("-", "_")
+        if name in RESERVED:
+            raise ValueError(f"sets: {item!r} is not allowed; {name} is set by "
+                             f"{RESERVED[name]}")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -146,7 +160,7 @@ def _show(value: object) -> str:
         return "-".join(_show(v) for v in value)
     if isinstance(value, bool):
         return str(value).lower()
-    return _NAME_CHARS.sub("-", f"{value:g}" if isinstance(value, float) else str(value))
+    return _NAME_CHARS.sub("-", repr(value) if isinstance(value, float) else str(value))
 
 
 @dataclass(frozen=True)
@@ -175,18 +189,21 @@ class Job:
         return algo_config(self.algo, **fields)
 
 
-def expand(grid: Grid) -> list[Job]:
+def expand(grid: Grid, here: bool = True) -> list[Job]:
     """The jobs of `grid`, seeds outermost (complete seeds first), each config built (and so
     validated) once. An override applies to the jobs whose algorithm or policy kind has that
     field (`num_steps` to the diffusion jobs only); one that applies to no job, or a value a
-    job refuses, is a `ValueError` naming it."""
+    job refuses, is a `ValueError` naming it. `here=False`: the jobs run elsewhere (SLURM), so
+    a `device` this machine lacks is not refused here (the job checks it where it runs)."""
     from .algos import ALGOS, resolve
     from .policies import tunable_fields
 
     axes = parse_sets(grid.sets)
     combos = [dict(zip(axes, values, strict=True))
               for values in itertools.product(*axes.values())]
-    jobs, names, used = [], set(), set()
+    jobs: list[Job] = []
+    names: dict[str, Job] = {}
+    used: set[str] = set()
     for seed, env_id, algo in itertools.product(grid.seeds, grid.envs, grid.algos):
         try:
             spec, implied = resolve(algo)
@@ -204,9 +221,13 @@ def expand(grid: Grid) -> list[Job]:
                                        if len(axes[k]) > 1)
                 job = Job(f"{_NAME_CHARS.sub('_', env_id)}_{label}_s{seed}", algo, kind,
                           env_id, seed, label, overrides)
-                if job.name not in names:  # an axis of a field this job lacks: one job
-                    names.add(job.name)
-                    jobs.append(job)
+                if job.name in names:  # the same job again (an axis of a field it lacks)
+                    if names[job.name].overrides != job.overrides:
+                        raise ValueError(f"sets: two jobs would share the name {job.name!r} "
+                                         f"({names[job.name].overrides} and {job.overrides})")
+                    continue
+                names[job.name] = job
+                jobs.append(job)
     unused = [k for k in axes if k not in used]
     if unused:
         raise ValueError(f"sets: {', '.join(unused)} is a field of no job in this grid "
@@ -214,7 +235,11 @@ def expand(grid: Grid) -> list[Job]:
                          f"`damdp-lite train --help`")
     for job in jobs:
         try:
-            job.config(grid.steps)
+            if here or "device" not in job.overrides:
+                job.config(grid.steps)
+            else:
+                dataclasses.replace(job, overrides={**job.overrides, "device": "cpu"}
+                                    ).config(grid.steps)
         except ValueError as err:
             raise ValueError(f"job {job.name}: {err}") from None
     return jobs
@@ -245,12 +270,22 @@ class Sweep:
     def state_path(self, name: str) -> Path:
         return self.root / "jobs" / f"{name}.json"
 
+    def lock_path(self, name: str) -> Path:
+        """Held (flock) by the process that trains the job, for as long as it runs."""
+        return self.root / "jobs" / f".{name}.lock"
+
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
     # the record
     def record(self) -> dict:
+        """sweep.json read and checked: its grid, run settings and jobs agree (a hand-edited
+        file that no longer does is one line)."""
+        from .train import RunConfig
+
         path = self.root / "sweep.json"
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"sweep dir={str(self.root)!r} is a file, not a directory")
         if not path.exists():
             raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep.json; start one with "
                              f"`damdp-lite sweep DIR --algos ... --envs ...`")
@@ -259,48 +294,63 @@ class Sweep:
             if not isinstance(record, dict) or record.get("format") != SWEEP_FORMAT:
                 raise ValueError("not a sweep record")
             grid = Grid.from_dict(record["grid"])
+            RunConfig(**record["run"])
             jobs = [Job(**j) for j in record["jobs"]]
+            if [dataclasses.asdict(j) for j in jobs] != json.loads(json.dumps(
+                    [dataclasses.asdict(j) for j in expand(grid, here=False)])):
+                raise ValueError("its jobs are not those of its grid")
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{path} is not a sweep record of format {SWEEP_FORMAT} "
-                             f"({one_line(err)})") from None
+            raise ValueError(f"{path} is not a valid sweep record of format {SWEEP_FORMAT} "
+                             f"({one_line(err)}); start a new sweep in another directory"
+                             ) from None
         return {"grid": grid, "run": record["run"], "jobs": jobs}
 
     def jobs(self) -> list[Job]:
         return self.record()["jobs"]
 
-    def create_or_check(self, grid: Grid | None, run: dict) -> dict:
-        """Write sweep.json for a new sweep; for an existing one check that `grid` and `run`
-        (None = take the recorded ones) are what it holds. Returns the record."""
-        path = self.root / "sweep.json"
-        if path.exists():
-            record = self.record()
-            if grid is not None and grid != record["grid"]:
-                diff = [f.name for f in dataclasses.fields(Grid)
-                        if getattr(grid, f.name) != getattr(record["grid"], f.name)]
-                shown = ", ".join(f"{k}: recorded {list_or(getattr(record['grid'], k))}, now "
-                                  f"{list_or(getattr(grid, k))}" for k in diff[:3])
-                raise ValueError(f"sweep dir={str(self.root)!r} holds another grid ({shown}); "
-                                 f"use another directory, or run `damdp-lite sweep "
-                                 f"{self.root}` alone to continue it")
-            diff = [k for k, v in (run or {}).items() if record["run"].get(k) != v]
-            if diff:
-                shown = ", ".join(f"{k}: recorded {record['run'].get(k)}, now {run[k]}"
-                                  for k in diff)
-                raise ValueError(f"sweep dir={str(self.root)!r} was started with other run "
-                                 f"settings ({shown}); leave them out to continue it")
-            return record
-        if grid is None:
-            raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep yet; give the grid "
-                             f"(--algos, --envs, --seeds, ...)")
+    def create_or_check(self, grid: Grid | dict | None, run: dict, here: bool = True) -> dict:
+        """Write sweep.json for a new sweep; for an existing one check that the grid fields
+        and run settings given (a `Grid` or a dict of the fields given; None = none) are what
+        it holds. Returns the record. `here`: the jobs run on this machine (`expand`)."""
         from .train import RunConfig
 
-        full = {**{k: getattr(RunConfig(), k) for k in RUN_FIELDS}, **RUN_DEFAULTS, **run}
-        RunConfig(**full)  # validated before anything is written
-        jobs = expand(grid)
-        record = {"format": SWEEP_FORMAT, "grid": grid.to_dict(), "run": full,
-                  "jobs": [dataclasses.asdict(j) for j in jobs]}
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"sweep dir={str(self.root)!r} is a file, not a directory")
+        given = grid.to_dict() if isinstance(grid, Grid) else dict(grid or {})
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_json(path, record)
+        with open(self.root / ".sweep.lock", "w") as lock:  # one writer of sweep.json
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = self.root / "sweep.json"
+            if path.exists():
+                record = self.record()
+                old = record["grid"]
+                new = Grid.from_dict({**old.to_dict(), **given})
+                diff = [k for k in given if getattr(new, k) != getattr(old, k)]
+                if diff:
+                    shown = ", ".join(f"{k}: recorded {_short(getattr(old, k))}, now "
+                                      f"{_short(getattr(new, k))}" for k in diff[:3])
+                    raise ValueError(f"sweep dir={str(self.root)!r} holds another grid "
+                                     f"({shown}); use another directory, or run `damdp-lite "
+                                     f"sweep {self.root}` alone to continue it")
+                diff = [k for k, v in (run or {}).items() if record["run"].get(k) != v]
+                if diff:
+                    shown = ", ".join(f"{k}: recorded {record['run'].get(k)}, now {run[k]}"
+                                      for k in diff)
+                    raise ValueError(f"sweep dir={str(self.root)!r} was started with other "
+                                     f"run settings ({shown}); leave them out to continue it")
+                if here:
+                    expand(old)  # e.g. a device this machine lacks: one line, nothing started
+                return record
+            if not given:
+                raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep yet; give the "
+                                 f"grid (--algos, --envs, --seeds, ...)")
+            grid = Grid.from_dict({**Grid().to_dict(), **given})
+            full = {**{k: getattr(RunConfig(), k) for k in RUN_FIELDS}, **RUN_DEFAULTS, **run}
+            RunConfig(**full)  # validated before anything is written
+            jobs = expand(grid, here)
+            record = {"format": SWEEP_FORMAT, "grid": grid.to_dict(), "run": full,
+                      "jobs": [dataclasses.asdict(j) for j in jobs]}
+            _write_json(path, record)
         return {"grid": grid, "run": full, "jobs": jobs}
 
     # job states
@@ -309,32 +359,54 @@ class Sweep:
         if not path.exists():
             return {}
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:  # written atomically; a foreign edit
-            return {"state": "failed", "error": f"{path} is not JSON"}
+            state = json.loads(path.read_text())
+            if not isinstance(state, dict):
+                raise ValueError
+            return state
+        except ValueError:  # written atomically, so a foreign edit: retried as failed
+            return {"state": "failed", "error": f"{path} is not a job state (JSON object)"}
 
     def write_state(self, name: str, **fields) -> dict:
         state = {**self.read_state(name), **fields}
         _write_json(self.state_path(name), state)
         return state
 
-    def status(self, name: str, alive: set[str] | None = None) -> dict:
+    def held(self, name: str) -> bool:
+        """Whether a process (on any machine sharing this file system's locks) trains the job
+        now: its lock file is locked."""
+        path = self.lock_path(name)
+        if not path.exists():
+            return False
+        with open(path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+    def status(self, name: str, alive: object = ASK) -> dict:
         """A job's state with `state` in `STATES`, its progress (env steps, total, last
-        evaluation return) and, when it failed, its error and log. `alive`: SLURM job ids in
-        the queue (None = ask squeue when a job was submitted to SLURM)."""
+        evaluation return) and, when it failed, its error and log. `alive`: the SLURM queue
+        (`slurm_queue()`: ids, or None when it cannot be read); by default squeue is asked when
+        the job was submitted to SLURM."""
         st = self.read_state(name)
-        state = st.get("state", "pending")
+        state, error, log = st.get("state", "pending"), st.get("error"), self.log_path(name)
         if state in ("running", "queued"):
             if st.get("slurm_job_id"):
-                queue = slurm_queue() if alive is None else alive
+                queue = slurm_queue() if alive is ASK else alive
                 if queue is not None and st["slurm_job_id"] not in queue:
-                    state = "stopped"
-            elif st.get("host") == socket.gethostname() and not _pid_alive(st.get("pid")):
+                    if state == "queued":  # the task ended before `run_job` began
+                        state, log = "failed", self.slurm_log(st["slurm_job_id"])
+                        error = "the SLURM task ended before the job started"
+                    else:
+                        state = "stopped"
+            elif not self.held(name):
                 state = "stopped"
         out = {"name": name, "state": state, "attempts": st.get("attempts", 0),
-               "env_steps": 0, "total_env_steps": None, "eval_return": None,
-               "error": st.get("error") if state == "failed" else None,
-               "log": str(self.log_path(name))}
+               "env_steps": 0, "total_env_steps": st.get("total_env_steps"),
+               "eval_return": None, "error": error if state == "failed" else None,
+               "log": str(log)}
         progress = self.run_dir(name) / "progress.csv"
         if progress.exists():
             from .results import read_progress
@@ -344,12 +416,20 @@ class Sweep:
                 out["env_steps"] = int(rows[-1]["env_steps"])
                 evals = [r["eval_return"] for r in rows if math.isfinite(r["eval_return"])]
                 out["eval_return"] = round(evals[-1], 2) if evals else None
-        out["total_env_steps"] = st.get("total_env_steps")
         return out
 
+    def slurm_log(self, task_id: str) -> Path:
+        """submitit's stderr file of a SLURM array task (`7_0` -> slurm/7_0/7_0_0_log.err)."""
+        return self.root / "slurm" / task_id / f"{task_id}_0_log.err"
 
-def list_or(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
+
+def _short(value: object, most: int = 6) -> object:
+    """A recorded value for a message: lists longer than `most` shortened."""
+    if isinstance(value, tuple | list):
+        items = list(value)
+        return items if len(items) <= most else f"[{', '.join(map(repr, items[:most]))}, ... " \
+                                                 f"({len(items)} values)]"
+    return value
 
 
 def one_line(err: BaseException) -> str:
@@ -361,25 +441,14 @@ def one_line(err: BaseException) -> str:
 def _write_json(path: Path, data: dict) -> None:
     """Write atomically (a temporary file renamed over the target)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def slurm_queue() -> set[str] | None:
-    """Ids of the jobs in the SLURM queue, array tasks as `ARRAYID_TASK` (None: no squeue)."""
+    """Ids of the jobs in the SLURM queue, array tasks as `ARRAYID_TASK` (None: squeue is
+    missing or failed, so nothing can be said)."""
     if shutil.which("squeue") is None:
         return None
     try:
@@ -394,6 +463,9 @@ def slurm_queue() -> set[str] | None:
 # One job
 # ---------------------------------------------------------------------------------------------
 
+HELD = 3
+"""Exit status of `python -m damdp_lite.sweep job` when another process trains the job."""
+
 
 def run_job(root: str | Path, name: str) -> str:
     """Train job `name` of the sweep in `root` (resuming its run directory) with its output
@@ -405,12 +477,18 @@ def run_job(root: str | Path, name: str) -> str:
     job = next((j for j in record["jobs"] if j.name == name), None)
     if job is None:
         raise ValueError(f"job={name!r} is not in the sweep {root}")
-    lock_path = sweep.root / "jobs" / f".{name}.lock"
+    lock_path = sweep.lock_path(name)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
-        try:  # one process per job, whoever started it; released when this process ends
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        # one process per job, whoever started it; released when this process ends. A status
+        # probe (`Sweep.held`) holds it for microseconds, so try for a moment.
+        for _ in range(40):
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
             print(f"{name}: already running in another process; left alone", file=sys.stderr)
             return "running"
         return _run_locked(sweep, record, job)
@@ -422,19 +500,17 @@ def _run_locked(sweep: Sweep, record: dict, job: Job) -> str:
     name = job.name
     prev = sweep.read_state(name)
     slurm_id = _slurm_job_id()
-    config = job.config(record["grid"].steps)
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
     sweep.write_state(name, state="running", attempts=prev.get("attempts", 0) + 1,
                       host=socket.gethostname(), pid=os.getpid(), slurm_job_id=slurm_id,
-                      started=time.strftime("%Y-%m-%d %H:%M:%S"), ended=None, error=None,
-                      total_env_steps=config.num_iterations * config.env_steps_per_iteration)
+                      started=now, ended=None, error=None)
     log_path = sweep.log_path(name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", buffering=1) as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
-        print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {name}: attempt "
-              f"{prev.get('attempts', 0) + 1} on {socket.gethostname()} (pid {os.getpid()}"
+        print(f"== {now} {name}: attempt {prev.get('attempts', 0) + 1} on "
+              f"{socket.gethostname()} (pid {os.getpid()}"
               f"{', SLURM job ' + slurm_id if slurm_id else ''})")
-        run = RunConfig(run_dir=str(sweep.run_dir(name)), label=job.label, **record["run"])
 
         def show(row: dict) -> None:
             ev = row.get("eval_return")
@@ -443,6 +519,10 @@ def _run_locked(sweep: Sweep, record: dict, job: Job) -> str:
                   + (f" eval {ev:.4g}" if ev not in ("", None) else ""))
 
         try:
+            config = job.config(record["grid"].steps)
+            sweep.write_state(name, total_env_steps=config.num_iterations
+                              * config.env_steps_per_iteration)
+            run = RunConfig(run_dir=str(sweep.run_dir(name)), label=job.label, **record["run"])
             res = train(config, run, progress=False, callback=show)
         except Exception as err:  # the job failed: one line in its state, the trace in its log
             traceback.print_exc()
@@ -455,7 +535,7 @@ def _run_locked(sweep: Sweep, record: dict, job: Job) -> str:
             raise
         print(f"done: resumed at iteration {res.resumed_from}, {len(res.history)} iterations "
               f"this attempt")
-    sweep.write_state(name, state="done", ended=time.strftime("%Y-%m-%d %H:%M:%S"))
+    sweep.write_state(name, state="done", error=None, ended=time.strftime("%Y-%m-%d %H:%M:%S"))
     return "done"
 
 
@@ -472,10 +552,16 @@ def _slurm_job_id() -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _queue_for(sweep: Sweep, jobs: list[Job]) -> set[str] | None:
+    """The SLURM queue when a job was submitted to SLURM (one squeue call), else empty."""
+    if any(sweep.read_state(j.name).get("slurm_job_id") for j in jobs):
+        return slurm_queue()
+    return set()
+
+
 def todo(sweep: Sweep, jobs: list[Job]) -> tuple[list[Job], list[str]]:
     """Jobs to (re)start: all but the done ones and those running now; and the running ones."""
-    alive = slurm_queue() if any(sweep.read_state(j.name).get("slurm_job_id")
-                                 for j in jobs) else set()
+    alive = _queue_for(sweep, jobs)
     start, running = [], []
     for job in jobs:
         state = sweep.status(job.name, alive)["state"]
@@ -489,7 +575,8 @@ def todo(sweep: Sweep, jobs: list[Job]) -> tuple[list[Job], list[str]]:
 def run_local(sweep: Sweep, jobs: list[Job], workers: int, echo=print) -> dict[str, str]:
     """Run `jobs` as child processes (`python -m damdp_lite.sweep job DIR NAME`), at most
     `workers` at once; returns each job's final state. A child that dies without recording
-    its end (a kill, out of memory) is recorded as failed with its exit code."""
+    its end (a kill, out of memory) is recorded as failed with its exit code; one stopped by
+    Ctrl-C as stopped; one whose job another process trains leaves the state alone."""
 
     def one(job: Job) -> str:
         log = sweep.log_path(job.name)
@@ -500,11 +587,18 @@ def run_local(sweep: Sweep, jobs: list[Job], workers: int, echo=print) -> dict[s
                                    str(sweep.root), job.name], stdout=out, stderr=out,
                                   stdin=subprocess.DEVNULL)
         state = sweep.read_state(job.name)
-        if proc.returncode != 0 and state.get("state") in (None, "running"):
-            why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
-                   else f"exited with code {proc.returncode}")
-            state = sweep.write_state(job.name, state="failed", error=f"the job process {why}",
-                                      ended=time.strftime("%Y-%m-%d %H:%M:%S"))
+        if proc.returncode == HELD:
+            echo(f"running {job.name}: another process trains it; left alone")
+            return "running"
+        if proc.returncode != 0 and state.get("state") in (None, "running", "queued"):
+            ended = time.strftime("%Y-%m-%d %H:%M:%S")
+            if proc.returncode in (-signal.SIGINT, 130):  # Ctrl-C before the job began
+                state = sweep.write_state(job.name, state="stopped", ended=ended)
+            else:
+                why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                       else f"exited with code {proc.returncode}")
+                state = sweep.write_state(job.name, state="failed", ended=ended,
+                                          error=f"the job process {why}")
         final = state.get("state", "failed")
         if final == "failed":
             echo(f"failed  {job.name}: {state.get('error')} (log: {log})")
@@ -570,23 +664,36 @@ def submit_slurm(sweep: Sweep, jobs: list[Job], slurm: SlurmConfig, threads: int
     if slurm.setup:
         params["slurm_setup"] = list(slurm.setup)
     executor.update_parameters(**params)
-    submitted = executor.map_array(SlurmJob(str(sweep.root.resolve())), [j.name for j in jobs])
+    try:
+        submitted = executor.map_array(SlurmJob(str(sweep.root.resolve())),
+                                       [j.name for j in jobs])
+    except Exception as err:  # sbatch refused: its message, on one line
+        raise RuntimeError(f"sbatch failed: {' '.join(str(err).split())[:300]}") from None
     ids = []
     for job, sub in zip(jobs, submitted, strict=True):
-        prev = sweep.read_state(job.name)
-        sweep.write_state(job.name, state="queued", slurm_job_id=sub.job_id, pid=None,
-                          host=None, error=None, attempts=prev.get("attempts", 0))
+        # a task that has already started recorded its own state under this id: keep it
+        if sweep.read_state(job.name).get("slurm_job_id") != sub.job_id:
+            sweep.write_state(job.name, state="queued", slurm_job_id=sub.job_id, pid=None,
+                              host=None, error=None)
         ids.append(sub.job_id)
     return ids
 
 
-def wait_slurm(sweep: Sweep, names: list[str], poll: float = 5.0, echo=print) -> None:
-    """Block until none of `names` is queued or running on SLURM."""
+def wait_slurm(sweep: Sweep, names: list[str], poll: float = 5.0, tries: int = 60) -> None:
+    """Block until none of `names` is queued or running on SLURM; a `RuntimeError` when
+    squeue fails `tries` times in a row."""
+    failures = 0
     while True:
-        alive = slurm_queue() or set()
-        left = [n for n in names if sweep.status(n, alive)["state"] in ("queued", "running")]
-        if not left:
-            return
+        alive = slurm_queue()
+        if alive is None:
+            failures += 1
+            if failures >= tries:
+                raise RuntimeError(f"squeue failed {tries} times in a row; the jobs may still "
+                                   f"run: `damdp-lite sweep status {sweep.root}`")
+        else:
+            failures = 0
+            if not any(sweep.status(n, alive)["state"] in ("queued", "running") for n in names):
+                return
         time.sleep(poll)
 
 
@@ -594,8 +701,7 @@ def sweep_status(root: str | Path) -> list[dict]:
     """Every job's `Sweep.status`, in the sweep's order."""
     sweep = Sweep(root)
     jobs = sweep.jobs()
-    alive = slurm_queue() if any(sweep.read_state(j.name).get("slurm_job_id")
-                                 for j in jobs) else set()
+    alive = _queue_for(sweep, jobs)
     return [sweep.status(j.name, alive) for j in jobs]
 
 
@@ -609,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 3 or args[0] != "job":
         print("usage: python -m damdp_lite.sweep job SWEEP_DIR JOB_NAME", file=sys.stderr)
         return 2
-    return 0 if run_job(args[1], args[2]) == "done" else 1
+    return {"done": 0, "running": HELD}.get(run_job(args[1], args[2]), 1)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ from torch import nn
 
 from damdp_lite import DiffusionConfig, DiffusionPolicy
 
+try:  # submitit's logger keeps the sys.stdout / sys.stderr of the moment it is imported:
+    import submitit  # noqa: F401  here that is the session's streams, not a test's capture
+except ImportError:  # pragma: no cover - a dependency
+    pass
+
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 # CI replays the same hypothesis examples every run; locally they vary (and find new cases).

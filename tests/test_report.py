@@ -215,6 +215,7 @@ def test_cmd_report_defaults_its_out_dir_and_summarises(sweep, tmp_path, monkeyp
     sub = tmp_path / "sw"
     shutil.copytree(sweep / "runs", sub / "runs", ignore=lambda d, names: [
         n for n in names if n.startswith("HalfCheetah")])
+    (sub / "sweep.json").write_text("{}")  # a sweep directory: its report goes inside it
     args = parser.parse_args([str(sub), "--normalise", "none", "--reps", "1e2"])
     out = report.cmd_report(args)
     assert out["out_dir"] == str(sub / "report") and (sub / "report" / "report.json").exists()
@@ -291,3 +292,28 @@ def test_random_policy_return_is_seeded_uniform_actions_through_the_evaluation_l
     assert x[:, 2].std().item() == pytest.approx(1.0, abs=0.03)  # unbounded: N(0, 1)
     with pytest.raises(ValueError, match="env_id='Nope-v0' is not a registered"):
         report.random_policy_return("Nope-v0")
+
+
+def test_a_sweep_axis_of_diffusion_only_fields_pairs_each_value_with_the_gaussian_base():
+    tasks = ["Hopper-v5"]
+    m = lambda kind, label: {"algo": "ppo", "kind": kind, "default_label": label,  # noqa: E731
+                             "tasks": tasks}
+    methods = {"diffppo+num_steps-2": m("diffusion", "diffppo"),
+               "diffppo+num_steps-3+lr-0.001": m("diffusion", "diffppo"),
+               "ppo": m("gaussian", "ppo"), "ppo+lr-0.001": m("gaussian", "ppo"),
+               "ppo+init_std-0.5": m("gaussian", "ppo"),
+               "ppofancy": m("gaussian", "ppo")}  # a custom label, not a sweep suffix
+    assert sorted(report._pairs(methods)) == [
+        ("diffppo+num_steps-2", "ppo"), ("diffppo+num_steps-2", "ppo+init_std-0.5"),
+        ("diffppo+num_steps-3+lr-0.001", "ppo+lr-0.001")]
+
+
+def test_runs_of_one_method_with_other_settings_are_named_in_a_warning(sweep, tmp_path):
+    shutil.copytree(sweep / "runs" / "Hopper-v5_ppo_s0", tmp_path / "a")
+    shutil.copytree(sweep / "runs" / "Hopper-v5_ppo_s1", tmp_path / "b")
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    body = cfg.get("config", cfg.get("algo_config"))
+    body["lr"] = body["lr"] * 2
+    (tmp_path / "b" / "config.json").write_text(json.dumps(cfg))
+    with pytest.warns(UserWarning, match="method 'ppo' on Hopper-v5: its runs differ in lr"):
+        report.collect_runs([tmp_path])

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -63,6 +64,11 @@ def test_expand_names_jobs_and_applies_overrides_to_the_jobs_that_have_them():
     (dict(sets=(*TINY, "lr=-1")), r"job damdp_lite_TurningDoubleWell-v0_ppo_s0: lr=-1.0 is not "
                             r"allowed"),
     (dict(envs=("Nope-v0",)), "env_id='Nope-v0'"),
+    (dict(sets=("seed=3",)), "sets: 'seed=3' is not allowed; seed is set by --seeds"),
+    (dict(sets=("policy=diffusion",)), "policy is set by --policies"),
+    (dict(sets=("env-id=Hopper-v5",)), "env_id is set by --envs"),
+    (dict(sets=("total_env_steps=64",)), "total_env_steps is set by --steps"),
+    (dict(sets=(*TINY, "device=cpu/x", "device=cpu-x")), "two jobs would share the name"),
 ])
 def test_a_bad_grid_is_one_line_naming_the_field(kw, match):
     with pytest.raises(ValueError, match=match) as err:
@@ -165,12 +171,8 @@ def test_a_stopped_job_resumes_and_writes_the_same_progress_csv(tmp_path):
     calls = []
     train(job.config(grid.steps), run, progress=False,
           callback=lambda row: calls.append(row) or len(calls) == 2)
-    dead = os.fork()
-    if dead == 0:
-        os._exit(0)
-    os.waitpid(dead, 0)
-    sweep.write_state(job.name, state="running", attempts=1, host=socket.gethostname(),
-                      pid=dead)
+    # pid 1 is alive: a reused pid must not keep the job "running"; its lock decides
+    sweep.write_state(job.name, state="running", attempts=1, host=socket.gethostname(), pid=1)
     assert sweep.status(job.name)["state"] == "stopped"
     assert len(rows(sweep.run_dir(job.name) / "progress.csv")) == 2
     start, running = sw.todo(sweep, [job])
@@ -265,7 +267,11 @@ def test_the_slurm_executor_passes_its_settings_to_submitit(tmp_path, monkeypatc
             return [type("J", (), {"job_id": f"7_{i}"})() for i in range(len(seen["names"]))]
 
     monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
-    monkeypatch.setattr(sw.shutil, "which", lambda name: f"/usr/bin/{name}")
+    bin_dir = tmp_path / "bin"  # an sbatch on PATH (never run: the executor is a fake)
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     sweep = sw.Sweep(tmp_path / "sw")
     jobs = sweep.create_or_check(tiny_grid(), RUN)["jobs"]
     slurm = sw.SlurmConfig(partition="gpu", time=90, gpus=1, mem_gb=8, account="proj",
@@ -282,15 +288,95 @@ def test_the_slurm_executor_passes_its_settings_to_submitit(tmp_path, monkeypatc
     again = seen["fn"].checkpoint(jobs[0].name)
     assert isinstance(again, submitit.helpers.DelayedSubmission)
     assert again.args == (jobs[0].name,) and again.function.root == seen["fn"].root
-    for job in jobs:
+    for i, job in enumerate(jobs):
         assert sweep.status(job.name, alive={"7_0", "7_1"})["state"] == "queued"
-        assert sweep.status(job.name, alive=set())["state"] == "stopped"
+        assert sweep.status(job.name, alive=None)["state"] == "queued"  # squeue failed
+        # a task that left the queue without starting the job: failed, with submitit's log
+        gone = sweep.status(job.name, alive=set())
+        assert gone["state"] == "failed" and gone["error"].startswith("the SLURM task ended")
+        assert gone["log"] == str(sweep.root / "slurm" / f"7_{i}" / f"7_{i}_0_log.err")
+    # one that started records running under its id: gone from the queue, it is stopped
+    sweep.write_state(jobs[0].name, state="running")
+    assert sweep.status(jobs[0].name, alive=set())["state"] == "stopped"
+    assert sweep.status(jobs[0].name, alive={"7_0"})["state"] == "running"
 
 
 def test_the_slurm_executor_without_sbatch_is_one_line_before_anything_is_written(
         tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sw.shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch (nor anything else) on PATH
     assert _sweep(tmp_path, "--executor", "slurm") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs sbatch on PATH" in err
     assert not (tmp_path / "sw").exists()
+
+
+def test_close_values_name_distinct_jobs():
+    jobs = sw.expand(tiny_grid(policies=("gaussian",), sets=(
+        *(t for t in TINY if not t.startswith("num_steps")), "gamma=0.9999999",
+        "gamma=0.99999999")))
+    assert [j.label for j in jobs] == ["ppo+gamma-0.9999999", "ppo+gamma-0.99999999"]
+
+
+def test_a_job_another_sweep_runs_is_left_alone_by_run_local(tmp_path):
+    import fcntl
+
+    sweep = sw.Sweep(tmp_path / "sw")
+    job = sweep.create_or_check(tiny_grid(), RUN)["jobs"][0]
+    sweep.lock_path(job.name).parent.mkdir(parents=True)
+    with open(sweep.lock_path(job.name), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the child of another sweep holds it
+        assert sweep.held(job.name)
+        assert sw.run_local(sweep, [job], 1, echo=lambda *a: None) == {job.name: "running"}
+    assert sweep.read_state(job.name) == {}  # nothing recorded over the other's state
+    assert not sweep.held(job.name)
+
+
+def test_a_child_stopped_by_ctrl_c_before_its_job_began_is_stopped(tmp_path, monkeypatch):
+    sweep = sw.Sweep(tmp_path / "sw")
+    job = sweep.create_or_check(tiny_grid(), RUN)["jobs"][0]
+    monkeypatch.setattr(sw.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, -signal.SIGINT))
+    assert sw.run_local(sweep, [job], 1, echo=lambda *a: None) == {job.name: "stopped"}
+
+
+def test_a_device_the_submitting_machine_lacks_is_checked_where_the_job_runs(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    grid = tiny_grid(sets=(*TINY, "device=cuda"))
+    with pytest.raises(ValueError, match="device='cuda' but CUDA is not available here"):
+        sw.Sweep(tmp_path / "here").create_or_check(grid, RUN)
+    record = sw.Sweep(tmp_path / "slurm").create_or_check(grid, RUN, here=False)
+    assert all(j.overrides["device"] == "cuda" for j in record["jobs"])
+
+
+def test_a_hand_edited_or_misplaced_sweep_record_is_one_line(tmp_path, capsys):
+    sweep = sw.Sweep(tmp_path / "sw")
+    sweep.create_or_check(tiny_grid(), RUN)
+    path = sweep.root / "sweep.json"
+    record = json.loads(path.read_text())
+    record["grid"]["seeds"] = [0, 1]  # its jobs no longer match
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="is not a valid sweep record .*its jobs are not those"):
+        sweep.jobs()
+    (tmp_path / "afile").write_text("")
+    assert cli.main(["sweep", str(tmp_path / "afile"), "--algos", "ppo"]) == 2
+    assert "sweep dir=" in capsys.readouterr().err
+    assert cli.main(["sweep", "status", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("damdp-lite sweep status: error: sweep dir=") and "is a file" in err
+    assert cli.main(["--debug", "sweep", "status", str(tmp_path / "nothing")]) == 2
+    assert "holds no sweep.json" in capsys.readouterr().err
+    assert _sweep(tmp_path, "--executor", "slurm", "--slurm-time", "0") == 2
+    assert "slurm_time=0 is not allowed" in capsys.readouterr().err
+
+
+def test_waiting_on_slurm_gives_up_in_one_line_when_squeue_keeps_failing(tmp_path,
+                                                                          monkeypatch):
+    sweep = sw.Sweep(tmp_path / "sw")
+    job = sweep.create_or_check(tiny_grid(), RUN)["jobs"][0]
+    sweep.write_state(job.name, state="queued", slurm_job_id="7_0")
+    monkeypatch.setattr(sw, "slurm_queue", lambda: None)
+    with pytest.raises(RuntimeError, match="squeue failed 3 times in a row; the jobs may still"):
+        sw.wait_slurm(sweep, [job.name], poll=0, tries=3)
