@@ -5,8 +5,12 @@ protocol), their configs, targets with exact log Z, and the reverse-KL bound. Th
 in `damdp_lite.algos` (one file each, registered by name), the one training loop is
 `damdp_lite.train.train`, the policy factory `damdp_lite.policies`, the toy presets
 `damdp_lite.presets`, and the shipped results `damdp_lite.results.shipped`.
+
+Importing the package first checks that torch is at least `MIN_TORCH` and that pip replaced no
+package this process had already imported (`_import_checks`); either fails with one line.
 """
 
+from ._import_checks import MIN_TORCH
 from .bound import (
     BoundEstimate,
     best_gaussian_1d,
@@ -27,9 +31,10 @@ from .utils import seed_everything, smoke
 __version__ = "0.1.0"
 
 __all__ = [
-    "BoundEstimate", "ChainPolicy", "ChainSample", "DiffusionConfig", "DiffusionPolicy",
-    "DoubleWell1D", "FourModes2D", "GaussianConfig", "GaussianMixture2D", "GaussianPolicy",
-    "Target", "best_gaussian_1d", "bound_loss", "denoise_kl", "entropy_lower_bound",
-    "estimate_bound", "exact_marginal_kl_1d", "fit_sampler", "gaussian_kl", "histogram_kl",
-    "make_target", "marginal_density_1d", "seed_everything", "smoke", "step_size_schedule",
+    "MIN_TORCH", "BoundEstimate", "ChainPolicy", "ChainSample", "DiffusionConfig",
+    "DiffusionPolicy", "DoubleWell1D", "FourModes2D", "GaussianConfig", "GaussianMixture2D",
+    "GaussianPolicy", "Target", "best_gaussian_1d", "bound_loss", "denoise_kl",
+    "entropy_lower_bound", "estimate_bound", "exact_marginal_kl_1d", "fit_sampler",
+    "gaussian_kl", "histogram_kl", "make_target", "marginal_density_1d", "seed_everything",
+    "smoke", "step_size_schedule",
 ]

@@ -29,6 +29,7 @@ from .utils import (
     check_positive,
     log_one_minus_tanh_sq,
     normal_log_prob,
+    report_progress,
 )
 
 
@@ -294,4 +295,5 @@ def fit_sampler(policy: ChainPolicy, target: Target, temperature: float, steps: 
         opt.step()
         hist.step.append(it)
         hist.j_bound.append(-float(loss.detach()))
+        report_progress(it + 1, steps, {"j_bound": hist.j_bound[-1]})
     return hist

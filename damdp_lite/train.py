@@ -40,8 +40,10 @@ from .chain import ChainPolicy
 from .checkpoint import load_checkpoint, load_policy_weights, save_atomic  # noqa: F401
 from .config import Config, Rule, at_least, param
 from .envs.make import make_vector_env
+from .envs.render import render_frame
 from .policies import build_policy, policy_kind
 from .results import read_progress  # noqa: F401  (re-exported)
+from .utils import report_progress
 
 WALL_CLOCK_FIELDS = ("elapsed_s", "sps")
 """Columns that depend on the machine's speed, not on the seed."""
@@ -121,6 +123,8 @@ def evaluate_policy(policy: ChainPolicy, env_id: str, episodes: int = 5, seed: i
 
     Normalisers are frozen (`policy.act` does not update them). Returns each episode's return
     and length, and (with `render=True`, env 0 only, up to `max_frames`) its RGB frames.
+    Rendering changes nothing else; where no off-screen GL backend works it raises
+    `damdp_lite.envs.render.RenderingUnavailable`, one line saying why.
     """
     envs = make_vector_env(env_id, episodes, render_mode="rgb_array" if render else None)
     gen = torch.Generator(policy.device).manual_seed(seed)
@@ -131,7 +135,7 @@ def evaluate_policy(policy: ChainPolicy, env_id: str, episodes: int = 5, seed: i
     try:
         while not done.all():
             if render and not done[0] and (max_frames is None or len(frames) < max_frames):
-                frames.append(envs.unwrapped.envs[0].render())
+                frames.append(render_frame(envs.unwrapped.envs[0]))
             obs_t = torch.as_tensor(np.asarray(obs, np.float32), device=policy.device)
             action = policy.act(obs_t, generator=gen).cpu().numpy()
             obs, reward, term, trunc, _ = envs.step(action)
@@ -375,6 +379,7 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
     desc = f"{run_label(config, run)} {config.env_id} s{config.seed}"
     bar = tqdm(range(start_iter, n_iter), initial=start_iter, total=n_iter,
                disable=not progress, desc=desc)
+    report_progress(start_iter, n_iter)
     if run_dir is not None and start_iter == n_iter and not (run_dir / "policy.pt").exists():
         save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")  # a finished run
     try:
@@ -414,6 +419,7 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                 if last:
                     save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")
             bar.set_postfix(ret=f"{row['episode_return']:.4g}", sps=f"{row['sps']:.0f}")
+            report_progress(it + 1, n_iter, row)  # e.g. a widget's progress bar
             if stop:
                 break
     except KeyboardInterrupt:

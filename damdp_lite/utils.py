@@ -1,11 +1,13 @@
-"""Small shared helpers: seeding, the SMOKE switch, input validation, running normalisation."""
+"""Small shared helpers: seeding, the SMOKE switch, progress reports, input validation, running
+normalisation."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -24,6 +26,30 @@ def seed_everything(seed: int) -> None:
 def smoke() -> bool:
     """True when the environment asks for a tiny CI-sized run (`DAMDP_SMOKE=1`)."""
     return os.environ.get("DAMDP_SMOKE", "0") == "1"
+
+
+ProgressListener = Callable[[int, int, Mapping[str, object]], None]
+"""`listener(done, total, row)`: `done` of `total` iterations finished, `row` their last log row."""
+
+_listeners: list[ProgressListener] = []
+
+
+@contextlib.contextmanager
+def progress_listener(listener: ProgressListener) -> Iterator[None]:
+    """Within the block, every training loop (`train.train`, `bound.fit_sampler`) calls
+    `listener(done, total, row)` after each iteration; this is how a widget's Train button
+    shows progress without the notebook's `run` function knowing about it."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def report_progress(done: int, total: int, row: Mapping[str, object] | None = None) -> None:
+    """Tell the active `progress_listener`s that `done` of `total` iterations are finished."""
+    for listener in tuple(_listeners):
+        listener(done, total, row or {})
 
 
 def to_numpy(x) -> np.ndarray:

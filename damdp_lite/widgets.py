@@ -1,13 +1,17 @@
 """Control panels built from the config dataclasses (one documented field = one control).
 
 Anything that trains runs behind a button, so headless execution stays cheap; notebooks put a
-static figure made with the default values before every panel.
+static figure made with the default values before every panel. While it trains, a panel shows a
+progress bar and a status line fed by the training loops (`utils.progress_listener`). Core
+`ipywidgets` only (7 and 8), so the panels work in JupyterLab, Binder and Colab.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -18,9 +22,14 @@ from .bound import FitConfig
 from .config import field_docs
 from .diffusion import NOISING_DRIFT_AT, NOISING_STEP_PAIRING, SCHEDULES, DiffusionConfig
 from .policies import POLICIES, all_tunable_fields, tunable_fields
+from .utils import progress_listener
 
 STYLE = {"description_width": "150px"}
 LAYOUT = W.Layout(width="420px")
+CHAR_PX = 8
+"""Width of one character of a description, in pixels (JupyterLab's 13 px UI font, rounded up)."""
+CONTROL_PX = 270
+"""Width of a slider or dropdown beside its description, in pixels."""
 
 
 def controls_from_config(cls: type, fields: Sequence[str],
@@ -106,7 +115,7 @@ def algo_panel(algo: str, fields: Sequence[str], specs: Mapping[str, Mapping] | 
         kind, own = values["policy"], {f.name for f in dataclasses.fields(spec.config_cls)}
         values = {k: v for k, v in values.items()
                   if k in own or k not in all_tunable_fields() or k in tunable_fields(kind)}
-        res = train(algo_config(algo, **{**fixed, **values}), progress=True)
+        res = train(algo_config(algo, **{**fixed, **values}), progress=False)  # the panel's bar
         fig, ax = plt.subplots(figsize=(5, 3))
         steps = [r["env_steps"] for r in res.history]
         ax.plot(steps, [r["episode_return"] for r in res.history], label=values["policy"])
@@ -132,24 +141,83 @@ def sampler_controls() -> dict[str, W.Widget]:
     return c
 
 
+def fit_descriptions(controls: Iterable[W.Widget]) -> int:
+    """Give all `controls` one description width that fits the longest description, so none is
+    cut off (`diffusion_steps_per_…`) and the controls line up; each gets its own `Layout`
+    `CONTROL_PX` wider. Returns the description width in pixels (at least 150)."""
+    described = [w for w in controls if getattr(w, "description", "")]
+    if not described:
+        return 0
+    width = max(150, CHAR_PX * max(len(w.description) for w in described) + 12)
+    for w in described:
+        w.style.description_width = f"{width}px"
+        w.layout = W.Layout(width=f"{width + CONTROL_PX}px")
+    return width
+
+
+def progress_text(done: int, total: int, row: Mapping[str, object], elapsed: float) -> str:
+    """The status line of a training panel, e.g. `12/40 iterations · 6144 env steps · return
+    -3.2 · 9 s, ~30 s left`, from a `utils.progress_listener` report."""
+    parts = [f"{done}/{total} iterations"]
+    for key, fmt in (("env_steps", "{:.0f} env steps"), ("episode_return", "return {:.4g}"),
+                     ("j_bound", "J_bound {:.4g}")):
+        value = row.get(key)
+        if isinstance(value, int | float) and math.isfinite(value):
+            parts.append(fmt.format(value))
+    left = f", ~{elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+    return " · ".join(parts) + f" · {elapsed:.0f} s{left}"
+
+
 def training_panel(controls: Mapping[str, W.Widget], run: Callable[..., object],
-                   button: str = "Train") -> W.VBox:
-    """Controls, a button and an output area. On click, `run(**values)` is called and the
-    figure it returns (if any) is shown; nothing runs until the button is pressed."""
+                   button: str = "Train", min_interval: float = 0.25) -> W.VBox:
+    """Controls, a button, a progress bar with a status line, and an output area.
+
+    On click, `run(**values)` is called and the figure it returns (if any) is shown in the
+    output area. While it runs, the bar and the status line follow every training loop inside
+    it (`train.train`, `bound.fit_sampler`: iterations done, return, time left), updated at
+    most every `min_interval` seconds; at the end the line says how long it took, or that it
+    failed (the traceback goes to the output area). Nothing runs until the button is pressed.
+    """
+    fit_descriptions(controls.values())
     btn = W.Button(description=button, button_style="primary")
+    bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="200px",
+                                                               visibility="hidden"))
+    status = W.Label(value="")
     out = W.Output()
 
     def on_click(_):
+        btn.disabled = True
+        start = last = time.perf_counter()
+        bar.bar_style, bar.value, bar.layout.visibility = "info", 0, "visible"
+        status.value = "training..."
+
+        def listener(done: int, total: int, row: Mapping[str, object]) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if 0 < done < total and now - last < min_interval:
+                return
+            last = now
+            bar.max, bar.value = max(total, 1), min(done, total)
+            status.value = progress_text(done, total, row, now - start)
+
         with out:
             out.clear_output(wait=True)
-            btn.disabled = True
             try:
-                fig = run(**{k: w.value for k, w in controls.items()})
+                with progress_listener(listener):
+                    fig = run(**{k: w.value for k, w in controls.items()})
                 if fig is not None:
                     display(fig)
                     plt.close(fig)
+            except BaseException as err:  # shown by `out`, which prints the traceback
+                bar.bar_style = "danger"
+                status.value = (f"failed after {time.perf_counter() - start:.0f} s: "
+                                f"{type(err).__name__}")
+                raise
+            else:
+                bar.bar_style, bar.value = "success", bar.max
+                status.value = f"done in {time.perf_counter() - start:.0f} s"
             finally:
                 btn.disabled = False
 
     btn.on_click(on_click)
-    return W.VBox([*controls.values(), btn, out])
+    return W.VBox([*controls.values(), W.HBox([btn, bar, status]), out])

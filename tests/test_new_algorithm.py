@@ -74,6 +74,13 @@ def test_vpg_trains_through_the_cli_and_resumes(kind, tmp_path, capsys):
     assert (run_dir / "progress.csv").read_text() == before
 
 
+def widgets_in(box):
+    """Every widget inside `box`, depth first (the Train button sits in an HBox with its bar)."""
+    for child in box.children:
+        yield child
+        yield from widgets_in(child) if hasattr(child, "children") else ()
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "diffusion"])
 def test_vpg_panel_trains_either_policy(kind, monkeypatch, caplog):
     shown = []
@@ -82,7 +89,7 @@ def test_vpg_panel_trains_either_policy(kind, monkeypatch, caplog):
         "vpg", ["lr", "num_steps"],
         {"lr": dict(min=1e-4, max=1e-2, log=True), "num_steps": dict(min=1, max=8, value=2)},
         env_id=TURNING, total_env_steps=128, num_envs=4, num_env_steps=16, hidden_sizes=(16,))
-    controls = {getattr(c, "description", ""): c for c in panel.children}
+    controls = {getattr(c, "description", ""): c for c in widgets_in(panel)}
     assert set(controls) >= {"policy", "lr", "num_steps", "Train"}
     assert set(controls["policy"].options) == {"gaussian", "diffusion"}
     controls["policy"].value = kind

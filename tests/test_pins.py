@@ -1,7 +1,10 @@
-"""Keep pyproject.toml, environment.yml, binder/ and the CI entry point in agreement.
+"""Keep pyproject.toml, environment.yml, binder/, the Makefile and the CI entry point in agreement.
 
-pyproject.toml is the single source of truth for the pins; the conda files must list
-exactly the same ``name==version`` strings.
+pyproject.toml has two lists: `[project].dependencies`, the ranges a plain `pip install damdp-lite`
+asks for (what Colab resolves against its preinstalled torch, NumPy, ...), and the `pinned` extra,
+the exact `name==version` of every one of them that `make install` installs. Here: every range has
+its pin and admits it, torch's range starts at `damdp_lite.MIN_TORCH`, and the conda files list
+exactly the pins.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
@@ -20,6 +26,8 @@ BINDER_YML = ROOT / "binder" / "environment.yml"
 POSTBUILD = ROOT / "binder" / "postBuild"
 CI_RUN = ROOT / ".ci" / "run"
 README = ROOT / "README.md"
+MAKEFILE = ROOT / "Makefile"
+IMPORT_CHECKS = ROOT / "damdp_lite" / "_import_checks.py"
 
 # name, optional [extras], "==", version -- nothing else (no markers, no ranges).
 PIN_RE = re.compile(
@@ -27,13 +35,9 @@ PIN_RE = re.compile(
 )
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _name(requirement: str) -> str:
     """Normalised project name of a requirement string ('gymnasium[mujoco]==1' -> 'gymnasium')."""
-    return _norm(re.split(r"[\[=<>!~;\s]", requirement.strip(), maxsplit=1)[0])
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def _pyproject() -> dict:
@@ -41,12 +45,20 @@ def _pyproject() -> dict:
         return tomllib.load(f)
 
 
-def _runtime_pins() -> list[str]:
+def _ranges() -> list[str]:
     return list(_pyproject()["project"]["dependencies"])
+
+
+def _runtime_pins() -> list[str]:
+    return list(_pyproject()["project"]["optional-dependencies"]["pinned"])
 
 
 def _dev_pins() -> list[str]:
     return list(_pyproject()["project"]["optional-dependencies"]["dev"])
+
+
+def _pin_version(pin: str) -> Version:
+    return Version(PIN_RE.match(pin.strip()).group("ver"))
 
 
 def _load_yaml(path: Path) -> dict:
@@ -84,31 +96,87 @@ def _assert_no_duplicates(entries: list[str], where: str) -> None:
 # (a) ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("group", ["dependencies", "dev"])
-def test_every_pyproject_dependency_is_exactly_pinned(group: str) -> None:
-    pins = _runtime_pins() if group == "dependencies" else _dev_pins()
-    assert pins, f"pyproject.toml: [{group}] is empty"
+@pytest.mark.parametrize("group", ["pinned", "dev"])
+def test_every_extra_entry_is_exactly_pinned(group: str) -> None:
+    pins = _runtime_pins() if group == "pinned" else _dev_pins()
+    assert pins, f"pyproject.toml: the [{group}] extra is empty"
     unpinned = [p for p in pins if not PIN_RE.match(p.strip())]
     assert not unpinned, (
-        f"pyproject.toml: these {group} entries are not exact 'name==version' pins: {unpinned!r}"
+        f"pyproject.toml: these [{group}] entries are not exact 'name==version' pins: {unpinned!r}"
     )
     _assert_no_duplicates(pins, f"pyproject.toml [{group}]")
+    names = [_name(p) for p in pins]
+    _assert_no_duplicates(names, f"pyproject.toml [{group}] project names")
+
+
+def test_dependencies_are_ranges_with_a_lower_bound() -> None:
+    """A plain install keeps a preinstalled package whenever it is recent enough: no exact pins,
+    and a lower bound on each (what the suite was tested with)."""
+    ranges = _ranges()
+    assert ranges, "pyproject.toml: [project].dependencies is empty"
+    _assert_no_duplicates([_name(r) for r in ranges], "pyproject.toml [project].dependencies")
+    exact = [r for r in ranges if PIN_RE.match(r.strip())]
+    assert not exact, (
+        f"pyproject.toml: [project].dependencies must be ranges; exact pins belong in the "
+        f"'pinned' extra: {exact!r}"
+    )
+    no_floor = [r for r in ranges
+                if not any(s.operator in (">=", "~=") for s in Requirement(r).specifier)]
+    assert not no_floor, f"pyproject.toml: dependencies without a lower bound (>=): {no_floor!r}"
+
+
+def test_jupyterlab_is_not_a_base_dependency() -> None:
+    """A kernel that already runs (Colab, Binder, your Jupyter) needs no JupyterLab."""
+    assert "jupyterlab" not in {_name(r) for r in _ranges()}, (
+        "pyproject.toml: jupyterlab belongs in the 'pinned' extra only, not in dependencies"
+    )
 
 
 # (b) ---------------------------------------------------------------------------------------
 
 
-def test_torch_is_pinned_to_2_13_0() -> None:
+def test_every_dependency_has_a_pin_that_its_range_admits() -> None:
+    pins = {_name(p): p for p in _runtime_pins()}
+    missing = [r for r in _ranges() if _name(r) not in pins]
+    assert not missing, (
+        f"pyproject.toml: dependencies without an exact pin in 'pinned': {missing!r}"
+    )
+    refused = []
+    for r in _ranges():
+        req, pin = Requirement(r), Requirement(pins[_name(r)])
+        if not req.specifier.contains(_pin_version(pins[_name(r)]), prereleases=True):
+            refused.append(f"{r} does not admit {pins[_name(r)]}")
+        if req.extras != pin.extras:
+            refused.append(f"{r} and {pins[_name(r)]} name different extras")
+    assert not refused, "pyproject.toml: " + "; ".join(refused)
+
+
+def test_torch_is_pinned_to_2_13_0_and_its_range_starts_at_min_torch() -> None:
     torch = [p for p in _runtime_pins() if _name(p) == "torch"]
     assert torch == ["torch==2.13.0"], (
-        f"pyproject.toml: torch must be pinned as exactly 'torch==2.13.0', found {torch!r}"
+        f"pyproject.toml: 'pinned' must hold exactly 'torch==2.13.0', found {torch!r}"
+    )
+    m = re.search(r'^MIN_TORCH = "([0-9.]+)"', IMPORT_CHECKS.read_text(), re.MULTILINE)
+    assert m, f"{IMPORT_CHECKS.relative_to(ROOT)}: no MIN_TORCH = \"X.Y\" line"
+    (torch_range,) = [r for r in _ranges() if _name(r) == "torch"]
+    floors = [s.version for s in Requirement(torch_range).specifier if s.operator == ">="]
+    assert floors and Version(floors[0]) == Version(m.group(1)), (
+        f"pyproject.toml: {torch_range!r} must start at damdp_lite.MIN_TORCH ({m.group(1)}), "
+        "the version checked at import"
+    )
+
+
+def test_make_install_installs_the_pins() -> None:
+    text = MAKEFILE.read_text(encoding="utf-8")
+    assert re.search(r'pip install -e "\.\[pinned,dev\]"', text), (
+        'Makefile: the install stamp must run `pip install -e ".[pinned,dev]"` (exact pins)'
     )
 
 
 # (c) ---------------------------------------------------------------------------------------
 
 
-def test_environment_yml_pins_match_pyproject_runtime_and_dev() -> None:
+def test_environment_yml_pins_match_pyproject_pinned_and_dev() -> None:
     entries = _pip_section(ENV_YML)
     pins = [e for e in entries if e != "-e ."]
     assert "-e ." in entries, (
@@ -127,7 +195,7 @@ def test_environment_yml_pins_match_pyproject_runtime_and_dev() -> None:
 # (d) ---------------------------------------------------------------------------------------
 
 
-def test_binder_environment_yml_has_exactly_the_runtime_pins() -> None:
+def test_binder_environment_yml_has_exactly_the_pinned_extra() -> None:
     entries = _pip_section(BINDER_YML)
     editable = [e for e in entries if e.startswith("-e") or e.startswith("--editable")]
     assert not editable, (
@@ -145,7 +213,7 @@ def test_binder_environment_yml_has_exactly_the_runtime_pins() -> None:
     extra = sorted(set(pins) - expected)
     assert not missing, f"binder/environment.yml: runtime pins missing in 'pip:': {missing!r}"
     assert not extra, (
-        f"binder/environment.yml: pins in 'pip:' not among pyproject runtime pins: {extra!r}"
+        f"binder/environment.yml: pins in 'pip:' not in pyproject's 'pinned' extra: {extra!r}"
     )
 
 

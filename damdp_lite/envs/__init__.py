@@ -27,6 +27,7 @@ import gymnasium
 
 from .bandits import DoubleWellBanditEnv, FourModeBanditEnv
 from .multigoal import MultiGoalEnv
+from .render import check_offscreen_gl
 from .turning import TurningDoubleWellEnv, TurningGMMEnv, TurningMultiWellEnv
 
 _REGISTRY: dict[str, tuple[str, int | None]] = {
@@ -51,6 +52,7 @@ def register_envs() -> None:
 
 
 register_envs()
+check_offscreen_gl()  # MUJOCO_GL=egl without libEGL would make `import mujoco` fail: fall back
 
 __all__ = [
     "TOY_ENV_IDS",

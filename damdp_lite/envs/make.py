@@ -14,6 +14,8 @@ What lives where (one idea, one place):
 
 Off-screen rendering needs an OpenGL backend: `MUJOCO_GL=egl` (set by `set_offscreen_gl` when
 unset) works with the NVIDIA/Mesa EGL libraries; `MUJOCO_GL=osmesa` needs Debian's `libosmesa6`.
+Where the chosen backend cannot load, `render.check_offscreen_gl` (run before every env is made)
+falls back to the other one or to no rendering, so envs still work (`envs/render.py`).
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from ..utils import check_choice, check_int_at_least, check_positive
+from .render import RenderingUnavailable, check_offscreen_gl, rendering_off_reason
 
 VECTORIZATION = ("sync", "async")
 """`SyncVectorEnv` (measured 2-3x faster on 2 cores for MuJoCo) or `AsyncVectorEnv`."""
 
 
 def set_offscreen_gl(backend: str = "egl") -> str:
-    """Set `MUJOCO_GL` (before MuJoCo first renders) unless the user set it; returns it."""
-    return os.environ.setdefault("MUJOCO_GL", backend)
+    """Set `MUJOCO_GL` (before MuJoCo first renders) unless the user set it, and check that it
+    loads (`render.check_offscreen_gl`: else osmesa/egl or `disable`, one warning); returns the
+    value in force."""
+    os.environ.setdefault("MUJOCO_GL", backend)
+    return check_offscreen_gl()
 
 
 def _quiet_mujoco_compiler() -> None:
@@ -361,6 +367,7 @@ class ScaleReward(gym.vector.VectorWrapper):
 def _make_one(env_id: str, render_mode: str | None, env_kwargs: dict[str, Any]) -> gym.Env:
     import damdp_lite.envs  # noqa: F401  (registers the toy envs, also in async workers)
 
+    check_offscreen_gl()  # before MuJoCo is imported: a MUJOCO_GL that cannot load would fail it
     _quiet_mujoco_compiler()
     if render_mode is not None:  # the toys take no render_mode
         env_kwargs = {**env_kwargs, "render_mode": render_mode}
@@ -379,7 +386,8 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",
         vectorization: "sync" (`SyncVectorEnv`) or "async" (`AsyncVectorEnv`, one process each).
         scale_rewards: divide rewards by the running std of the `gamma`-discounted return.
         gamma: env-step discount of that return.
-        render_mode: e.g. "rgb_array" (MuJoCo needs `MUJOCO_GL`, see `set_offscreen_gl`).
+        render_mode: e.g. "rgb_array" (MuJoCo needs `MUJOCO_GL`, see `set_offscreen_gl`;
+            `RenderingUnavailable` when no off-screen backend loads here).
         env_kwargs: keyword arguments of `gym.make`.
 
     Same-step autoreset puts the true final observation of a finished episode into
@@ -397,6 +405,11 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",
     check_positive("gamma", gamma)
     if render_mode is not None and render_mode.startswith("rgb"):
         set_offscreen_gl()
+        why = rendering_off_reason()
+        if why is not None:
+            raise RenderingUnavailable(why)
+    else:
+        check_offscreen_gl()
     kwargs = dict(env_kwargs or {})
     fns = [lambda: _make_one(env_id, render_mode, kwargs) for _ in range(num_envs)]
     cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv

@@ -36,12 +36,16 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Setup. On Colab this installs the package; locally `make lab` has already done it.
+# Setup. On Colab this installs the package and what Colab lacks (under a minute), keeping Colab's own torch,
+# NumPy, SciPy, Matplotlib and ipywidgets; locally `make lab` has already done it.
+import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
+if IN_COLAB:  # DAMDP_INSTALL, when set, is installed instead (tests/colab/ installs a local checkout with it)
+    DAMDP_INSTALL = os.environ.get("DAMDP_INSTALL", "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main")
+    # %pip install -q "$DAMDP_INSTALL"
+    import damdp_lite  # noqa: F401  imported first: it says "restart" if pip replaced a package already imported
 
 import time
 

@@ -27,10 +27,7 @@
 # one step of the chain at a time. This notebook derives that bound, trains samplers by
 # minimising it (no RL yet), and measures how loose it is.
 #
-# ![End result: J_bound and the true objective against K](figures/01_bound_vs_K.png)
-#
-# *The figure above is the end result of §5: the certified objective $J_{bound}$ (dashed) always lies
-# below the true MaxEnt objective $J$(marginal) (solid), which never exceeds $\mathcal T\log Z$.*
+# *The end result of §5 is the first figure after the setup cell.*
 
 # %% [markdown]
 # **Learning goals**
@@ -45,21 +42,26 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Setup. On Colab this installs the package; locally `make lab` has already done it.
+# Setup. On Colab this installs the package and what Colab lacks (under a minute), keeping Colab's own torch,
+# NumPy, SciPy, Matplotlib and ipywidgets; locally `make lab` has already done it.
+import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
+if IN_COLAB:  # DAMDP_INSTALL, when set, is installed instead (tests/colab/ installs a local checkout with it)
+    DAMDP_INSTALL = os.environ.get("DAMDP_INSTALL", "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main")
+    # %pip install -q "$DAMDP_INSTALL"
+    import damdp_lite  # noqa: F401  imported first: it says "restart" if pip replaced a package already imported
 
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Image
 
 import damdp_lite as dl
-from damdp_lite import exercises, plotting, widgets
+from damdp_lite import exercises, plotting, results, widgets
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the teaching defaults otherwise
 torch.set_num_threads(1)  # same numbers on every run (floats can differ between CPU models); these toys do not gain from more
@@ -69,6 +71,13 @@ dl.seed_everything(0)
 plotting.setup_style()
 NOTEBOOK_START = time.time()
 print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}")
+
+# %% [markdown]
+# **End result** (§5): the certified objective $J_{bound}$
+# (dashed) always lies below the true MaxEnt objective $J$(marginal) (solid), which never exceeds $\mathcal T\log Z$.
+
+# %%
+Image(filename=results.shipped("figures/01_bound_vs_K.png"))
 
 # %% [markdown]
 # ## 1 · Background: sampling as maximum entropy

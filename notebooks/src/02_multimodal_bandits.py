@@ -28,12 +28,7 @@
 # objective $J_{bound}$ and the true one $J$(marginal), and meet the bound's gap again: it lets the diffusion
 # policy beat every Gaussian in truth while certifying less, and it decides how mass is shared between unequal modes.
 #
-# ![Mode masses, 3 seeds: double well](figures/02_masses_double_well.png) ![Mode masses, 3 seeds: four modes](figures/02_masses_four_modes.png)
-#
-# *End result (shipped benchmark, 3 seeds, means; black ticks: exact masses, grey band ±0.05).* Left: on the
-# double well both policies have half of their mass on each sign, but only the diffusion policy is bimodal: the
-# Gaussian sits between the wells (§2). Right: on the four-mode bandit the Gaussian covers one mode; the
-# diffusion policy covers all four, but not with the exact weights (§4).
+# *The end result is the pair of figures after the setup cell.*
 
 # %% [markdown]
 # **Learning goals**
@@ -48,12 +43,16 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Setup. On Colab this installs the package; locally `make lab` has already done it.
+# Setup. On Colab this installs the package and what Colab lacks (under a minute), keeping Colab's own torch,
+# NumPy, SciPy, Matplotlib and ipywidgets; locally `make lab` has already done it.
+import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
+if IN_COLAB:  # DAMDP_INSTALL, when set, is installed instead (tests/colab/ installs a local checkout with it)
+    DAMDP_INSTALL = os.environ.get("DAMDP_INSTALL", "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main")
+    # %pip install -q "$DAMDP_INSTALL"
+    import damdp_lite  # noqa: F401  imported first: it says "restart" if pip replaced a package already imported
 
 import json
 import time
@@ -62,6 +61,7 @@ import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Image, display
 
 import damdp_lite as dl
 from damdp_lite import exercises, metrics, plotting, results, widgets
@@ -90,6 +90,15 @@ dl.seed_everything(0)
 plotting.setup_style()
 NOTEBOOK_START = time.time()
 print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}")
+
+# %% [markdown]
+# **End result** (shipped benchmark, 3 seeds, means; black ticks: exact masses, grey band ±0.05).
+# First: on the double well both policies have half of their mass on each sign, but only the diffusion policy is
+# bimodal: the Gaussian sits between the wells (§2). Second: on the four-mode bandit the Gaussian covers one mode;
+# the diffusion policy covers all four, but not with the exact weights (§4).
+
+# %%
+display(*(Image(filename=results.shipped(f"figures/02_masses_{name}.png")) for name in ("double_well", "four_modes")))
 
 # %% [markdown]
 # ## 1 · A bandit as a diffusion-augmented MDP

@@ -28,11 +28,7 @@
 # diffusion policy without entropy, $\mathcal T=0$) collapses onto one turn. This notebook reproduces the
 # experiment on a CPU, with the package's own PPO, three seeds per method and exact targets.
 #
-# ![End result: per-state action histograms of the three methods](figures/03_turning_histograms.png)
-#
-# *The figure above is the end result of §4: histograms of the action $a$ in each of the 8 states
-# (columns; 3 seeds pooled) for DiffPPO, Gaussian PPO and DPPO, with the exact optimum
-# $e^{r(a)/\mathcal T}/Z$ in black and the reward $r(a)$ in grey.*
+# *The end result of §4 is the first figure after the setup cell.*
 
 # %% [markdown]
 # **Learning goals**
@@ -48,12 +44,16 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Setup. On Colab this installs the package; locally `make lab` has already done it.
+# Setup. On Colab this installs the package and what Colab lacks (under a minute), keeping Colab's own torch,
+# NumPy, SciPy, Matplotlib and ipywidgets; locally `make lab` has already done it.
+import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
+if IN_COLAB:  # DAMDP_INSTALL, when set, is installed instead (tests/colab/ installs a local checkout with it)
+    DAMDP_INSTALL = os.environ.get("DAMDP_INSTALL", "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main")
+    # %pip install -q "$DAMDP_INSTALL"
+    import damdp_lite  # noqa: F401  imported first: it says "restart" if pip replaced a package already imported
 
 import json
 import time
@@ -61,6 +61,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Image
 
 import damdp_lite as dl
 from damdp_lite import exercises, metrics, plotting, results, widgets
@@ -87,6 +88,14 @@ dl.seed_everything(0)
 plotting.setup_style()
 NOTEBOOK_START = time.time()
 print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}")
+
+# %% [markdown]
+# **End result** (§4): histograms of the action $a$ in each of the
+# 8 states (columns; 3 seeds pooled) for DiffPPO, Gaussian PPO and DPPO, with the exact optimum $e^{r(a)/\mathcal T}/Z$
+# in black and the reward $r(a)$ in grey.
+
+# %%
+Image(filename=results.shipped("figures/03_turning_histograms.png"))
 
 # %% [markdown]
 # ## 1 · The turning double-well (`damdp_lite/envs/turning.py`)

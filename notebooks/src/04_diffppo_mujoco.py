@@ -27,7 +27,7 @@
 # a training runner that writes a run directory and resumes bit-identically, a `damdp-lite` command,
 # a throughput benchmark against Stable-Baselines3, and three seeds per method of shipped results.
 #
-# ![Learning curves of the shipped runs](figures/04_curves.png)
+# *The end result of §3, the learning curves of the shipped runs, is the first figure after the setup cell.*
 
 # %% [markdown]
 # **Learning goals**
@@ -45,12 +45,16 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Setup. On Colab this installs the package; locally `make lab` has already done it.
+# Setup. On Colab this installs the package and what Colab lacks (under a minute), keeping Colab's own torch,
+# NumPy, SciPy, Matplotlib and ipywidgets; locally `make lab` has already done it.
+import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
+if IN_COLAB:  # DAMDP_INSTALL, when set, is installed instead (tests/colab/ installs a local checkout with it)
+    DAMDP_INSTALL = os.environ.get("DAMDP_INSTALL", "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main")
+    # %pip install -q "$DAMDP_INSTALL"
+    import damdp_lite  # noqa: F401  imported first: it says "restart" if pip replaced a package already imported
 
 import json
 import shutil
@@ -62,7 +66,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import Video, display
+from IPython.display import Image, Video, display
 
 import damdp_lite as dl
 from damdp_lite import exercises, plotting, results, widgets
@@ -77,7 +81,16 @@ set_offscreen_gl("egl")  # MuJoCo renders off-screen (MUJOCO_GL); set before the
 plotting.setup_style()
 NOTEBOOK_START = time.time()
 HERE = Path.cwd()
+FIGURES = HERE / "figures" / "generated"  # what this notebook saves (git-ignored)
+FIGURES.mkdir(parents=True, exist_ok=True)
 print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
+
+# %% [markdown]
+# **End result** (§3): learning curves of the shipped runs,
+# PPO and DiffPPO on HalfCheetah-v5 and Hopper-v5, 3 seeds each, 1M env steps.
+
+# %%
+Image(filename=results.shipped("figures/04_curves.png"))
 
 # %% [markdown]
 # ## 1 · From toys to MuJoCo: what changes, what does not
@@ -187,7 +200,7 @@ ENVS, METHODS = ("HalfCheetah-v5", "Hopper-v5"), ("ppo", "diffppo")
 LABELS = {"ppo": "PPO (Gaussian)", "diffppo": "DiffPPO (diffusion, K=8)"}
 summary = {env: results.summarise(env, METHODS) for env in ENVS}
 fig = plotting.plot_learning_curves(summary, anchors=results.CLEANRL_PPO_V4_1M, labels=LABELS)
-fig.savefig(HERE / "figures" / "04_curves.png")
+fig.savefig(FIGURES / "04_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
 # %%
@@ -314,7 +327,7 @@ def run_panel(algo, env_id, total_env_steps, num_steps, diffusion_steps_per_upda
     chain = {k: v for k, v in dict(num_steps=num_steps).items() if k in tunable_fields(kind)}
     cfg = algo_config(algo, policy=kind, env_id=env_id, total_env_steps=total_env_steps, lr=lr,
                       diffusion_steps_per_update=diffusion_steps_per_update, **chain)
-    res = train(cfg, progress=True)  # in memory
+    res = train(cfg, progress=False)  # in memory; the panel's bar shows the progress
     s, r = results.training_curve(res.history)
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     ax.plot(s, r, marker=".")
@@ -327,18 +340,31 @@ display(widgets.training_panel(controls, run_panel))
 # ## 6 · Video of a trained DiffPPO policy
 #
 # The shipped HalfCheetah DiffPPO run (seed 0) keeps its final weights (`policy.pt`, 0.3 MB). One episode,
-# stochastic policy (the chain samples a fresh $a^K$ every step), rendered off-screen with `MUJOCO_GL=egl`.
+# stochastic policy (the chain samples a fresh $a^K$ every step), rendered off-screen with `MUJOCO_GL=egl`
+# (or `osmesa`). The video goes to `runs/`, which git ignores; where no off-screen backend works the cell
+# says why and shows the copy kept in the repository,
+# [`figures/04_diffppo_video.mp4`](figures/04_diffppo_video.mp4), instead.
 # From the command line: `damdp-lite evaluate damdp_lite/shipped/mujoco/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+from damdp_lite.envs.render import RenderingUnavailable
+
 SHIPPED = results.shipped("mujoco/HalfCheetah-v5_diffppo_s0")  # config.json, progress.csv, policy.pt
 policy, env_id = load_policy(SHIPPED), load_run(SHIPPED)[1].env_id
 FRAMES = 30 if SMOKE else 300
-rets, lens, frames = evaluate_policy(policy, env_id, episodes=1, seed=10_000, render=True, max_frames=FRAMES)
-video = plotting.write_video(frames, str(HERE / "figures" / "04_diffppo_video.mp4"))
-print(f"{env_id}: episode return {rets[0]:.0f} over {lens[0]} steps; video of the first {len(frames)} frames")
-Video(video, embed=True, width=360)
+try:
+    rets, lens, frames = evaluate_policy(policy, env_id, episodes=1, seed=10_000, render=True, max_frames=FRAMES)
+    video = plotting.write_video(frames, str(HERE / "runs" / "04_diffppo_video.mp4"))  # git-ignored
+    shown = f"video of the first {len(frames)} frames"
+except RenderingUnavailable as err:  # no off-screen OpenGL here: the same episode, without frames
+    rets, lens, _ = evaluate_policy(policy, env_id, episodes=1, seed=10_000)
+    video = str(HERE / "figures" / "04_diffppo_video.mp4")
+    shown = ("the repository's video of it" if Path(video).exists() else
+             "no video here (the repository keeps one in notebooks/figures/04_diffppo_video.mp4)")
+    print(f"No frames rendered: {err}")
+print(f"{env_id}: episode return {rets[0]:.0f} over {lens[0]} steps; {shown}")
+Video(video, embed=True, width=360) if Path(video).exists() else None
 
 
 # %% [markdown]

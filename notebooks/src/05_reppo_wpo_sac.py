@@ -29,7 +29,7 @@
 # and SAC. DiffSAC is **our reconstruction** from the paper's derivation: the authors report it, but
 # their code has no DA-MDP SAC (`damdp_lite/algos/sac.py` says how ours is derived).
 #
-# ![Learning curves of the shipped runs](figures/05_curves.png)
+# *The end result of §4, the learning curves of the shipped runs, is the first figure after the setup cell.*
 
 # %% [markdown]
 # **Learning goals**
@@ -48,12 +48,16 @@
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Setup. On Colab this installs the package; locally `make lab` has already done it.
+# Setup. On Colab this installs the package and what Colab lacks (under a minute), keeping Colab's own torch,
+# NumPy, SciPy, Matplotlib and ipywidgets; locally `make lab` has already done it.
+import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    # %pip install -q "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main"
+if IN_COLAB:  # DAMDP_INSTALL, when set, is installed instead (tests/colab/ installs a local checkout with it)
+    DAMDP_INSTALL = os.environ.get("DAMDP_INSTALL", "damdp-lite @ git+https://github.com/damdp-lite/damdp_lite@main")
+    # %pip install -q "$DAMDP_INSTALL"
+    import damdp_lite  # noqa: F401  imported first: it says "restart" if pip replaced a package already imported
 
 import json
 import time
@@ -63,7 +67,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
+from IPython.display import Image, display
 
 import damdp_lite as dl
 from damdp_lite import exercises, metrics, plotting, results, widgets
@@ -81,7 +85,16 @@ torch.set_num_threads(1)  # reproducible output: a float after training differs 
 plotting.setup_style()
 NOTEBOOK_START = time.time()
 HERE = Path.cwd()
+FIGURES = HERE / "figures" / "generated"  # what this notebook saves (git-ignored)
+FIGURES.mkdir(parents=True, exist_ok=True)
 print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
+
+# %% [markdown]
+# **End result** (§4): learning curves of the shipped runs,
+# REPPO, WPO and SAC beside their diffusion versions on HalfCheetah-v5 and Hopper-v5, 3 seeds each, 65,536 env steps.
+
+# %%
+Image(filename=results.shipped("figures/05_curves.png"))
 
 # %% [markdown]
 # ## 1 · What changes from PPO
@@ -222,7 +235,7 @@ counts = {label: np.array(src["results"][m]["seeds"]["0"]["hist_counts"])
 heads = [f"{h}°" for h in TurningDoubleWellEnv.headings_deg]
 fig = plotting.plot_state_histograms(counts, edges, target=target, reward=reward, state_labels=heads,
                                      title="Action histograms per heading, seed 0 (black: exact optimum at T = 0.05)")
-fig.savefig(HERE / "figures" / "05_turning_reppo.png")
+fig.savefig(FIGURES / "05_turning_reppo.png")
 plt.show()
 
 # %%
@@ -290,7 +303,7 @@ LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "wpo": "ME-WPO", "diffw
           "sac": "SAC", "diffsac": "DiffSAC (reconstr.)"}
 summary = {env: results.summarise(env, [a for pair in PAIRS for a in pair]) for env in ENVS}
 fig = plotting.plot_learning_curves(summary, labels=LABELS)
-fig.savefig(HERE / "figures" / "05_curves.png")
+fig.savefig(FIGURES / "05_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
 # %%
@@ -432,7 +445,8 @@ def run_panel(algo, env_id, total_env_steps, num_steps):
     over = {k: v for k, v in dict(num_steps=num_steps).items() if k in tunable_fields(kind)}
     if spec.name == "sac":  # start learning within the small budget
         over["learning_starts"] = min(1_000, total_env_steps // 2)
-    res = train(algo_config(algo, policy=kind, env_id=env_id, total_env_steps=total_env_steps, **over), progress=True)
+    cfg = algo_config(algo, policy=kind, env_id=env_id, total_env_steps=total_env_steps, **over)
+    res = train(cfg, progress=False)  # the panel's bar shows the progress
     s, r = results.training_curve(res.history)
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     ax.plot(s, r, marker=".")
