@@ -477,6 +477,10 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     threads = record["run"]["threads"]
     if args.executor == "local":
         workers = args.workers or max(1, (os.cpu_count() or 1) // threads)
+        if start:
+            echo(f"{min(workers, len(start))} at a time; a line as each job ends; meanwhile "
+                 f"`damdp-lite sweep status {args.dir}` shows their progress and "
+                 f"{sweep.root / 'logs'} their output")
         sw.run_local(sweep, start, workers, echo=echo)
     elif start:
         ids = sw.submit_slurm(sweep, start, slurm, threads)

@@ -433,9 +433,11 @@ def _short(value: object, most: int = 6) -> object:
 
 
 def one_line(err: BaseException) -> str:
-    """`Type: first line of the message`."""
-    text = (str(err).strip().splitlines() or [""])[0]
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    """`Type: first line of the message` (`cli.one_line` with the error's type in front)."""
+    from .cli import one_line as first_line  # lazy: the CLI imports this module
+
+    text = first_line(err)
+    return type(err).__name__ if text == type(err).__name__ else f"{type(err).__name__}: {text}"
 
 
 def _write_json(path: Path, data: dict) -> None:

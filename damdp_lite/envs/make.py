@@ -198,6 +198,16 @@ def _show(value: Any) -> str:
     return _kind_of(value)
 
 
+def _optional_dict(where: str, state: dict, key: str, keys) -> dict | None:
+    """`state[key]`: None, or a dict with exactly `keys` (else one-line `ValueError`)."""
+    value = state[key]
+    if value is not None:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: {key!r} must be a dict or None, got {_kind_of(value)}")
+        _check_keys(f"{where}: {key!r}", value, keys)
+    return value
+
+
 def _check_keys(where: str, state: dict, expected: tuple[str, ...]) -> None:
     missing = [k for k in expected if k not in state]
     extra = [_show(k) for k in state if k not in expected]
@@ -468,23 +478,15 @@ def check_vector_env_state(state: Any, num_envs: int | None = None,
     n = len(snaps)
     for i, snap in enumerate(snaps):
         check_env_snapshot(snap, None if layouts is None else layouts[i], f"{where}: envs[{i}]")
-    stats = state["episode_stats"]
+    stats = _optional_dict(where, state, "episode_stats", _EPISODE_STATS)
     if stats is not None:
-        if not isinstance(stats, dict):
-            raise ValueError(f"{where}: 'episode_stats' must be a dict or None, got "
-                             f"{_kind_of(stats)}")
-        _check_keys(f"{where}: 'episode_stats'", stats, _EPISODE_STATS)
         for name in _EPISODE_STATS:
             _check_tensor(f"{where}: episode_stats[{name!r}]", stats[name], (n,))
     count = state["episode_count"]
     if not (_is_int(count) and count >= 0):
         raise ValueError(f"{where}: 'episode_count' must be an int >= 0, got {_show(count)}")
-    scale = state["reward_scale"]
+    scale = _optional_dict(where, state, "reward_scale", _SCALER_KEYS)
     if scale is not None:
-        if not isinstance(scale, dict):
-            raise ValueError(f"{where}: 'reward_scale' must be a dict or None, got "
-                             f"{_kind_of(scale)}")
-        _check_keys(f"{where}: 'reward_scale'", scale, _SCALER_KEYS)
         _check_tensor(f"{where}: reward_scale['ret']", scale["ret"], (n,), torch.float64)
         for name in ("mean", "var"):
             if not _is_number(scale[name]):
