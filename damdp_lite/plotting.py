@@ -1,25 +1,84 @@
 """Pure plotting functions: data and parameters in, a matplotlib `Figure` out; they never train.
 
 `setup_style()` sets the one house style (figure size, dpi, fonts, colour-blind-safe cycle).
+
+**One visual convention.** Every figure takes its colours and line styles from `style(label)`,
+which reads the policy kind and the algorithm from a curve's label:
+
+- diffusion policies ("diff", "DA-MDP", "DME", "diffusion": DiffPPO, DA-MDP REPPO, DA-MDP WPO,
+  DiffSAC) are blue; DPPO (DiffPPO at T = 0, or a diffusion label with "T = 0") sky blue;
+- Gaussian policies ("Gaussian", "PPO", "REPPO", "ME-WPO", "WPO", "SAC") are orange;
+- the optimum / target ("target", "optimum", "exact", "π*", "T log Z") is black;
+- references are grey: the random policy dashed, a pinned (constant) action dotted, a published
+  anchor dash-dot (`reference_lines`).
+
+Within a family the algorithm sets the line style and marker (PPO solid/circle, REPPO
+dashed/square, WPO dash-dot/triangle, SAC dotted/diamond), so DA-MDP REPPO, DA-MDP WPO and
+DiffSAC on one axes are three blue curves that can be told apart. `styles_for(labels)` gives the
+styles of all curves of one axes, with labels that would look alike (two diffusion runs with
+different K) set apart by shade; labels of no known kind get the other colours of the palette.
+Every plotting function ends with a legend.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from .targets import Target
 from .utils import to_numpy
 
 PALETTE = sns.color_palette("colorblind")
-COLORS = {"target": "black", "diffusion": PALETTE[0], "gaussian": PALETTE[1],
-          "previous": PALETTE[0], "same": PALETTE[2], "dppo": PALETTE[3]}
+COLORS = {"diffusion": PALETTE[0], "gaussian": PALETTE[1], "target": "black", "optimum": "black",
+          "dppo": PALETTE[9], "reference": "0.5",
+          "previous": PALETTE[0], "same": PALETTE[9]}
+"""Colour per policy family (diffusion blue, Gaussian orange), the optimum/target (black), DPPO
+(the T = 0 diffusion variant, sky blue) and references (grey); "previous"/"same" are the two
+noising-step pairings, both diffusion."""
+
+OTHER_COLORS = (PALETTE[2], PALETTE[4], PALETTE[5], PALETTE[3], PALETTE[6], PALETTE[8])
+"""Colours of labels of no known kind (green, purple, brown, vermillion, pink, yellow): never
+blue, orange, black or grey."""
+
+ALGORITHM_STYLES = {"PPO": {"ls": "-", "marker": "o"}, "REPPO": {"ls": "--", "marker": "s"},
+                    "WPO": {"ls": "-.", "marker": "^"}, "SAC": {"ls": ":", "marker": "D"}}
+"""Line style and marker per algorithm, the same in both policy families."""
+
+REFERENCE_STYLES = {"random": {"color": COLORS["reference"], "ls": "--"},
+                    "pinned": {"color": COLORS["reference"], "ls": ":"},
+                    "anchor": {"color": COLORS["reference"], "ls": "-."}}
+"""Grey reference lines: the random policy dashed, a pinned action dotted, a published anchor
+dash-dot."""
+
+REFERENCE_LABELS = {"random": "random policy", "pinned": "pinned action", "anchor": "published"}
+"""Default legend labels of `reference_lines`."""
+
+_KIND_PATTERNS = (  # first match wins: references, then diffusion before Gaussian, then target
+    ("random", re.compile(r"\brandom\b")),
+    ("pinned", re.compile(r"pinned|constant action|zero action|fixed action")),
+    ("anchor", re.compile(r"published|anchor|cleanrl|\bpaper\b|reported")),
+    ("dppo", re.compile(r"dppo")),
+    ("diffusion", re.compile(r"diff(?!er)|da-mdp|\bdme\b|dme-")),
+    ("gaussian", re.compile(r"gaussian|ppo|wpo|sac(?![a-z])")),
+    ("target", re.compile(r"target|optimum|optimal|exact|π\*|pi\^?\*|log\s*z")),
+)
+_ALGORITHM_PATTERNS = (("REPPO", re.compile(r"reppo")), ("WPO", re.compile(r"wpo")),
+                       ("SAC", re.compile(r"sac(?![a-z])")), ("PPO", re.compile(r"ppo")))
+_T_ZERO = re.compile(r"(?:\bt|\\mathcal\{t\}|\\mathcal t)\s*\$?\s*=\s*\$?\s*0(?![\d.])")
+_LINE_STYLES = ("-", "--", "-.", ":")
+_SHADES = (0.45, -0.35, 0.65, -0.55, 0.25, -0.2)
 
 
 def setup_style() -> None:
@@ -32,12 +91,134 @@ def setup_style() -> None:
     })
 
 
-def _color(label: str, i: int):
-    for key, col in COLORS.items():
-        if key in label.lower():
-            return col
-    return PALETTE[i % len(PALETTE)]
+# ---------------------------------------------------------------------------------------------
+# The visual convention: one style per label
+# ---------------------------------------------------------------------------------------------
 
+
+def label_kind(label: str) -> str | None:
+    """What a curve label names: "diffusion", "dppo" (diffusion at T = 0), "gaussian",
+    "target", "random", "pinned", "anchor", or None (no known kind).
+
+    E.g. "DA-MDP WPO" -> "diffusion", "ME-WPO" -> "gaussian", "DiffPPO, T = 0" -> "dppo",
+    r"$\\mathcal{T}\\log Z$" -> "target", "random policy" -> "random"."""
+    text = label.lower()
+    for kind, pattern in _KIND_PATTERNS:
+        if pattern.search(text):
+            if kind == "diffusion" and _T_ZERO.search(text):
+                return "dppo"
+            return kind
+    return None
+
+
+def label_algorithm(label: str) -> str | None:
+    """The algorithm a curve label names: "PPO" (also DiffPPO, DPPO), "REPPO", "WPO" (ME-WPO,
+    DA-MDP WPO), "SAC" (DiffSAC), or None."""
+    if label_kind(label) in (None, "target", "random", "pinned", "anchor"):
+        return None
+    text = label.lower()
+    return next((name for name, p in _ALGORITHM_PATTERNS if p.search(text)), None)
+
+
+def style(label: str) -> dict[str, object]:
+    """Line keyword arguments `{"color", "ls", "marker"}` of a curve, from its label alone
+    (deterministic): the colour from the policy kind (`label_kind`: diffusion blue, DPPO sky
+    blue, Gaussian orange, target black, references grey), the line style and marker from the
+    algorithm (`ALGORITHM_STYLES`; solid and no marker when none is named; DPPO marks "v").
+    A label of no known kind gets one of `OTHER_COLORS`, chosen by a hash of the label
+    (`styles_for` picks them in order instead, so that they differ within one axes)."""
+    kind = label_kind(label)
+    if kind in REFERENCE_STYLES:
+        return {**REFERENCE_STYLES[kind], "marker": None}
+    if kind == "target":
+        return {"color": COLORS["target"], "ls": "-", "marker": None}
+    algo = label_algorithm(label)
+    out = {"color": None, "ls": "-", "marker": None, **ALGORITHM_STYLES.get(algo, {})}
+    if kind is None:
+        out["color"] = OTHER_COLORS[zlib.crc32(label.encode()) % len(OTHER_COLORS)]
+    else:
+        out["color"] = COLORS[kind]
+    if kind == "dppo":  # told from DiffPPO by its marker too, not by the shade alone
+        out["marker"] = "v"
+    return out
+
+
+def _shade(color, f: float) -> tuple[float, float, float]:
+    """`color` mixed toward white (f > 0) or black (f < 0) by |f|."""
+    rgb = np.array(mcolors.to_rgb(color))
+    return tuple(float(c) for c in (rgb + (1 - rgb) * f if f > 0 else rgb * (1 + f)))
+
+
+def styles_for(labels: Sequence[str], overrides: Mapping[str, Mapping] | None = None
+           ) -> dict[str, dict[str, object]]:
+    """`style(label)` for every curve of one axes, made distinct: labels of no known kind take
+    `OTHER_COLORS` in order, and labels whose styles would coincide (e.g. "diffusion K=2" and
+    "diffusion K=8") keep their colour family in lighter or darker shades (and, where no
+    algorithm fixes it, other line styles).
+    `overrides[label]` (keyword arguments) is applied last. Returns `{label: style}`."""
+    out: dict[str, dict[str, object]] = {}
+    others = 0
+    for label in labels:
+        if label in out:
+            continue
+        out[label] = style(label)
+        if label_kind(label) is None:
+            out[label]["color"] = OTHER_COLORS[others % len(OTHER_COLORS)]
+            others += 1
+    groups: dict[tuple, list[str]] = {}
+    for label, s in out.items():
+        groups.setdefault((mcolors.to_hex(s["color"]), str(s["ls"]), s["marker"]), []).append(label)
+    for members in groups.values():
+        for j, label in enumerate(members[1:], start=1):
+            s = out[label]
+            s["color"] = _shade(s["color"], _SHADES[(j - 1) % len(_SHADES)])
+            if s["marker"] is None:  # an algorithm keeps its line style and marker
+                first = _LINE_STYLES.index(s["ls"]) if s["ls"] in _LINE_STYLES else 0
+                s["ls"] = _LINE_STYLES[(first + j) % len(_LINE_STYLES)]
+    for label, extra in (overrides or {}).items():
+        if label in out:
+            out[label].update(extra)
+    return out
+
+
+def _line_kw(s: Mapping[str, object], n_points: int | None = None) -> dict[str, object]:
+    """Keyword arguments of `ax.plot` from a style: markers only on curves of `n_points` points
+    (about 8 marks per curve), none on densities (`n_points=None`)."""
+    kw = {k: v for k, v in s.items() if k != "marker"}
+    if s.get("marker") and n_points:
+        kw.update(marker=s["marker"], markevery=max(1, n_points // 8), ms=4)
+    return kw
+
+
+def reference_lines(ax: Axes, random: float | None = None, pinned: float | None = None,
+                    anchor: float | None = None, labels: Mapping[str, str] | None = None
+                    ) -> list[Line2D]:
+    """Grey horizontal reference levels on a return plot: the return of the random policy
+    (dashed), of a pinned constant action (dotted) and a published anchor (dash-dot), each
+    labelled for the legend (`REFERENCE_LABELS`, or `labels["random" | "pinned" | "anchor"]`,
+    e.g. `{"pinned": "a = 0"}`). Levels left None are not drawn. Returns the lines drawn."""
+    names = {**REFERENCE_LABELS, **(labels or {})}
+    lines = []
+    for kind, value in (("random", random), ("pinned", pinned), ("anchor", anchor)):
+        if value is not None:
+            lines.append(ax.axhline(float(value), lw=1.1, label=names[kind],
+                                    **REFERENCE_STYLES[kind]))
+    return lines
+
+
+def _levels(ax: Axes, levels: Mapping[str, float] | None) -> None:
+    """Horizontal levels `{label: value}` in the house style: the target black, references grey
+    (`reference_lines` styles), anything else dotted in its label's colour."""
+    st = styles_for(list(levels or {}))
+    for label, value in (levels or {}).items():
+        s = st[label]
+        ls = s["ls"] if label_kind(label) in ("target", *REFERENCE_STYLES) else ":"
+        ax.axhline(value, color=s["color"], ls=ls, lw=1.1, label=label)
+
+
+# ---------------------------------------------------------------------------------------------
+# Toy samplers (notebooks 00-02): densities, chains, 2-D samples, training of the bound
+# ---------------------------------------------------------------------------------------------
 
 
 def target_density_1d(target: Target, temperature: float, grid) -> np.ndarray:
@@ -51,18 +232,20 @@ def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: fl
                     title: str = "", bins: int = 120,
                     styles: Mapping[str, Mapping] | None = None) -> Figure:
     """Marginal densities `{label: (grid, density)}` and sample histograms `{label: x}` over the
-    exact target density, on one axis with fixed limits. `styles`: extra line keyword
-    arguments per curve label (e.g. `{"best Gaussian": {"ls": "--", "color": "0.3"}}`)."""
+    exact target density (black line, lightly filled), on one axis with fixed limits. Colours
+    and line styles follow the labels (`styles_for`); `styles`: extra line keyword arguments per
+    curve label (e.g. `{"before training": {"ls": "--"}}`)."""
+    st = styles_for([*curves, *(samples or {})], styles)
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     grid = np.linspace(*xlim, 801)
-    ax.fill_between(grid, target_density_1d(target, temperature, grid), color="0.85",
-                    label=r"target $e^{r/\mathcal{T}}/Z$")
-    for i, (label, x) in enumerate((samples or {}).items()):
+    dens = target_density_1d(target, temperature, grid)
+    ax.fill_between(grid, dens, color="0.9", lw=0)
+    ax.plot(grid, dens, color=COLORS["target"], lw=1.0, label=r"target $e^{r/\mathcal{T}}/Z$")
+    for label, x in (samples or {}).items():
         ax.hist(to_numpy(x).reshape(-1), bins=bins, range=xlim, density=True, histtype="step",
-                color=_color(label, i), alpha=0.6, label=f"{label} (samples)")
-    for i, (label, (g, d)) in enumerate(curves.items()):
-        kw = {"color": _color(label, i), "lw": 1.6, **(styles or {}).get(label, {})}
-        ax.plot(to_numpy(g), to_numpy(d), label=label, **kw)
+                color=st[label]["color"], alpha=0.6, label=f"{label} (samples)")
+    for label, (g, d) in curves.items():
+        ax.plot(to_numpy(g), to_numpy(d), label=label, **{"lw": 1.6, **_line_kw(st[label])})
     ax.set_xlim(*xlim)
     ax.set_xlabel(r"$a^0$")
     ax.set_ylabel("density")
@@ -71,44 +254,58 @@ def plot_density_1d(curves: Mapping[str, tuple], target: Target, temperature: fl
     return fig
 
 
-def plot_chain_1d(latents, n_show: int = 60, title: str = "") -> Figure:
+def plot_chain_1d(latents, n_show: int = 60, title: str = "",
+                  label: str = r"diffusion chains $a^K \to a^0$") -> Figure:
     """Trajectories a^K -> a^0 of `n_show` chains; `latents` `(K + 1, B)` or `(K + 1, B, 1)`
-    indexed by k (as `ChainSample.latents`)."""
+    indexed by k (as `ChainSample.latents`). `label`: the legend entry of the chains."""
     lat = to_numpy(latents).reshape(latents.shape[0], -1)
     K = lat.shape[0] - 1
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     steps = np.arange(K, -1, -1)
+    color = style(label)["color"] if label_kind(label) else COLORS["diffusion"]
     for b in range(min(n_show, lat.shape[1])):
-        ax.plot(K - steps, lat[steps, b], color=COLORS["diffusion"], alpha=0.25, lw=0.8)
+        ax.plot(K - steps, lat[steps, b], color=color, alpha=0.25, lw=0.8,
+                label=label if b == 0 else None)
     ax.set_xticks(range(K + 1), [str(k) for k in steps])
     ax.set_xlabel(r"diffusion index $k$ (denoising runs $K \to 0$)")
     ax.set_ylabel(r"$a^k$")
     ax.set_title(title)
+    ax.legend(loc="upper right", frameon=False)
     return fig
+
+
+_CMAPS = {"diffusion": "Blues", "dppo": "Blues", "gaussian": "Oranges", "target": "Greys"}
 
 
 def plot_samples_2d(samples: Mapping[str, object], target: Target, temperature: float,
                     lim: float | None = None, bins: int = 80, title: str = "") -> Figure:
     """The exact 2-D target density next to a 2-D histogram of each sampler, equal aspect,
-    identical axes. `samples`: `{label: (n, 2)}` in the target's domain."""
+    identical axes, in the colour map of each label's family (diffusion blues, Gaussian
+    oranges, target greys); a legend under the panels names them. `samples`: `{label: (n, 2)}`
+    in the target's domain."""
     lim = lim or max(abs(target.bounds[0]), abs(target.bounds[1]))
     n = len(samples) + 1
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.7), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 3.1), sharex=True, sharey=True,
+                             layout="constrained")
     xs = torch.linspace(-lim, lim, 201, dtype=torch.float64)
     mesh = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)
     dens = torch.softmax(target.reward(mesh) / temperature, 0).reshape(201, 201)
     axes[0].imshow(to_numpy(dens), origin="lower", extent=(-lim, lim, -lim, lim), cmap="Greys")
     axes[0].set_title(r"target $e^{r/\mathcal{T}}/Z$")
-    for ax, (label, x) in zip(axes[1:], samples.items(), strict=True):
+    handles = [Patch(color=plt.get_cmap("Greys")(0.7), label=r"target $e^{r/\mathcal{T}}/Z$")]
+    for i, (ax, (label, x)) in enumerate(zip(axes[1:], samples.items(), strict=True)):
         x = to_numpy(x)
-        ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]], cmap="Blues")
+        cmap = _CMAPS.get(label_kind(label) or "", ("Greens", "Purples", "Reds")[i % 3])
+        ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]], cmap=cmap)
         ax.set_title(label)
+        handles.append(Patch(color=plt.get_cmap(cmap)(0.7), label=label))
     for ax in axes:
         ax.set_aspect("equal")
         ax.set_xlabel(r"$a_1$")
     axes[0].set_ylabel(r"$a_2$")
     if title:
         fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
 
 
@@ -116,16 +313,15 @@ def plot_training_curves(histories: Mapping[str, Sequence[float]], t_log_z: floa
                          references: Mapping[str, float] | None = None, smooth: int = 20,
                          title: str = "") -> Figure:
     """Minibatch J_bound per training step (moving average over `smooth` steps) for each run,
-    with T log Z and other reference levels as horizontal lines."""
+    with T log Z (black) and other reference levels `{label: value}` as horizontal lines."""
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
-    for i, (label, j) in enumerate(histories.items()):
+    st = styles_for(list(histories))
+    for label, j in histories.items():
         j = np.asarray(j, dtype=float)
         w = max(1, min(smooth, len(j)))
         ma = np.convolve(j, np.ones(w) / w, mode="valid")
-        ax.plot(np.arange(len(ma)) + w - 1, ma, color=_color(label, i), label=label)
-    ax.axhline(t_log_z, color="black", ls="--", lw=1, label=r"$\mathcal{T}\log Z$")
-    for i, (label, v) in enumerate((references or {}).items()):
-        ax.axhline(v, color=PALETTE[(i + 4) % len(PALETTE)], ls=":", lw=1, label=label)
+        ax.plot(np.arange(len(ma)) + w - 1, ma, label=label, **_line_kw(st[label], len(ma)))
+    _levels(ax, {r"$\mathcal{T}\log Z$": t_log_z, **(references or {})})
     ax.set_xlabel("training step")
     ax.set_ylabel(r"$J_{bound}$ (minibatch)")
     ax.set_title(title)
@@ -135,27 +331,32 @@ def plot_training_curves(histories: Mapping[str, Sequence[float]], t_log_z: floa
 
 def plot_bound_vs_steps(rows: Sequence[Mapping], t_log_z: float,
                         best_gaussian: float | None = None, title: str = "") -> Figure:
-    """J_bound and J(marginal) against K, one line pair per noising-step pairing.
+    """J_bound and J(marginal) against K, one line pair per noising-step pairing (shades of
+    the diffusion blue; J(marginal) solid circles, J_bound dashed squares).
 
-    `rows`: dicts with keys `K`, `pairing`, `j_bound`, `j_marginal`.
+    `rows`: dicts with keys `K`, `pairing`, `j_bound`, `j_marginal`. J is in reward units
+    (E[r] + T H).
     """
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    for pairing in sorted({r["pairing"] for r in rows}):
+    pairings = sorted({r["pairing"] for r in rows})
+    st = styles_for([f"diffusion, {p}" for p in pairings])
+    for pairing in pairings:
         rs = sorted((r for r in rows if r["pairing"] == pairing), key=lambda r: r["K"])
         K = [r["K"] for r in rs]
-        col = _color(pairing, 0)
+        col = st[f"diffusion, {pairing}"]["color"]
         ax.plot(K, [r["j_marginal"] for r in rs], "o-", color=col,
                 label=rf"$J$(marginal), {pairing}")
         ax.plot(K, [r["j_bound"] for r in rs], "s--", color=col, mfc="white",
                 label=rf"$J_{{bound}}$, {pairing}")
-    ax.axhline(t_log_z, color="black", lw=1, label=r"$\mathcal{T}\log Z$")
+    levels = {r"$\mathcal{T}\log Z$": t_log_z}
     if best_gaussian is not None:
-        ax.axhline(best_gaussian, color=COLORS["gaussian"], ls=":", lw=1.2, label="best Gaussian")
+        levels["best Gaussian"] = best_gaussian
+    _levels(ax, levels)
     ax.set_xscale("log", base=2)
     Ks = sorted({r["K"] for r in rows})
     ax.set_xticks(Ks, [str(k) for k in Ks])
     ax.set_xlabel(r"denoising steps $K$")
-    ax.set_ylabel("objective (nats)")
+    ax.set_ylabel("objective (reward units)")
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=7, loc="lower right")
     return fig
@@ -178,15 +379,17 @@ def plot_state_histograms(counts: Mapping[str, object], edges, target=None, rewa
         reward: optional `(grid, r)`, drawn in light grey scaled so that r = 1 is the top of
             the panel.
         state_labels: one column title per state (default "s0", "s1", ...).
-        colors: `{label: colour}` (default: the house colours).
-    Returns the figure; y-axes are shared within a row.
+        colors: `{label: colour}` (default: the house colours, `styles_for`).
+    Returns the figure (a legend under the panels); y-axes are shared within a row.
     """
     edges = np.asarray(edges, dtype=float)
     width = np.diff(edges)
     labels = list(counts)
+    st = styles_for(labels)
     S = to_numpy(counts[labels[0]]).shape[0]
-    fig, axes = plt.subplots(len(labels), S, figsize=(1.25 * S + 0.6, 1.55 * len(labels) + 0.5),
-                             sharex=True, sharey="row", squeeze=False)
+    fig, axes = plt.subplots(len(labels), S, figsize=(1.25 * S + 0.6, 1.55 * len(labels) + 0.8),
+                             sharex=True, sharey="row", squeeze=False, layout="constrained")
+    handles = []
     for i, label in enumerate(labels):
         c = to_numpy(counts[label]).astype(float)
         dens = c / (c.sum(axis=1, keepdims=True) * width)  # (S, bins)
@@ -194,7 +397,8 @@ def plot_state_histograms(counts: Mapping[str, object], edges, target=None, rewa
         if target is not None:
             top = max(top, float(np.max(to_numpy(target[1]))))
         top *= 1.1
-        col = (colors or {}).get(label, _color(label, i))
+        col = (colors or {}).get(label, st[label]["color"])
+        handles.append(Patch(color=col, alpha=0.55, label=label))
         for s in range(S):
             ax = axes[i, s]
             if reward is not None:
@@ -210,25 +414,35 @@ def plot_state_histograms(counts: Mapping[str, object], edges, target=None, rewa
             if i == len(labels) - 1:
                 ax.set_xlabel(r"$a$")
         axes[i, 0].set_ylabel(f"{label}\ndensity", fontsize=8)
+    if target is not None:
+        handles.append(Line2D([], [], color=COLORS["target"], lw=0.8,
+                              label=r"optimum $e^{r/\mathcal{T}}/Z$"))
+    if reward is not None:
+        handles.append(Patch(color="0.92", label="reward r(a)"))
     if title:
         fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
+               frameon=False, fontsize=7)
     return fig
 
 
 def plot_turning_paths(paths: Mapping[str, object], lim: float | None = None,
                        colors: Mapping[str, object] | None = None, title: str = "") -> Figure:
-    """x-y paths of episodes, one panel per method, equal aspect and identical limits.
+    """x-y paths of episodes, one panel per method, equal aspect and identical limits, a legend
+    under the panels.
 
     `paths`: `{label: (E, T + 1, 2)}` positions (e.g. `rollout_paths(...)["positions"]`);
     every path starts at the origin (black dot).
     """
     labels = list(paths)
+    st = styles_for(labels)
     arrs = [to_numpy(paths[k]).astype(float) for k in labels]
     lim = lim or 1.05 * max(float(np.abs(p).max()) for p in arrs)
-    fig, axes = plt.subplots(1, len(labels), figsize=(2.7 * len(labels), 2.9),
-                             sharex=True, sharey=True, squeeze=False)
-    for i, (ax, label, p) in enumerate(zip(axes[0], labels, arrs, strict=True)):
-        col = (colors or {}).get(label, _color(label, i))
+    fig, axes = plt.subplots(1, len(labels), figsize=(2.7 * len(labels), 3.3),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    handles = []
+    for ax, label, p in zip(axes[0], labels, arrs, strict=True):
+        col = (colors or {}).get(label, st[label]["color"])
         for e in range(p.shape[0]):
             ax.plot(p[e, :, 0], p[e, :, 1], color=col, lw=0.7, alpha=0.6)
         ax.plot([0], [0], "o", color="black", ms=3)
@@ -237,9 +451,13 @@ def plot_turning_paths(paths: Mapping[str, object], lim: float | None = None,
         ax.set_aspect("equal")
         ax.set_title(label)
         ax.set_xlabel(r"$x$")
+        handles.append(Line2D([], [], color=col, lw=1.2, label=label))
+    handles.append(Line2D([], [], color="black", marker="o", ls="", ms=3, label="start"))
     axes[0, 0].set_ylabel(r"$y$")
     if title:
         fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
+               frameon=False, fontsize=7)
     return fig
 
 
@@ -251,19 +469,20 @@ def plot_turning_paths(paths: Mapping[str, object], lim: float | None = None,
 def plot_mode_masses(masses: Mapping[str, object], exact, mode_names: Sequence[str],
                      tol: float | None = 0.05, title: str = "") -> Figure:
     """Grouped bars of mode masses per policy, with the exact masses as black ticks and an
-    optional ±`tol` band. `masses`: `{label: (M,)}`; `exact`: `(M,)`."""
+    optional grey ±`tol` band. `masses`: `{label: (M,)}`; `exact`: `(M,)`."""
     M = len(mode_names)
+    st = styles_for(list(masses))
     fig, ax = plt.subplots(figsize=(max(3.2, 1.1 * M + 1.6), 3.0))
     width = 0.8 / max(1, len(masses))
     for i, (label, m) in enumerate(masses.items()):
         x = np.arange(M) - 0.4 + (i + 0.5) * width
-        ax.bar(x, to_numpy(m), width=width * 0.95, color=_color(label, i), label=label)
+        ax.bar(x, to_numpy(m), width=width * 0.95, color=st[label]["color"], label=label)
     e = np.asarray(to_numpy(exact), float)
     for j in range(M):
         if tol:
             ax.fill_between([j - 0.45, j + 0.45], e[j] - tol, e[j] + tol, color="0.6",
-                            alpha=0.25, lw=0)
-        ax.plot([j - 0.45, j + 0.45], [e[j], e[j]], color="black", lw=1.6,
+                            alpha=0.25, lw=0, label=f"exact ± {tol:g}" if j == 0 else None)
+        ax.plot([j - 0.45, j + 0.45], [e[j], e[j]], color=COLORS["target"], lw=1.6,
                 label="exact" if j == 0 else None)
     ax.set_xticks(range(M), list(mode_names))
     ax.set_ylim(0, 1.05)
@@ -277,14 +496,16 @@ def plot_traces(traces: Mapping[str, tuple], hlines: Mapping[str, float] | None 
                 xlabel: str = "env steps", ylabel: str = "", ylim=None, marker: str = "o",
                 title: str = "") -> Figure:
     """Lines `{label: (x, y)}` (e.g. J_bound or a mode mass along training) with horizontal
-    reference levels `{label: value}`, on one axis (`marker=""` for dense curves)."""
+    reference levels `{label: value}` (the target black, references grey, others dotted), on
+    one axis. Points are marked with `marker` (`marker=""` for dense curves); an algorithm named
+    in a label sets its own marker."""
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
-    for i, (label, (x, y)) in enumerate(traces.items()):
-        ax.plot(to_numpy(x), to_numpy(y), marker=marker or None, ms=3, color=_color(label, i),
-                label=label)
-    for i, (label, v) in enumerate((hlines or {}).items()):
-        ax.axhline(v, color="black" if i == 0 else PALETTE[(i + 4) % len(PALETTE)],
-                   ls="--" if i == 0 else ":", lw=1, label=label)
+    st = styles_for(list(traces))
+    for label, (x, y) in traces.items():
+        kw = {k: v for k, v in st[label].items() if k != "marker"}
+        mk = (st[label]["marker"] or marker) if marker else None
+        ax.plot(to_numpy(x), to_numpy(y), marker=mk or None, ms=3, label=label, **kw)
+    _levels(ax, hlines)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
@@ -314,26 +535,56 @@ def write_video(frames: Sequence[np.ndarray], path: str, fps: int = 30) -> str:
     return path
 
 
+# ---------------------------------------------------------------------------------------------
+# Returns (notebooks 04-05)
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_returns(ax: Axes, curves: Mapping[str, tuple], random: float | None = None,
+                 pinned: float | None = None, anchor: float | None = None,
+                 reference_labels: Mapping[str, str] | None = None) -> Axes:
+    """Return curves `{label: (env_steps, return)}` or `{label: (env_steps, mean, low, high)}`
+    (a CI band) on `ax` in the house styles, the grey `reference_lines` and a legend: what a
+    training panel draws. Returns `ax`."""
+    st = styles_for(list(curves))
+    for label, curve in curves.items():
+        x, y, *band = (to_numpy(np.asarray(c, float)) for c in curve)
+        ax.plot(x, y, label=label, **_line_kw(st[label], len(x)))
+        if band:
+            ax.fill_between(x, band[0], band[1], color=st[label]["color"], alpha=0.2, lw=0)
+    reference_lines(ax, random, pinned, anchor, reference_labels)
+    ax.set(xlabel="env steps", ylabel="training episodic return")
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    return ax
+
+
 def plot_learning_curves(summaries: Mapping[str, Mapping[str, Mapping]],
                          anchors: Mapping[str, float] | None = None,
-                         labels: Mapping[str, str] | None = None) -> Figure:
-    """One panel per env: mean training return over seeds with its 95% bootstrap CI band.
+                         labels: Mapping[str, str] | None = None,
+                         random: Mapping[str, float] | None = None,
+                         pinned: Mapping[str, float] | None = None,
+                         reference_labels: Mapping[str, str] | None = None) -> Figure:
+    """One panel per env: mean training return over seeds with its 95% bootstrap CI band, in
+    the house styles (`styles_for` of the labels), with grey reference levels per env.
 
-    `summaries[env_id][algo]` is a `damdp_lite.results.summarise` entry; `anchors[env_id]` is
-    drawn as a dotted line (e.g. CleanRL's PPO at 1M steps).
+    Args:
+        summaries: `summaries[env_id][algo]`, a `damdp_lite.results.summarise` entry.
+        anchors: `{env_id: return}` of a published run, dash-dot (default label "CleanRL PPO
+            v4 @ 1M", `results.CLEANRL_PPO_V4_1M`).
+        labels: `{algo: legend label}` (default: the algo name).
+        random: `{env_id: return}` of the random policy (`report.random_policy_return`), dashed.
+        pinned: `{env_id: return}` of a pinned action (`report.pinned_action_return`), dotted.
+        reference_labels: legend labels of the references (`reference_lines`).
     """
     setup_style()
     fig, axes = plt.subplots(1, len(summaries), figsize=(5.2 * len(summaries), 3.6),
                              squeeze=False)
+    names = {"anchor": "CleanRL PPO v4 @ 1M", **(reference_labels or {})}
     for ax, (env_id, by_algo) in zip(axes[0], summaries.items(), strict=True):
-        for i, (algo, s) in enumerate(by_algo.items()):
-            label = (labels or {}).get(algo, algo)
-            c = _color(label, i)
-            ax.plot(s["grid"], s["mean"], color=c, label=f"{label} ({s['seeds']} seeds)")
-            ax.fill_between(s["grid"], s["low"], s["high"], color=c, alpha=0.2, lw=0)
-        if anchors and env_id in anchors:
-            ax.axhline(anchors[env_id], ls=":", color="0.3", lw=1,
-                       label="CleanRL PPO v4 @ 1M")
-        ax.set(title=env_id, xlabel="env steps", ylabel="training episodic return")
+        curves = {f"{(labels or {}).get(algo, algo)} ({s['seeds']} seeds)":
+                  (s["grid"], s["mean"], s["low"], s["high"]) for algo, s in by_algo.items()}
+        plot_returns(ax, curves, (random or {}).get(env_id), (pinned or {}).get(env_id),
+                     (anchors or {}).get(env_id), names)
+        ax.set_title(env_id)
         ax.legend(fontsize=8, loc="upper left")
     return fig

@@ -213,16 +213,58 @@ def random_policy_return(env_id: str, episodes: int = 10, seed: int = 0) -> floa
     """Mean return of uniformly random actions over `episodes` episodes (one env each, env
     seeds seed..seed+episodes-1, actions from a torch generator seeded with `seed`): the 0 of
     `random-best` normalisation. Uses `train.evaluate_policy`, the loop that scores the runs."""
+    space = _action_space(env_id, episodes, seed)
+    return _mean_return(_UniformActions(space.low, space.high), env_id, episodes, seed)
+
+
+def pinned_action_return(env_id: str, action: float | Sequence[float] = 0.0,
+                         episodes: int = 10, seed: int = 0) -> float:
+    """Mean return of one constant action (`action` on every dimension, or one value per
+    dimension `(d,)`, in the env's action units) over `episodes` episodes with env seeds
+    seed..seed+episodes-1: the "pinned action" reference of a return plot. The same loop as
+    `random_policy_return` (`train.evaluate_policy`). An action outside the action space is
+    an error naming it and the allowed range."""
+    space = _action_space(env_id, episodes, seed)
+    try:
+        a = np.broadcast_to(np.asarray(action, float), space.shape).copy()  # (d,)
+    except ValueError:
+        raise ValueError(f"action={action!r} must be one number or a sequence of length "
+                         f"{space.shape[0]} (the action dimension of {env_id})") from None
+    if not (np.all(np.isfinite(a)) and np.all(a >= space.low) and np.all(a <= space.high)):
+        raise ValueError(f"action={action!r} must lie in the action space of {env_id}: "
+                         f"[{np.min(space.low):g}, {np.max(space.high):g}] per dimension")
+    return _mean_return(_PinnedAction(a), env_id, episodes, seed)
+
+
+class _PinnedAction:
+    """One constant action `(d,)` behind the `act` of a chain policy (`train.evaluate_policy`)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, action: np.ndarray) -> None:
+        self.action = torch.as_tensor(action, dtype=torch.float32)
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.action.expand(obs.shape[0], -1).clone()
+
+
+def _action_space(env_id: str, episodes: int, seed: int):
+    """The single-env action space of `env_id`, after checking `episodes` and `seed`."""
     from .envs.make import make_vector_env
-    from .train import evaluate_policy
 
     check_value("episodes", episodes, int, between(1, 10_000))
     check_value("seed", seed, int, SEED)
     envs = make_vector_env(env_id, 1)
     space = envs.single_action_space
     envs.close()
-    returns, _, _ = evaluate_policy(_UniformActions(space.low, space.high), env_id, episodes,
-                                    seed)
+    return space
+
+
+def _mean_return(policy, env_id: str, episodes: int, seed: int) -> float:
+    """Mean return of `policy` (an object with `act` and `device`) over `episodes` episodes."""
+    from .train import evaluate_policy
+
+    returns, _, _ = evaluate_policy(policy, env_id, episodes, seed)
     return float(np.mean(returns))
 
 

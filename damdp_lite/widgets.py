@@ -2,8 +2,11 @@
 
 Anything that trains runs behind a button, so headless execution stays cheap; notebooks put a
 static figure made with the default values before every panel. While it trains, a panel shows a
-progress bar and a status line fed by the training loops (`utils.progress_listener`). Core
-`ipywidgets` only (7 and 8), so the panels work in JupyterLab, Binder and Colab.
+progress bar and a status line fed by the training loops (`utils.progress_listener`). Every
+panel that trains has a `seed` control (the config field; `algo_panel` and `sampler_controls`
+add it) and the controls behind its lesson, which `controls_from_config` builds from field
+names with sensible defaults (`FIELD_SPECS`). Core `ipywidgets` only (7 and 8), so the panels
+work in JupyterLab, Binder and Colab.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .algos.common import AlgoConfig
 from .bound import FitConfig
 from .config import field_docs
 from .diffusion import NOISING_DRIFT_AT, NOISING_STEP_PAIRING, SCHEDULES, DiffusionConfig
+from .plotting import style
 from .policies import POLICIES, all_tunable_fields, tunable_fields
 from .utils import progress_listener
 
@@ -32,44 +36,85 @@ CONTROL_PX = 270
 """Width of a slider or dropdown beside its description, in pixels."""
 
 
+FIELD_SPECS: dict[str, dict] = {
+    "seed": dict(min=0, max=2**31 - 1, text=True),
+    "temperature": dict(min=1e-4, max=2.0, log=True),
+    "temperature_init": dict(min=1e-4, max=1.0, log=True),
+    "prior_std": dict(min=0.1, max=10.0, log=True),
+    "kl_bound": dict(min=1e-3, max=1.0, log=True),
+    "clip_coef": dict(min=0.02, max=0.5, step=0.01),
+    "num_steps": dict(min=1, max=32),
+    "lr": dict(min=1e-5, max=1e-2, log=True),
+}
+"""Default control of a field by name, whatever its config class: the seed a number box, the
+lesson's controls (T = `temperature` / `temperature_init`, sigma_0 = `prior_std`, REPPO's
+`kl_bound`, PPO's `clip_coef`, K = `num_steps`) and `lr` sliders over sensible ranges, log-scale
+where the value spans decades. Booleans (`tanh_jacobian`) are checkboxes without a spec."""
+
+_RANGE_KEYS = ("min", "max", "step", "log", "options", "text")
+TOOLTIP = "tooltip" if int(W.__version__.split(".")[0]) >= 8 else "description_tooltip"
+"""The tooltip trait of a described widget: `tooltip` in ipywidgets 8, `description_tooltip`
+in 7 (Colab), which ignores `tooltip`."""
+
+
 def controls_from_config(cls: type, fields: Sequence[str],
                          specs: Mapping[str, Mapping] | None = None) -> dict[str, W.Widget]:
     """One widget per dataclass field, its tooltip the field's docstring.
 
     Args:
-        cls: a config dataclass (e.g. `DiffusionConfig`, `FitConfig`).
+        cls: a config dataclass (e.g. `DiffusionConfig`, `FitConfig`, `PPOConfig`; for an
+            algorithm config also its policy fields by name, e.g. `prior_std`).
         fields: field names, in display order.
         specs: per-field options: `min`, `max`, `step`, `log` (log-scale float slider),
-            `options` (dropdown choices), `value` (overrides the dataclass default).
+            `options` (dropdown choices), `text` (an integer box instead of a slider), `value`
+            (overrides the dataclass default). A spec with any of these but `value` replaces
+            the field's default spec in `FIELD_SPECS`; a spec of only `value` keeps its range.
     Returns:
-        `{field: widget}`; read values with `{f: w.value for f, w in controls.items()}`.
+        `{field: widget}`; read values with `{f: w.value for f, w in controls.items()}`. A
+        slider's range is widened to hold its value (a value is never silently moved); a value
+        of 0 on a log slider is an error naming the field.
     """
     specs = specs or {}
     out: dict[str, W.Widget] = {}
     for name in fields:
         default, doc = field_default_and_doc(cls, name)
-        spec = dict(specs.get(name, {}))
+        given = dict(specs.get(name, {}))
+        spec = given if any(k in given for k in _RANGE_KEYS) else {**FIELD_SPECS.get(name, {}),
+                                                                   **given}
         value = spec.pop("value", default)
-        common = dict(description=name, style=STYLE, layout=LAYOUT, tooltip=doc)
+        common = dict(description=name, style=STYLE, layout=LAYOUT, **{TOOLTIP: doc})
         if "options" in spec:
             w = W.Dropdown(options=list(spec["options"]), value=value, **common)
         elif isinstance(value, bool):
             w = W.Checkbox(value=value, **common)
+        elif isinstance(value, int) and spec.get("text"):
+            lo, hi = _widened(name, value, spec.get("min", 0), spec.get("max", 2**31 - 1))
+            w = W.BoundedIntText(value=value, min=lo, max=hi, step=1, **common)
         elif isinstance(value, int):
-            w = W.IntSlider(value=value, min=spec.get("min", 1), max=spec.get("max", 100),
-                            step=spec.get("step", 1), continuous_update=False, **common)
+            lo, hi = _widened(name, value, spec.get("min", 1), spec.get("max", 100))
+            w = W.IntSlider(value=value, min=lo, max=hi, step=spec.get("step", 1),
+                            continuous_update=False, **common)
         elif isinstance(value, float) and spec.get("log"):
-            import math
-            w = W.FloatLogSlider(value=value, base=10, min=math.log10(spec["min"]),
-                                 max=math.log10(spec["max"]), step=spec.get("step", 0.05),
-                                 continuous_update=False, **common)
+            lo, hi = _widened(name, value, spec["min"], spec["max"], log=True)
+            w = W.FloatLogSlider(value=value, base=10, min=math.log10(lo), max=math.log10(hi),
+                                 step=spec.get("step", 0.05), continuous_update=False, **common)
         elif isinstance(value, float):
-            w = W.FloatSlider(value=value, min=spec.get("min", 0.0), max=spec.get("max", 1.0),
-                              step=spec.get("step", 0.01), continuous_update=False, **common)
+            lo, hi = _widened(name, value, spec.get("min", 0.0), spec.get("max", 1.0))
+            w = W.FloatSlider(value=value, min=lo, max=hi, step=spec.get("step", 0.01),
+                              continuous_update=False, **common)
         else:
             w = W.Text(value=str(value), **common)
         out[name] = w
     return out
+
+
+def _widened(name: str, value: float, lo: float, hi: float, log: bool = False
+             ) -> tuple[float, float]:
+    """The range `[lo, hi]` stretched to hold `value` (sliders clip their value silently)."""
+    if log and not value > 0:
+        raise ValueError(f"{name}={value!r} cannot sit on a log-scale slider (values > 0); give "
+                         f"specs={{{name!r}: dict(min=0.0, max=...)}} for a linear one")
+    return min(lo, value), max(hi, value)
 
 
 def field_default_and_doc(cls: type, name: str) -> tuple[object, str]:
@@ -95,10 +140,12 @@ def field_default_and_doc(cls: type, name: str) -> tuple[object, str]:
 def algo_panel(algo: str, fields: Sequence[str], specs: Mapping[str, Mapping] | None = None,
                **fixed) -> W.VBox:
     """A training panel for any registered algorithm (`--algo` name or alias): a policy
-    dropdown and one control per field (the algorithm's own or a policy field by name); Train
-    runs `train(algo_config(algo, policy=..., **values, **fixed))` in memory and plots the
-    training return against env steps; a policy control the chosen kind lacks (K for the
-    Gaussian) is left out of that run. `fixed`: fields set without a control (e.g. env_id)."""
+    dropdown, one control per field (the algorithm's own or a policy field by name) and a
+    `seed` control (last, unless `fields` places it; leave it out by fixing it, `seed=0`).
+    Train runs `train(algo_config(algo, policy=..., seed=..., **values, **fixed))` in memory
+    and plots the training return against env steps, in the policy kind's house colour; a
+    policy control the chosen kind lacks (K for the Gaussian) is left out of that run.
+    `fixed`: fields set without a control (e.g. env_id)."""
     from .algos import resolve
     from .train import algo_config, train
 
@@ -106,39 +153,54 @@ def algo_panel(algo: str, fields: Sequence[str], specs: Mapping[str, Mapping] | 
     kinds = [implied["policy"]] if "policy" in implied else list(POLICIES)
     controls = {"policy": W.Dropdown(options=kinds, value=kinds[0], description="policy",
                                      style=STYLE, layout=LAYOUT,
-                                     tooltip=field_docs(AlgoConfig)["policy"])}
-    controls.update(controls_from_config(spec.config_cls, [f for f in fields
-                                                           if f != "policy"], specs))
+                                     **{TOOLTIP: field_docs(AlgoConfig)["policy"]})}
+    fields = [f for f in fields if f != "policy"]
+    if "seed" not in fields and "seed" not in fixed:
+        fields.append("seed")
+    controls.update(controls_from_config(spec.config_cls, fields, specs))
 
     def run(**values):
         # a policy field of the other kind (e.g. num_steps for the Gaussian) is left out
         kind, own = values["policy"], {f.name for f in dataclasses.fields(spec.config_cls)}
         values = {k: v for k, v in values.items()
                   if k in own or k not in all_tunable_fields() or k in tunable_fields(kind)}
-        res = train(algo_config(algo, **{**fixed, **values}), progress=False)  # the panel's bar
+        cfg = algo_config(algo, **{**fixed, **values})
+        res = train(cfg, progress=False)  # the panel's bar shows the progress
         fig, ax = plt.subplots(figsize=(5, 3))
         steps = [r["env_steps"] for r in res.history]
-        ax.plot(steps, [r["episode_return"] for r in res.history], label=values["policy"])
-        ax.set(xlabel="env steps", ylabel="training return", title=algo)
+        ax.plot(steps, [r["episode_return"] for r in res.history], label=values["policy"],
+                color=style(values["policy"])["color"])
+        ax.set(xlabel="env steps", ylabel="training return", title=f"{algo}, seed {cfg.seed}")
         ax.legend()
         return fig
 
     return training_panel(controls, run)
 
 
-def sampler_controls() -> dict[str, W.Widget]:
-    """Notebook 01's panel: temperature and training steps (`FitConfig`), K, the schedule and
-    the noising-kernel flags (`DiffusionConfig`)."""
-    c = controls_from_config(FitConfig, ["temperature", "steps"], {
-        "temperature": dict(min=0.05, max=2.0, log=True),
-        "steps": dict(min=50, max=1500, step=50)})
-    c.update(controls_from_config(DiffusionConfig, [
-        "num_steps", "step_size_schedule", "noising_step_pairing", "noising_drift_at"], {
-        "num_steps": dict(min=1, max=16, value=8),
-        "step_size_schedule": dict(options=SCHEDULES),
-        "noising_step_pairing": dict(options=NOISING_STEP_PAIRING, value="same"),
-        "noising_drift_at": dict(options=NOISING_DRIFT_AT)}))
-    return c
+SAMPLER_FIELDS = ("temperature", "steps", "num_steps", "step_size_schedule",
+                  "noising_step_pairing", "noising_drift_at", "seed")
+"""The controls of `sampler_controls` by default."""
+
+
+def sampler_controls(fields: Sequence[str] = SAMPLER_FIELDS,
+                     specs: Mapping[str, Mapping] | None = None) -> dict[str, W.Widget]:
+    """Notebook 01's panel: `FitConfig` fields (temperature, training steps, seed) and
+    `DiffusionConfig` fields (K, the schedule, the noising-kernel flags; also e.g. `prior_std`),
+    in the order of `fields`; `specs` as in `controls_from_config`. The run behind the panel
+    takes every field as a keyword (`seed` included: pass it to `fit_sampler`)."""
+    fit = {f.name for f in dataclasses.fields(FitConfig)}
+    base = {"temperature": dict(min=0.05, max=2.0, log=True),
+            "steps": dict(min=50, max=1500, step=50),
+            "num_steps": dict(min=1, max=16, value=8),
+            "step_size_schedule": dict(options=SCHEDULES),
+            "noising_step_pairing": dict(options=NOISING_STEP_PAIRING, value="same"),
+            "noising_drift_at": dict(options=NOISING_DRIFT_AT)}
+    merged = {**base, **(specs or {})}
+    out: dict[str, W.Widget] = {}
+    for name in fields:
+        cls = FitConfig if name in fit else DiffusionConfig
+        out.update(controls_from_config(cls, [name], merged))
+    return out
 
 
 def fit_descriptions(controls: Iterable[W.Widget]) -> int:

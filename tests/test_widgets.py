@@ -3,6 +3,7 @@ status line says how it ended, and no description is cut off. Clicked here witho
 real-browser test (tests/browser/) clicks them in JupyterLab."""
 
 import logging
+import math
 
 import matplotlib
 
@@ -15,6 +16,7 @@ import pytest  # noqa: E402
 import damdp_lite as dl  # noqa: E402
 from damdp_lite import widgets  # noqa: E402
 from damdp_lite.algos import PPOConfig  # noqa: E402
+from damdp_lite.bound import FitConfig  # noqa: E402
 from damdp_lite.train import algo_config, train  # noqa: E402
 from damdp_lite.utils import progress_listener, report_progress  # noqa: E402
 
@@ -148,3 +150,130 @@ def test_descriptions_fit_and_line_up(fields):
         assert w.layout.width == f"{width + widgets.CONTROL_PX}px"
     assert widgets.LAYOUT.width == "420px"  # the shared default is left alone
 
+
+
+# ------------------------------------------------------------------------------------------
+# Seed controls and the lesson's controls
+# ------------------------------------------------------------------------------------------
+
+
+def controls_of(panel: W.VBox) -> dict[str, W.Widget]:
+    """The panel's widgets by description, depth first (the Train button sits in an HBox)."""
+    out = {}
+    for child in panel.children:
+        for w in (child.children if isinstance(child, W.HBox) else (child,)):
+            out.setdefault(getattr(w, "description", ""), w)
+    return out
+
+
+@pytest.mark.parametrize("cls_name, field, kind", [
+    ("PPOConfig", "seed", W.BoundedIntText), ("FitConfig", "seed", W.BoundedIntText),
+    ("PPOConfig", "prior_std", W.FloatLogSlider), ("PPOConfig", "tanh_jacobian", W.Checkbox),
+    ("PPOConfig", "clip_coef", W.FloatSlider), ("PPOConfig", "num_steps", W.IntSlider),
+    ("PPOConfig", "temperature", W.FloatLogSlider), ("FitConfig", "temperature", W.FloatLogSlider),
+    ("REPPOConfig", "kl_bound", W.FloatLogSlider),
+    ("REPPOConfig", "temperature_init", W.FloatLogSlider), ("SACConfig", "prior_std",
+                                                            W.FloatLogSlider)])
+def test_lesson_fields_get_sensible_controls_without_specs(cls_name, field, kind):
+    """sigma_0, the tanh Jacobian, the clip / KL bound, K, T and the seed: the right widget,
+    the config's default value (not clipped), a range around it, the docstring as tooltip."""
+    import damdp_lite.algos as algos
+
+    cls = FitConfig if cls_name == "FitConfig" else getattr(algos, cls_name)
+    (w,) = widgets.controls_from_config(cls, [field]).values()
+    default, doc = widgets.field_default_and_doc(cls, field)
+    assert type(w) is kind and w.value == default and w.description == field
+    assert doc and getattr(w, widgets.TOOLTIP) == doc  # description_tooltip in ipywidgets 7
+    if isinstance(w, W.FloatLogSlider):  # a log range of at least two decades around the value
+        assert w.min <= math.log10(default) <= w.max and w.max - w.min >= 2
+    elif hasattr(w, "min"):
+        assert w.min <= default <= w.max and w.max > w.min
+    if field == "seed":
+        assert w.min == 0 and w.max == 2**31 - 1
+
+
+def test_specs_replace_or_keep_the_default_range_and_values_are_never_clipped():
+    (t,) = widgets.controls_from_config(PPOConfig, ["temperature"], {
+        "temperature": dict(min=0.0, max=0.5, step=0.01, value=0.0)}).values()
+    assert type(t) is W.FloatSlider and (t.min, t.max, t.value) == (0.0, 0.5, 0.0)  # DPPO: T = 0
+    (k,) = widgets.controls_from_config(PPOConfig, ["num_steps"], {
+        "num_steps": dict(value=12)}).values()  # only a value: the default range stays
+    assert (k.min, k.max, k.value) == (1, 32, 12)
+    (k,) = widgets.controls_from_config(PPOConfig, ["num_steps"], {
+        "num_steps": dict(min=1, max=8, value=64)}).values()
+    assert (k.max, k.value) == (64, 64)  # widened, not moved to 8
+    (n,) = widgets.controls_from_config(PPOConfig, ["total_env_steps"], {
+        "total_env_steps": dict(min=20_480, max=491_520, step=20_480, value=4_096)}).values()
+    assert (n.min, n.value) == (4_096, 4_096)
+    with pytest.raises(ValueError, match=r"^temperature=0\.0 cannot sit on a log-scale slider"):
+        widgets.controls_from_config(PPOConfig, ["temperature"], {"temperature": dict(value=0.0)})
+
+
+def fake_train(seen: list):
+    """A stand-in for `train.train` that records the config and returns a two-row history."""
+    class Result:
+        history = [{"env_steps": 64, "episode_return": 1.0},
+                   {"env_steps": 128, "episode_return": 2.0}]
+
+    def train(cfg, progress=True, **_):
+        seen.append(cfg)
+        return Result()
+
+    return train
+
+
+def test_algo_panel_has_a_seed_control_and_trains_with_its_value(monkeypatch, caplog):
+    import damdp_lite.train as train_module
+
+    seen, shown = [], []
+    monkeypatch.setattr(train_module, "train", fake_train(seen))
+    monkeypatch.setattr(widgets, "display", shown.append)
+    panel = widgets.algo_panel("ppo", ["lr"], env_id=BANDIT, total_env_steps=128, num_envs=4,
+                               num_env_steps=16)
+    c = controls_of(panel)
+    assert list(c)[:3] == ["policy", "lr", "seed"]  # the seed comes last among the fields
+    assert type(c["seed"]) is W.BoundedIntText and c["seed"].value == PPOConfig().seed
+    for seed in (7, 3):
+        c["seed"].value = seed
+        assert click(c["Train"], caplog) == []
+        assert seen[-1].seed == seed
+        assert shown[-1].axes[0].get_title() == f"ppo, seed {seed}"
+    assert shown[-1].axes[0].get_legend() is not None
+    # placed by the caller, or fixed (then no control)
+    c = controls_of(widgets.algo_panel("ppo", ["seed", "lr"], env_id=BANDIT))
+    assert list(c)[:3] == ["policy", "seed", "lr"]
+    panel = widgets.algo_panel("ppo", ["lr"], env_id=BANDIT, seed=11, total_env_steps=128,
+                               num_envs=4, num_env_steps=16)
+    c = controls_of(panel)
+    assert "seed" not in c
+    assert click(c["Train"], caplog) == [] and seen[-1].seed == 11
+
+
+def test_the_seed_changes_what_the_panel_trains(monkeypatch, caplog):
+    """End to end: two seeds give two training curves, the same seed the same curve."""
+    shown = []
+    monkeypatch.setattr(widgets, "display", shown.append)
+    panel = widgets.algo_panel("ppo", ["lr"], env_id=BANDIT, total_env_steps=192, num_envs=4,
+                               num_env_steps=16, hidden_sizes=(16,), value_hidden_sizes=(16,))
+    c = controls_of(panel)
+    curves = []
+    for seed in (0, 1, 0):
+        c["seed"].value = seed
+        assert click(c["Train"], caplog) == []
+        curves.append(list(shown[-1].axes[0].lines[0].get_ydata()))
+    assert curves[0] == curves[2] and curves[0] != curves[1]
+
+
+def test_sampler_controls_include_a_seed_that_reaches_the_run(caplog):
+    controls = widgets.sampler_controls()
+    assert list(controls) == list(widgets.SAMPLER_FIELDS) and list(controls)[-1] == "seed"
+    assert type(controls["seed"]) is W.BoundedIntText and controls["seed"].value == 0
+    assert controls["num_steps"].value == 8 and controls["noising_step_pairing"].value == "same"
+    got = []
+    panel = widgets.training_panel(controls, lambda **values: got.append(values))
+    controls["seed"].value = 5
+    assert click(parts(panel)["button"], caplog) == []
+    assert got[-1]["seed"] == 5 and got[-1]["temperature"] == FitConfig().temperature
+    more = widgets.sampler_controls([*widgets.SAMPLER_FIELDS, "prior_std"])
+    assert type(more["prior_std"]) is W.FloatLogSlider
+    assert more["prior_std"].value == dl.DiffusionConfig(obs_dim=0, action_dim=1).prior_std
