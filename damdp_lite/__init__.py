@@ -22,8 +22,8 @@ from .bound import (
     histogram_kl,
     marginal_density_1d,
 )
-from .chain import ChainPolicy, ChainSample
-from .diffusion import DiffusionConfig, DiffusionPolicy, denoise_kl, gaussian_kl, step_size_schedule
+from .chain import ChainPolicy, ChainSample, gaussian_kl, step_kl
+from .diffusion import DiffusionConfig, DiffusionPolicy, denoise_kl, step_size_schedule
 from .gaussian import GaussianConfig, GaussianPolicy
 from .targets import DoubleWell1D, FourModes2D, GaussianMixture2D, Target, make_target
 from .utils import seed_everything, smoke
@@ -36,5 +36,5 @@ __all__ = [
     "GaussianPolicy", "Target", "best_gaussian_1d", "bound_loss", "denoise_kl",
     "entropy_lower_bound", "estimate_bound", "exact_marginal_kl_1d", "fit_sampler",
     "gaussian_kl", "histogram_kl", "make_target", "marginal_density_1d", "seed_everything",
-    "smoke", "step_size_schedule",
+    "smoke", "step_kl", "step_size_schedule",
 ]

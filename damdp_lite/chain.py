@@ -21,6 +21,35 @@ from torch import nn
 from .utils import check_choice, check_shape
 
 
+def gaussian_kl(mean_p: torch.Tensor, var_p: torch.Tensor, mean_q: torch.Tensor,
+                var_q: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean_p, var_p) || N(mean_q, var_q)) for diagonal Gaussians, summed over the last axis.
+
+    With equal variances 2 eta this is sum_i (mean_p - mean_q)^2 / (4 eta_i) (method.md I9).
+    """
+    return 0.5 * (torch.log(var_q / var_p) + (var_p + (mean_p - mean_q) ** 2) / var_q - 1).sum(-1)
+
+
+def step_kl(old: ChainPolicy, new: ChainPolicy, obs: torch.Tensor, a_k: torch.Tensor,
+            k: int | torch.Tensor) -> torch.Tensor:
+    """Single-step forward KL(q_old(. | s~) || q_new(. | s~)), `(B,)`, in closed form (I9).
+
+    Every step of a chain policy is a diagonal Gaussian in the latent (the diffusion kernel
+    N(mean, 2 eta), the Gaussian policy's N(mu(s), std^2)), so the KL the REPPO/WPO trust region
+    bounds needs no sampling. The tanh Jacobian cancels between the two kernels. Differentiable
+    in `new` only when `old` is frozen.
+    """
+    return gaussian_kl(old.denoise_mean(obs, a_k, k), old.denoise_var(obs, a_k, k),
+                       new.denoise_mean(obs, a_k, k), new.denoise_var(obs, a_k, k))
+
+
+def saturated_fraction(a_0: torch.Tensor, threshold: float = 0.99) -> float:
+    """Fraction of action coordinates with |tanh a^0| > `threshold`, over every entry of `a_0`
+    `(..., d)`: where tanh is flat, Q and the control cost no longer depend on the latent, so a
+    policy pushed there stops learning (a diagnostic in every run's progress.csv)."""
+    return (torch.tanh(a_0).abs() > threshold).float().mean().item()
+
+
 @dataclass
 class ChainSample:
     """Every latent and every log-ratio of one pass through the chain.

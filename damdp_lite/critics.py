@@ -45,6 +45,11 @@ class HLGaussSupport(nn.Module):
         mass = cdf[:, 1:] - cdf[:, :-1]
         return mass / mass.sum(-1, keepdim=True)
 
+    def clipped_fraction(self, target: torch.Tensor) -> float:
+        """Fraction of `target` outside [v_min, v_max]: those targets are clipped to the edge bin,
+        so the critic cannot represent them (keep it under 1 % by sizing the support)."""
+        return ((target < self.v_min) | (target > self.v_max)).float().mean().item()
+
     def value(self, logits: torch.Tensor) -> torch.Tensor:
         """Q = softmax(logits) . z, `(B, num_bins)` -> `(B,)`."""
         return torch.softmax(logits, -1) @ self.centres.to(logits.dtype)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .chain import ChainPolicy
-from .config import WIDTHS, Config, between, param, positive
+from .chain import ChainPolicy, gaussian_kl, step_kl  # noqa: F401  (gaussian_kl: old home)
+from .config import WIDTHS, Config, between, one_of, param, positive
 from .utils import (
     RunningNorm,
     check_choice,
@@ -98,7 +98,7 @@ class DiffusionConfig(Config):
     num_steps: int = param(8, between(1, 1000))
     """Number of denoising steps K (>= 1; 4-8 on CPU, 8 in the paper)."""
     prior_std: float = param(3.0, positive())
-    """Prior standard deviation sigma_0 (> 0; 3.0 in all official configs)."""
+    """Prior standard deviation sigma_0 (> 0; official 3.0; 1.5 in the MuJoCo/DMC presets)."""
     dt: float = param(0.125, positive())
     """Base step `dt` (> 0); eta_k = dt * sched_k / friction at init (0.125)."""
     friction: float = param(0.25, positive())
@@ -112,15 +112,16 @@ class DiffusionConfig(Config):
     learn_step_sizes: bool = True
     """Learn the per-step parameters rho (official: True)."""
     per_dim_step_sizes: bool = False
-    """rho of shape (K, d) instead of (K,) (official WPO: True)."""
+    """rho of shape (K, d) instead of (K,) (official: WPO True, REPPO/PPO False)."""
     learn_friction: bool = True
-    """Learn the per-dimension friction phi (REPPO/PPO: True, WPO: False)."""
+    """Learn the per-dimension friction phi (official: REPPO/PPO True, WPO False)."""
     noising_drift_at: str = "conditioning"
     """Noising drift at a^{k-1} ("conditioning", normalised, ours) or a^k ("evaluated"), D1."""
     noising_step_pairing: str = "previous"
     """Noising kernel at step k uses eta_{max(k-1,1)} ("previous", official) or eta_k ("same")."""
     tanh_jacobian: bool = False
-    """Add -log(1 - tanh^2 a^0) to the k = 1 term: action-space entropy (D2)."""
+    """Add -log(1 - tanh^2 a^0) to the k = 1 term: action-space entropy (D2; official False,
+    latent-space entropy; True in the MuJoCo/DMC presets, `algos.common.DIFFUSION_MUJOCO`)."""
     squash: str = "tanh"
     """"tanh" (clip(tanh a^0) rescaled to the action Box) or "identity" (latent bandit)."""
     action_clip: float = 1.0
@@ -135,6 +136,10 @@ class DiffusionConfig(Config):
     """Output size of the diffusion-index embedding (16)."""
     output_init_scale: float = 1e-8
     """Scale of the control network's last-layer weights (f_theta ~ 0 at init)."""
+    hidden_init: str = param("torch", one_of("torch", "lecun_normal"))
+    """Init of the control network's other Linear layers: "lecun_normal" (official: flax's
+    default, truncated normal with variance 1/fan_in, zero bias; hidden features ~4x larger)
+    or "torch" (PyTorch's default, kept by the toy presets whose shipped results used it)."""
     control_clip: float = param(1e4, positive())
     """Clip of the control output f_theta (1e4)."""
     device: str = "cpu"
@@ -173,6 +178,15 @@ class DiffusionConfig(Config):
         return cls(**{**base, **overrides})
 
 
+def lecun_normal_(layer: nn.Linear) -> None:
+    """LeCun-normal init in place: weights from N(0, 1/fan_in) truncated at two standard
+    deviations (rescaled so the variance stays 1/fan_in, as flax's `lecun_normal`), bias 0."""
+    std = math.sqrt(1.0 / layer.in_features) / 0.87962566103423978
+    with torch.no_grad():
+        nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+        layer.bias.zero_()
+
+
 class TimeEmbedding(nn.Module):
     """[sin(c k + p), cos(c k + p)] with fixed c = linspace(0.1, 100, 32), learnable phase p,
     then Linear(64 -> 32), GELU, Linear(32 -> out). method.md §3."""
@@ -193,7 +207,8 @@ class ControlNet(nn.Module):
     """Control network f_theta(a^k, s_bar, a_bar^k, temb(k)) -> (B, d), near zero at init."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes=(256, 256, 256),
-                 time_embedding_dim: int = 16, output_init_scale: float = 1e-8) -> None:
+                 time_embedding_dim: int = 16, output_init_scale: float = 1e-8,
+                 hidden_init: str = "torch") -> None:
         super().__init__()
         self.temb = TimeEmbedding(time_embedding_dim)
         layers: list[nn.Module] = []
@@ -202,6 +217,10 @@ class ControlNet(nn.Module):
             layers += [nn.Linear(width, h), nn.GELU()]
             width = h
         out = nn.Linear(width, action_dim)
+        if hidden_init == "lecun_normal":
+            for m in [*self.temb.modules(), *layers]:
+                if isinstance(m, nn.Linear):
+                    lecun_normal_(m)
         with torch.no_grad():
             out.weight.mul_(output_init_scale)
             out.bias.zero_()
@@ -246,7 +265,8 @@ class DiffusionPolicy(ChainPolicy):
         phi = inverse_softplus(torch.full((d,), c.friction, dtype=torch.float64)).float()
         self.phi = nn.Parameter(phi, requires_grad=c.learn_friction)
         self.control_net = control_net if control_net is not None else ControlNet(
-            c.obs_dim, d, c.hidden_sizes, c.time_embedding_dim, c.output_init_scale)
+            c.obs_dim, d, c.hidden_sizes, c.time_embedding_dim, c.output_init_scale,
+            c.hidden_init)
         self.obs_norm = RunningNorm(c.obs_dim)
         self.latent_norm = RunningNorm(d, init_var=c.prior_std**2)
         self.to(c.device)
@@ -371,23 +391,9 @@ class DiffusionPolicy(ChainPolicy):
         return 0.5 * torch.log(4 * math.pi * math.e * self._eta(k)).sum()
 
 
-def gaussian_kl(mean_p: torch.Tensor, var_p: torch.Tensor, mean_q: torch.Tensor,
-                var_q: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean_p, var_p) || N(mean_q, var_q)) for diagonal Gaussians, summed over the last axis.
-
-    With equal variances 2 eta this is sum_i (mean_p - mean_q)^2 / (4 eta_i) (method.md I9).
-    """
-    return 0.5 * (torch.log(var_q / var_p) + (var_p + (mean_p - mean_q) ** 2) / var_q - 1).sum(-1)
-
-
 def denoise_kl(old: DiffusionPolicy, new: DiffusionPolicy, obs: torch.Tensor,
                a_k: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
-    """Single-step forward KL(q_old(. | s~) || q_new(. | s~)), `(B,)`, closed form (I9).
-
-    The trust-region term of REPPO/WPO (method.md §4.3). Ignores the tanh Jacobian, which
-    cancels between the two kernels.
-    """
-    mu_old, mu_new = old.denoise_mean(obs, a_k, k), new.denoise_mean(obs, a_k, k)
-    var_old = (2 * old._eta(k)).expand_as(mu_old)
-    var_new = (2 * new._eta(k)).expand_as(mu_new)
-    return gaussian_kl(mu_old, var_old, mu_new, var_new)
+    """Single-step forward KL(q_old(. | s~) || q_new(. | s~)), `(B,)`, closed form (I9):
+    `chain.step_kl` for two diffusion policies, whose kernels share the variance 2 eta_k when
+    the step sizes are not learned (then sum_i (mu_old - mu_new)^2 / (4 eta_i))."""
+    return step_kl(old, new, obs, a_k, k)

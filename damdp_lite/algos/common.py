@@ -240,6 +240,47 @@ class LearnedTemperature:
     """m in the entropy target -m d on sum_k ell (official: REPPO 5, WPO 8; method.md §4.5)."""
 
 
+DIFFUSION_MUJOCO = dict(tanh_jacobian=True, prior_std=1.5, hidden_init="lecun_normal")
+"""The diffusion policy's fields in every algorithm's MuJoCo/DMC preset, beyond the official
+ones (tanh_jacobian False, prior_std 3.0; the init is the official one). Latent-space entropy
+pushes the latent into tanh saturation once the policy can move (Q and the control cost are
+flat there); the Jacobian reverses that, and a narrower prior starts the chain nearer the
+unsaturated region."""
+
+REWARD_RANGES: dict[str, tuple[float, float]] = {
+    "dm_control/": (0.0, 1.0), "HalfCheetah": (-1.0, 12.0), "Hopper": (-1.0, 4.5),
+    "Walker2d": (-1.0, 7.0), "Ant": (-2.0, 8.0), "InvertedPendulum": (0.0, 1.0),
+    "InvertedDoublePendulum": (0.0, 10.0), "Pendulum": (-16.3, 0.0), "Swimmer": (-1.0, 1.0)}
+"""Per-env-step reward range of a task family (id prefix): DMC rewards lie in [0, 1]; for the
+Gymnasium MuJoCo tasks the range a good policy reaches (HalfCheetah: forward speed up to ~12
+minus the control cost; Hopper/Walker: healthy bonus 1 plus speed)."""
+
+
+def value_support(env_id: str, gamma_env: float, margin: float = 0.1
+                  ) -> tuple[float, float] | None:
+    """(v_min, v_max) of a critic in reward units: the per-step `REWARD_RANGES` of `env_id`
+    over the effective horizon 1 / (1 - gamma_env), widened by `margin` of the span on each
+    side and always holding 0. None for a task without a known range."""
+    name = env_id.split(":")[-1]
+    for prefix, (lo, hi) in REWARD_RANGES.items():
+        if name.startswith(prefix):
+            horizon = 1.0 / (1.0 - gamma_env)
+            v_lo, v_hi = min(lo, 0.0) * horizon, max(hi, 0.0) * horizon
+            pad = margin * (v_hi - v_lo)
+            return round(v_lo - pad, 1), round(v_hi + pad, 1)
+    return None
+
+
+def with_value_support(config, fields: dict):
+    """`config` with v_min / v_max from `value_support` unless the caller set either (or the
+    rewards are scaled, when the fixed official support applies)."""
+    if "v_min" in fields or "v_max" in fields or config.scale_rewards:
+        return config
+    support = value_support(config.env_id, config.gamma ** config.policy.num_steps)
+    return config if support is None else dataclasses.replace(
+        config, v_min=support[0], v_max=support[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # The registry
 # ---------------------------------------------------------------------------------------------

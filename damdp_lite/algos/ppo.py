@@ -19,11 +19,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..chain import ChainPolicy
+from ..chain import ChainPolicy, saturated_fraction
 from ..config import WIDTHS, nonnegative, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout, gae, soft_reward_current
 from .common import (
+    DIFFUSION_MUJOCO,
     Algo,
     AlgoConfig,
     EpochUpdates,
@@ -77,13 +78,14 @@ class PPOConfig(EpochUpdates, AlgoConfig):
         16 sync envs x 128 env steps (2048 env steps per iteration), 10 epochs x 16 minibatches,
         lr 3e-4, gamma_env 0.99 and lambda_env 0.95 spread over the K steps (method.md §10),
         reward scaling, 2 x 256 networks, T = 2e-4 (official DiffPPO), K = 8 with kappa = 2
-        chain steps per env step in each epoch.
+        chain steps per env step in each epoch; the diffusion policy as REPPO's on MuJoCo
+        (`common.DIFFUSION_MUJOCO`: tanh Jacobian, sigma_0 = 1.5, LeCun init).
         """
         shared = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=128,
                       total_env_steps=1_000_000, update_epochs=10, num_minibatches=16, lr=3e-4,
                       temperature=2e-4, value_hidden_sizes=(256, 256), scale_rewards=True,
                       diffusion_steps_per_update=2)
-        policy = {"diffusion": dict(num_steps=8, hidden_sizes=(256, 256)),
+        policy = {"diffusion": dict(num_steps=8, hidden_sizes=(256, 256), **DIFFUSION_MUJOCO),
                   "gaussian": dict(hidden_sizes=(256, 256))}
         return cls.preset(fields, shared, policy).with_env_discounts(
             fields, gamma=0.99, gae_lambda=0.95)
@@ -199,7 +201,11 @@ def ppo_loss(policy: ChainPolicy, value_net: nn.Module, mb: dict[str, torch.Tens
 LOSS_KEYS = ("loss", "policy_loss", "dest_loss", "value_loss")
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "policy_loss",
               "dest_loss", "value_loss", "mean_ell", "approx_kl", "clip_fraction",
-              "ratio_dev_first_minibatch", "temperature", "elapsed_s")
+              "ratio_dev_first_minibatch", "temperature", "kl", "saturated", "elapsed_s")
+"""Besides the losses, the diagnostics every learner logs (`reppo.CSV_FIELDS`): `kl` is
+K * approx_kl (the per-step KL estimate over the K steps of the chain), `clip_fraction` the
+fraction of transitions at the clip (PPO's trust-region bound), `saturated` the fraction of
+executed action coordinates with |tanh a^0| > 0.99."""
 
 
 class PPO(Learner):
@@ -273,7 +279,9 @@ class PPO(Learner):
                 **{name: sums[name] / n_updates for name in
                    ("policy_loss", "dest_loss", "value_loss", "mean_ell", "approx_kl",
                     "clip_fraction")},
-                "ratio_dev_first_minibatch": ratio_dev_first, "temperature": cfg.temperature}
+                "ratio_dev_first_minibatch": ratio_dev_first, "temperature": cfg.temperature,
+                "kl": self.policy.num_steps * sums["approx_kl"] / n_updates,
+                "saturated": saturated_fraction(ro.a_prev[ro.k == 1])}
 
     STATE = ("policy", "value_net", "optimizer", "perm_gen")
     """What a checkpoint holds besides the rollout state (`common.Learner.state_dict`)."""

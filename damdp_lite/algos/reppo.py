@@ -23,11 +23,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..chain import ChainPolicy
+from ..chain import ChainPolicy, saturated_fraction, step_kl
 from ..config import WIDTHS, between, one_of, param, positive, unit_interval
 from ..critics import AugmentedCritic, HLGaussSupport
 from ..damdp import augmented_discounts, collect_rollout, soft_reward_next, td_lambda_targets
 from .common import (
+    DIFFUSION_MUJOCO,
     Algo,
     AlgoConfig,
     EpochUpdates,
@@ -40,6 +41,7 @@ from .common import (
     register,
     temperature_loss,
     update_normalisers,
+    with_value_support,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -69,14 +71,22 @@ class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
     WPO 0.02)."""
     lagrangian_init: float = param(0.3, positive())
     """Initial KL multiplier lambda_KL (official 0.3); learned in log space."""
+    kl_estimator: str = param("mc", one_of("exact", "mc"))
+    """How K * KL(q_old || q_theta) is computed per state: "mc" (official: `kl_samples` samples
+    y ~ q_old) or "exact" (closed form: every step is a Gaussian, `chain.step_kl`; the MuJoCo
+    preset's). Both agree in expectation, but at CPU-sized minibatches (256 rows, not the
+    official 8192) the MC noise (sd ~0.02 across states) is the size of the bound and stalls
+    the diffusion policy."""
     kl_samples: int = param(16, between(1, 1024))
-    """Monte Carlo samples y ~ q_old per state for the KL estimate (official 16)."""
+    """Monte Carlo samples y ~ q_old per state when kl_estimator="mc" (official 16)."""
     num_bins: int = param(101, between(2, 10_000))
-    """HL-Gauss bins of the critic (official 151; 101 on CPU, method.md §10)."""
+    """HL-Gauss bins of the critic (official: REPPO 151, WPO 301; 101 on CPU, method.md §10)."""
     v_min: float = -100.0
-    """Lowest bin centre of the critic's support."""
+    """Lowest bin centre of the critic's support, in reward units (official -100; the MuJoCo
+    preset sizes it to the task's returns, `common.value_support`)."""
     v_max: float = 200.0
-    """Highest bin centre of the critic's support."""
+    """Highest bin centre of the critic's support (official 200 for DMC's rewards in [0, 1]).
+    progress.csv logs `clipped_targets`, the fraction of TD targets outside the support."""
     critic_hidden_sizes: tuple[int, ...] = param((256, 256), WIDTHS)
     """Critic widths (Linear -> LayerNorm -> SiLU; official 2 x 512)."""
     mask_entropy_at_terminal: bool = True
@@ -98,23 +108,37 @@ class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
         """CPU-scale preset for Gymnasium MuJoCo (`damdp-lite train --algo reppo`).
 
         16 sync envs x 64 env steps, 8 epochs x 8 minibatches, lr 1e-3, gamma_env 0.99 and
-        lambda_env 0.95 spread over the K steps (method.md §10), reward scaling (so the returns
-        fit the critic's [-100, 200]), 2 x 256 networks, K = 8 with kappa = 2.
+        lambda_env 0.95 spread over the K steps (method.md §10), 2 x 256 networks, K = 8 with
+        kappa = 2. Rewards stay raw (Q in reward units, as the official code on DMC) and the
+        critic's support is sized to the task's returns (`value_support`); the closed-form KL.
+        The diffusion policy (`DIFFUSION_MUJOCO`) adds the tanh Jacobian, sigma_0 = 1.5 and the
+        official LeCun init; the Gaussian base is REPPO's own (`REPPO_GAUSSIAN`).
         """
         shared = dict(env_id="HalfCheetah-v5", num_envs=16, num_env_steps=64,
                       total_env_steps=1_000_000, update_epochs=8, num_minibatches=8,
-                      critic_hidden_sizes=(256, 256), scale_rewards=True,
-                      diffusion_steps_per_update=2)
-        policy = {"diffusion": dict(num_steps=8, hidden_sizes=(256, 256)),
-                  "gaussian": dict(hidden_sizes=(256, 256))}
-        return cls.preset(fields, shared, policy).with_env_discounts(
+                      critic_hidden_sizes=(256, 256), scale_rewards=False,
+                      diffusion_steps_per_update=2, kl_estimator="exact")
+        wpo = fields.get("actor_update") == "wasserstein"
+        policy = {"diffusion": dict(num_steps=8, hidden_sizes=(256, 256), **DIFFUSION_MUJOCO,
+                                    **(DIFFUSION_WPO if wpo else {})),
+                  "gaussian": dict(hidden_sizes=(256, 256), **({} if wpo else REPPO_GAUSSIAN))}
+        config = cls.preset(fields, shared, policy).with_env_discounts(
             fields, gamma=0.99, td_lambda=0.95)
+        return with_value_support(config, fields)
 
+
+DIFFUSION_WPO = dict(per_dim_step_sizes=True, learn_friction=False)
+"""DA-MDP WPO's own step-size parametrisation (official): per (step, dimension), friction
+frozen."""
+
+REPPO_GAUSSIAN = dict(state_dependent_std=True, tanh_jacobian=True, entropy_target_mult=0.5)
+"""REPPO as in its own paper and code (Voelcker et al.): a state-dependent std, action-space
+entropy (the tanh Jacobian) and the entropy target -0.5 d."""
 
 WPO_PRESET = dict(actor_update="wasserstein", entropy_target_mult=8.0, kl_bound=0.02,
-                  lr_multipliers=6e-4, action_clip=1.0)
+                  lr_multipliers=6e-4, action_clip=1.0, num_bins=301)
 """What `--algo wpo` sets on `REPPOConfig.mujoco`: WPO's entropy target (m = 8), KL bound 0.02,
-multiplier lr 6e-4 and action clip 1.0 (method.md §6)."""
+multiplier lr 6e-4, action clip 1.0 and 301 critic bins (method.md §6)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +162,16 @@ def kl_estimate(old: ChainPolicy, new: ChainPolicy, obs: torch.Tensor, a_k: torc
         log_old = old.denoise_log_prob(o, a, kk, y)
     log_new = new.denoise_log_prob(o, a, kk, y)
     return new.num_steps * (log_old - log_new).reshape(B, M).mean(-1)
+
+
+def trust_region_kl(old: ChainPolicy, new: ChainPolicy, obs: torch.Tensor, a_k: torch.Tensor,
+                    k: torch.Tensor, estimator: str, num_samples: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """K * KL(q_old(. | s~) || q_theta(. | s~)), `(B,)`: the closed form (`chain.step_kl`,
+    estimator "exact") or the Monte Carlo `kl_estimate` (estimator "mc", official)."""
+    if estimator == "exact":
+        return new.num_steps * step_kl(old, new, obs, a_k, k)
+    return kl_estimate(old, new, obs, a_k, k, num_samples, generator)
 
 
 def reppo_actor_loss(ell_hat: torch.Tensor, q_hat: torch.Tensor, kl: torch.Tensor,
@@ -192,7 +226,12 @@ def action_gradients(policy: ChainPolicy, critic: nn.Module, obs: torch.Tensor,
 
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "critic_loss",
               "actor_loss", "q_hat", "mean_ell", "entropy_estimate", "kl", "kl_violation",
-              "temperature", "lagrangian", "elapsed_s")
+              "temperature", "lagrangian", "saturated", "dq_dx", "clipped_targets", "elapsed_s")
+"""The diagnostics that found the stall of the diffusion policy (method.md §10): `kl` is
+K * KL per update, `kl_violation` the fraction of states at or beyond the trust-region bound,
+`saturated` the fraction of executed action coordinates with |tanh a^0| > 0.99, `dq_dx` the
+mean |dQ/dx| at the actor's sample, `clipped_targets` the fraction of TD targets outside the
+critic's support (keep it under 1 %)."""
 
 
 class REPPO(Learner):
@@ -241,6 +280,9 @@ class REPPO(Learner):
                             flat(ro.next_a_prev)).reshape(S, N)
             targets = td_lambda_targets(r_soft, v, ro.terminated, ro.truncated, gamma_e,
                                         lambda_e)
+            executed = ro.a_prev[ro.k == 1]  # a^0 of every env step, (num_env_steps N, d)
+        diagnostics = {"saturated": saturated_fraction(executed),
+                       "clipped_targets": self.critic.support.clipped_fraction(targets)}
         batch = {"obs": ro.obs, "a_k": ro.a_k, "k": ro.k, "a_prev": ro.a_prev,
                  "target": targets}
         batch = {key: flat(v_) for key, v_ in batch.items()}
@@ -262,23 +304,26 @@ class REPPO(Learner):
                 **episode_stats(ro),
                 **{name: val / n for name, val in sums.items()},
                 "temperature": self.temperature.item(),
-                "lagrangian": self.log_lagrangian.exp().item()}
+                "lagrangian": self.log_lagrangian.exp().item(), **diagnostics}
 
     def actor_loss(self, mb: dict[str, torch.Tensor], x_hat: torch.Tensor,
                    ell_hat: torch.Tensor, kl: torch.Tensor, temperature: torch.Tensor,
-                   lagrangian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The actor loss and Q(s~, x_hat): REPPO's pathwise loss, or WPO's surrogate inside
-        the same trust region (`actor_update`); the one place the two algorithms differ."""
+                   lagrangian: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The actor loss, Q(s~, x_hat) and dQ/dx there `(B, d)` (a diagnostic, no graph):
+        REPPO's pathwise loss, or WPO's surrogate inside the same trust region
+        (`actor_update`); the one place the two algorithms differ."""
         if self.config.actor_update == "pathwise":
             q_hat = self.critic(mb["obs"], mb["a_k"], mb["k"], x_hat)
+            grad_q = torch.autograd.grad(q_hat.sum(), x_hat, retain_graph=True)[0]
             return reppo_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian,
-                                    self.config.kl_bound), q_hat
+                                    self.config.kl_bound), q_hat, grad_q
         grad_ell, grad_q, q_hat = action_gradients(self.policy, self.critic, mb["obs"],
                                                    mb["a_k"], mb["k"], x_hat)
         inside = kl.detach() < self.config.kl_bound
         loss = torch.where(inside, wpo_surrogate(grad_ell, grad_q, temperature),
                            lagrangian.detach() * kl).mean()
-        return loss, q_hat
+        return loss, q_hat, grad_q
 
     def _update(self, mb: dict[str, torch.Tensor], old: ChainPolicy) -> dict[str, float]:
         """One critic step, then one actor step with the updated critic (method.md §5.0)."""
@@ -293,10 +338,10 @@ class REPPO(Learner):
 
         x_hat, ell_hat = self.policy.step(mb["obs"], mb["a_k"], mb["k"], generator=self.gen,
                                           reparameterize=True)
-        kl = kl_estimate(old, self.policy, mb["obs"], mb["a_k"], mb["k"], cfg.kl_samples,
-                         self.gen)
+        kl = trust_region_kl(old, self.policy, mb["obs"], mb["a_k"], mb["k"], cfg.kl_estimator,
+                             cfg.kl_samples, self.gen)
         temperature, lagrangian = self.temperature, self.log_lagrangian.exp()
-        actor, q_hat = self.actor_loss(mb, x_hat, ell_hat, kl, temperature, lagrangian)
+        actor, q_hat, grad_q = self.actor_loss(mb, x_hat, ell_hat, kl, temperature, lagrangian)
         t_loss = temperature_loss(temperature, ell_hat, self.policy.num_steps,
                                   cfg.entropy_target_mult, self.policy.action_dim)
         loss = (actor + (t_loss if cfg.auto_temperature else 0.0)
@@ -313,7 +358,8 @@ class REPPO(Learner):
                     "q_hat": q_hat.mean().item(), "mean_ell": ell_hat.mean().item(),
                     "entropy_estimate": -self.policy.num_steps * ell_hat.mean().item(),
                     "kl": kl.mean().item(),
-                    "kl_violation": (kl >= cfg.kl_bound).float().mean().item()}
+                    "kl_violation": (kl >= cfg.kl_bound).float().mean().item(),
+                    "dq_dx": grad_q.abs().mean().item()}
 
     STATE = ("policy", "critic", "log_temperature", "log_lagrangian", "actor_opt",
              "critic_opt", "perm_gen")

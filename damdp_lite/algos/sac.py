@@ -24,11 +24,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..chain import ChainPolicy
+from ..chain import ChainPolicy, saturated_fraction, step_kl
 from ..config import WIDTHS, between, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout
 from .common import (
+    DIFFUSION_MUJOCO,
     Algo,
     AlgoConfig,
     LearnedTemperature,
@@ -43,7 +44,11 @@ from .common import (
 
 CSV_FIELDS = ("iteration", "env_steps", "episode_return", "episode_length", "critic_loss",
               "actor_loss", "q_hat", "mean_ell", "entropy_estimate", "temperature",
-              "buffer_size", "elapsed_s")
+              "buffer_size", "kl", "saturated", "dq_dx", "elapsed_s")
+"""Besides the losses, the diagnostics every learner logs (`reppo.CSV_FIELDS`): `kl` is
+K * KL(q before || q after) of the iteration's gradient steps on the last batch (SAC has no
+trust region), `saturated` the fraction of executed action coordinates with |tanh a^0| > 0.99,
+`dq_dx` the mean |dQ/dx| at the actor's sample."""
 
 DEBT_TOLERANCE = 1e-9
 """Gradient steps owed are summed in floating point; a sum that should be 1 may be 1 - 1e-16."""
@@ -108,8 +113,13 @@ class SACConfig(LearnedTemperature, AlgoConfig,
         `gradient_steps_per_env_step=1.0` where a GPU makes that affordable."""
         shared = dict(env_id="HalfCheetah-v5", total_env_steps=1_000_000, learning_starts=5_000,
                       gradient_steps_per_env_step=0.25)
-        return cls.preset(fields, shared, {"diffusion": dict(num_steps=8)}).with_env_discounts(
-            fields, gamma=0.99)
+        policy = {"diffusion": dict(num_steps=8, **DIFFUSION_MUJOCO), "gaussian": SAC_GAUSSIAN}
+        return cls.preset(fields, shared, policy).with_env_discounts(fields, gamma=0.99)
+
+
+SAC_GAUSSIAN = dict(state_dependent_std=True, tanh_jacobian=True, entropy_target_mult=1.0)
+"""SAC as in its own paper (Haarnoja et al. 2018): a state-dependent std, action-space entropy
+(the tanh Jacobian) and the entropy target -d."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,19 +228,27 @@ class SAC(Learner):
         self.iteration += 1
         env_steps = self.iteration * cfg.env_steps_per_iteration
         sums: dict[str, float] = {}
-        n = 0
+        n, kl = 0, float("nan")
         if env_steps >= cfg.learning_starts:
+            old = copy.deepcopy(self.policy).requires_grad_(False)
             self.grad_debt += cfg.gradient_steps_per_env_step * cfg.env_steps_per_iteration
             while self.grad_debt >= 1 - DEBT_TOLERANCE:
                 for key, val in self._update(it).items():
                     sums[key] = sums.get(key, 0.0) + val
                 n += 1
                 self.grad_debt -= 1
+            if n:
+                with torch.no_grad():
+                    b = self.last_batch
+                    kl = self.policy.num_steps * step_kl(old, self.policy, b["obs"], b["a_k"],
+                                                         b["k"]).mean().item()
         nan = float("nan")
         return {"iteration": it, "env_steps": env_steps, **episode_stats(ro),
                 **{key: (sums[key] / n if n else nan) for key in
-                   ("critic_loss", "actor_loss", "q_hat", "mean_ell", "entropy_estimate")},
-                "temperature": self.temperature.item(), "buffer_size": self.buffer.size}
+                   ("critic_loss", "actor_loss", "q_hat", "mean_ell", "entropy_estimate",
+                    "dq_dx")},
+                "temperature": self.temperature.item(), "buffer_size": self.buffer.size,
+                "kl": kl, "saturated": saturated_fraction(ro.a_prev[ro.k == 1])}
 
     def _update(self, it: int) -> dict[str, float]:
         """One gradient step: twin critics, actor, temperature, Polyak targets."""
@@ -255,6 +273,7 @@ class SAC(Learner):
         x_hat, ell_hat = self.policy.step(b["obs"], b["a_k"], b["k"], generator=self.gen,
                                           reparameterize=True)
         q_hat = torch.min(*(c(b["obs"], b["a_k"], b["k"], x_hat) for c in self.critics))
+        grad_q = torch.autograd.grad(q_hat.sum(), x_hat, retain_graph=True)[0]
         actor_loss = (temperature * ell_hat - q_hat).mean()
         check_finite("actor_loss", actor_loss, it)
         self.actor_opt.zero_grad()
@@ -270,9 +289,11 @@ class SAC(Learner):
             for c, t in zip(self.critics, self.targets, strict=True):
                 for p, tp in zip(c.parameters(), t.parameters(), strict=True):
                     tp.lerp_(p, cfg.tau)
+        self.last_batch = b
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
                 "q_hat": q_hat.mean().item(), "mean_ell": ell_hat.mean().item(),
-                "entropy_estimate": -K * ell_hat.mean().item()}
+                "entropy_estimate": -K * ell_hat.mean().item(),
+                "dq_dx": grad_q.abs().mean().item()}
 
     STATE = ("grad_debt", "policy", "critics", "targets", "log_temperature", "actor_opt",
              "temp_opt", "critic_opt", "buffer", "sample_gen")
