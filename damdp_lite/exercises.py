@@ -227,3 +227,254 @@ def check_reppo_actor_loss(fn: Callable, number: str = "5.1") -> Callable:
                     lambda c: f"{c['q_hat'].shape[0]} states, kl_bound={c['kl_bound']}",
                     tol=1e-9, kind="a vector")
     return reppo_actor_loss if passed is reference else fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 02_maxent_rl_to_damdp (from MaxEnt RL to the diffusion-augmented MDP)
+# ---------------------------------------------------------------------------------------------
+
+
+def augmented_gae_reference(r_soft: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor,
+                            terminated: torch.Tensor, truncated: torch.Tensor, num_steps: int,
+                            gamma_env: float, lambda_env: float) -> torch.Tensor:
+    """GAE advantages `(S, N)` over augmented steps, discounted per augmented step:
+    gamma_aug = gamma_env^(1/K), lambda_aug = lambda_env^(1/K) on every augmented step
+    (`damdp.per_augmented_step`, `damdp.augmented_discounts`), then `damdp.gae`, the function
+    DA-MDP PPO calls (gymnasium rule). Inputs `(S, N)` with S = L * K rows in rollout order."""
+    from .damdp import gae, per_augmented_step
+
+    gamma_aug = per_augmented_step(gamma_env, num_steps)
+    lambda_aug = per_augmented_step(lambda_env, num_steps)
+    return gae(r_soft, value, next_value, terminated, truncated, gamma_aug, lambda_aug)[0]
+
+
+def _gae_variant(r_soft, value, next_value, terminated, truncated, gamma, lam,
+                 cut_truncation=True, cut_termination=True, bootstrap_termination=False):
+    """A reverse-loop GAE with one rule switchable, for naming common mistakes."""
+    end = terminated if not bootstrap_termination else torch.zeros_like(terminated)
+    delta = r_soft + gamma * (1 - end) * next_value - value
+    adv, last = torch.zeros_like(value), torch.zeros_like(value[0])
+    for t in reversed(range(value.shape[0])):
+        cont = gamma * lam * torch.ones_like(last)
+        if cut_termination:
+            cont = cont * (1 - terminated[t])
+        if cut_truncation:
+            cont = cont * (1 - truncated[t])
+        last = delta[t] + (cont * last if t < value.shape[0] - 1 else 0.0)
+        adv[t] = last
+    return adv
+
+
+def _augmented_gae_mistakes(r_soft, value, next_value, terminated, truncated, num_steps,
+                            gamma_env, lambda_env) -> dict[str, torch.Tensor]:
+    """What common wrong answers return, named as the checker reports them."""
+    K = num_steps
+    g, lam = gamma_env ** (1 / K), lambda_env ** (1 / K)
+    args = (r_soft, value, next_value, terminated, truncated)
+    adv = _gae_variant(*args, g, lam)
+    return {
+        "gamma_env and lambda_env used on every augmented step (per augmented step use "
+        "gamma_env^(1/K) and lambda_env^(1/K), so that K steps discount by gamma_env)":
+            _gae_variant(*args, gamma_env, lambda_env),
+        "lambda_env used on every augmented step (take its K-th root too)":
+            _gae_variant(*args, g, lambda_env),
+        "gamma_env used on every augmented step (take its K-th root: gamma_env^(1/K))":
+            _gae_variant(*args, gamma_env, lam),
+        "lambda left out of the recursion (A_t = delta_t + gamma lambda (...) A_{t+1})":
+            _gae_variant(*args, g, 1.0),
+        "V(s~') bootstrapped at a termination (multiply gamma V(s~') by 1 - terminated)":
+            _gae_variant(*args, g, lam, bootstrap_termination=True),
+        "the advantage carried back across a truncation (multiply the carried term by "
+        "1 - truncated)": _gae_variant(*args, g, lam, cut_truncation=False),
+        "the advantage carried back across a termination (multiply the carried term by "
+        "1 - terminated)": _gae_variant(*args, g, lam, cut_termination=False),
+        "the returns A + V, not the advantages A": adv + value,
+    }
+
+
+def _augmented_gae_cases(seed: int = 0):
+    """Rollouts `(S, N)` in float64, S = L * K: dones only on k = 1 rows, one truncation and
+    one termination before the last row, and none on env 0."""
+    g = torch.Generator().manual_seed(seed)
+    for L, K, N, gamma_env, lambda_env in [(5, 1, 3, 0.9, 0.8), (4, 4, 3, 0.99, 0.95),
+                                           (3, 8, 2, 0.9, 0.7)]:
+        S = L * K
+
+        def rows(*shape):
+            return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+        terminated = torch.zeros(S, N, dtype=torch.float64)
+        truncated = torch.zeros(S, N, dtype=torch.float64)
+        truncated[1 * K + K - 1, 1] = 1.0  # env step 1 of env 1 ends by truncation
+        terminated[(L - 2) * K + K - 1, N - 1] = 1.0  # env step L-2 of the last env ends
+        yield dict(r_soft=rows(S, N), value=3 * rows(S, N), next_value=3 * rows(S, N),
+                   terminated=terminated, truncated=truncated, num_steps=K,
+                   gamma_env=gamma_env, lambda_env=lambda_env)
+
+
+def check_augmented_gae(fn: Callable, number: str = "2.1") -> Callable:
+    """Check `fn(r_soft, value, next_value, terminated, truncated, num_steps, gamma_env,
+    lambda_env) -> (S, N)`, the GAE advantages over augmented steps with per-augmented-step
+    discounts gamma_env^(1/K), lambda_env^(1/K), against `augmented_gae_reference` (which calls
+    `damdp.gae`, as DA-MDP PPO does). A wrong answer names a known mistake, or else the first
+    advantage entry (row, k, env) that differs."""
+
+    def diagnosed(**case):
+        got = fn(**case)
+        want = augmented_gae_reference(**case)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return got  # `_check` reports the shape
+        got64 = got.detach().to(torch.float64)
+        if torch.allclose(got64, want, rtol=1e-5, atol=1e-5):
+            return got
+        K, N = case["num_steps"], want.shape[1]
+        where = f"K = {K}, gamma_env = {case['gamma_env']}, lambda_env = {case['lambda_env']}"
+        for name, wrong in _augmented_gae_mistakes(**case).items():
+            if (torch.allclose(got64, wrong, rtol=1e-5, atol=1e-5)
+                    and not torch.allclose(wrong, want, rtol=1e-5, atol=1e-5)):
+                raise AssertionError(f"Exercise {number}: wrong advantages ({where}): {name}")
+        t, n = divmod(int(((got64 - want).abs() > 1e-5 + 1e-5 * want.abs()).flatten()
+                           .nonzero()[0]), N)
+        done = ("terminated" if case["terminated"][t, n] else
+                "truncated" if case["truncated"][t, n] else "no done")
+        raise AssertionError(
+            f"Exercise {number}: wrong advantage A at row {t} (env step {t // K}, k = "
+            f"{K - t % K}, {done}), env {n} ({where}): got {got64[t, n].item():.6g}, "
+            f"expected {want[t, n].item():.6g}")
+
+    passed = _check(diagnosed, augmented_gae_reference, _augmented_gae_cases(), number,
+                    "one advantage per augmented transition",
+                    lambda c: f"K = {c['num_steps']}", tol=1e-5)
+    return augmented_gae_reference if passed is augmented_gae_reference else fn
+
+
+def ppo_actor_loss_reference(new_log_prob: torch.Tensor, old_log_prob: torch.Tensor,
+                             noise_log_prob: torch.Tensor, adv_hat: torch.Tensor,
+                             clip_coef: float, temperature: float) -> torch.Tensor:
+    """DiffPPO's actor loss on a minibatch, `()`: the clipped surrogate of the per-step ratio
+    w = exp(log q_theta - log q_old) plus the appendix-G `dest_loss`, with the package's
+    `algos.ppo.policy_loss` and `algos.ppo.dest_loss`. Inputs `(B,)`."""
+    from .algos.ppo import dest_loss, policy_loss  # lazy: the algos import the env stack
+
+    ratio = torch.exp(new_log_prob - old_log_prob)
+    pg_loss, active = policy_loss(ratio, adv_hat, clip_coef)
+    return pg_loss + dest_loss(ratio, noise_log_prob, active, temperature)
+
+
+def _actor_loss_mistakes() -> dict[str, Callable]:
+    """Common wrong answers, as functions of the exercise's inputs, named as the checker says."""
+
+    def loss(new, old, noise, adv, eps, T, *, detach_w=True, active_op="le", over="active",
+             weight="w", sign=1.0, dest=True, surrogate="clip"):
+        w = torch.exp(new - old)
+        unclipped, clipped = w * adv, torch.clamp(w, 1 - eps, 1 + eps) * adv
+        pg = {"clip": torch.min(unclipped, clipped), "max": torch.max(unclipped, clipped),
+              "none": unclipped}[surrogate]
+        active = unclipped <= clipped if active_op == "le" else unclipped < clipped
+        wd = w.detach() if detach_w else w
+        wt = {"w": wd, "one": torch.ones_like(wd)}[weight]
+        mask = torch.ones_like(active) if over == "all_mean" else active
+        count = active.sum().clamp(min=1) if over == "active" else torch.tensor(len(w))
+        d = -(wt * mask * T * noise).sum() / count if dest else 0.0 * noise.sum()
+        return -pg.mean() + sign * d
+
+    return {
+        "dest_loss is missing (add -mean over active samples of sg(w) T log pi_theta)":
+            lambda *a: loss(*a, dest=False),
+        "w is not detached in dest_loss (its weight is sg(w): dest_loss must not move "
+        "log q_theta)": lambda *a: loss(*a, detach_w=False),
+        "dest_loss is taken over all B samples (keep the active ones only, and average over "
+        "them)": lambda *a: loss(*a, over="all_mean"),
+        "dest_loss is divided by B (divide by the number of active samples)":
+            lambda *a: loss(*a, over="active_over_B"),
+        "dest_loss has the wrong sign (it is -mean_active[sg(w) T log pi_theta], added to the "
+        "loss)": lambda *a: loss(*a, sign=-1.0),
+        "dest_loss is weighted by 1 instead of sg(w)": lambda *a: loss(*a, weight="one"),
+        "the active set uses < instead of <= (a sample with w inside [1 - eps, 1 + eps] ties "
+        "and is active)": lambda *a: loss(*a, active_op="lt"),
+        "the surrogate takes the max of the two branches (PPO takes the min)":
+            lambda *a: loss(*a, surrogate="max"),
+        "the surrogate is not clipped (use min(w A, clip(w, 1 - eps, 1 + eps) A))":
+            lambda *a: loss(*a, surrogate="none"),
+        "the surrogate has the wrong sign (L = -mean min(w A, clip(w, 1 - eps, 1 + eps) A) "
+        "+ dest_loss is minimised)": lambda *a: -loss(*a, sign=-1.0),
+        "the whole loss has the wrong sign (L is minimised, so the surrogate enters with a "
+        "minus sign)": lambda *a: -loss(*a),
+        "the ratio is inverted (w = q_theta / q_old = exp(log q_theta - log q_old))":
+            lambda new, old, *rest: loss(-new, -old, *rest),
+    }
+
+
+def _actor_loss_value_and_gradients(loss_fn: Callable, number: str) -> Callable:
+    """`case -> [L, dL/d log q_theta (B), dL/d log pi_theta (B)]` of `loss_fn`."""
+
+    def wrapped(**case) -> torch.Tensor:
+        new = case["new_log_prob"].clone().requires_grad_(True)
+        noise = case["noise_log_prob"].clone().requires_grad_(True)
+        out = loss_fn(new, case["old_log_prob"], noise, case["adv_hat"], case["clip_coef"],
+                      case["temperature"])
+        if not isinstance(out, torch.Tensor) or out.shape != ():
+            shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+            raise AssertionError(f"Exercise {number}: expected a 0-d tensor (the loss L, a "
+                                 f"mean over the minibatch), got {shape}")
+        grads = torch.autograd.grad(out, [new, noise], allow_unused=True)
+        return torch.cat([out.detach().reshape(1), *(
+            torch.zeros_like(x) if gr is None else gr
+            for x, gr in zip((new, noise), grads, strict=True))])
+    return wrapped
+
+
+def _actor_loss_cases(seed: int = 0):
+    """Minibatches `(B,)` in float64 whose per-step ratios fall on both sides of the clip range."""
+    g = torch.Generator().manual_seed(seed)
+    for B, clip_coef, temperature in [(8, 0.2, 0.5), (32, 0.1, 1.3), (12, 0.2, 0.0)]:
+        old = torch.randn(B, generator=g, dtype=torch.float64)
+        adv = torch.randn(B, generator=g, dtype=torch.float64)
+        yield dict(new_log_prob=old + 0.3 * torch.randn(B, generator=g, dtype=torch.float64),
+                   old_log_prob=old,
+                   noise_log_prob=2 * torch.randn(B, generator=g, dtype=torch.float64),
+                   adv_hat=adv - adv.mean(), clip_coef=clip_coef, temperature=temperature)
+
+
+def check_ppo_actor_loss(fn: Callable, number: str = "2.2") -> Callable:
+    """Check `fn(new_log_prob, old_log_prob, noise_log_prob, adv_hat, clip_coef, temperature)
+    -> ()`, DiffPPO's clipped per-step surrogate plus `dest_loss`, against
+    `ppo_actor_loss_reference`: the loss L and its gradients with respect to log q_theta
+    (`new_log_prob`) and log pi_theta (`noise_log_prob`), so the stop-gradient on w and the
+    active set are checked too. A wrong answer names a known mistake, or else the quantity
+    (L, dL/d log q_theta or dL/d log pi_theta) and the sample that differ."""
+    reference = _actor_loss_value_and_gradients(ppo_actor_loss_reference, number)
+    learner = _actor_loss_value_and_gradients(fn, number)
+    names = ("the loss L", "dL/d log q_theta (the gradient through w)",
+             "dL/d log pi_theta (the gradient of dest_loss)")
+
+    def close(a, b):
+        return a.shape == b.shape and torch.allclose(a, b, rtol=1e-7, atol=1e-9)
+
+    def diagnosed(**case):
+        got, want = learner(**case), reference(**case)
+        if close(got.to(want.dtype), want):
+            return got
+        got = got.to(want.dtype)
+        where = (f"B = {case['adv_hat'].shape[0]}, eps = {case['clip_coef']}, "
+                 f"T = {case['temperature']}")
+        for name, wrong_fn in _actor_loss_mistakes().items():
+            wrong = _actor_loss_value_and_gradients(wrong_fn, number)(**case)
+            if close(got, wrong) and not close(wrong, want):
+                raise AssertionError(f"Exercise {number}: wrong loss ({where}): {name}")
+        B = case["adv_hat"].shape[0]
+        parts = [(names[0], got[:1], want[:1]), (names[1], got[1:B + 1], want[1:B + 1]),
+                 (names[2], got[B + 1:], want[B + 1:])]
+        for name, g_part, w_part in parts:
+            if not torch.allclose(g_part, w_part, rtol=1e-7, atol=1e-9):
+                i = int(((g_part - w_part).abs() > 1e-9 + 1e-7 * w_part.abs()).nonzero()[0])
+                at = "" if name == names[0] else f" at sample {i}"
+                raise AssertionError(
+                    f"Exercise {number}: wrong value of {name}{at} ({where}): got "
+                    f"{g_part[i].item():.6g}, expected {w_part[i].item():.6g}")
+        return got
+
+    passed = _check(diagnosed, reference, _actor_loss_cases(), number,
+                    "the loss, then its gradients w.r.t. log q_theta and log pi_theta",
+                    lambda c: f"B = {c['adv_hat'].shape[0]}", tol=1e-7, kind="a vector")
+    return ppo_actor_loss_reference if passed is reference else fn
