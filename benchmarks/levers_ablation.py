@@ -1,0 +1,129 @@
+"""Ablation of the levers that make DA-MDP REPPO learn on MuJoCo (method.md §10): starting from
+the working preset (`damdp-lite train --algo diffreppo`), switch each lever back to its
+official / old value on its own, train, and compare final evaluation returns and the
+diagnostics every run logs.
+
+    python benchmarks/levers_ablation.py run RUNS_DIR [--seeds 0 1 2] [--steps 196608]
+    python benchmarks/levers_ablation.py collect RUNS_DIR [--base SWEEP_DIR] [--out PATH]
+
+`run` starts (or continues: every run is resumable) one `damdp-lite sweep` per variant in
+RUNS_DIR/<variant>; `collect` writes damdp_lite/shipped/levers_ablation.json. The working preset
+itself is the `diffreppo` jobs of a main sweep (`--base`, e.g. the grid behind README's results
+table) when given, else RUNS_DIR/preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from damdp_lite.envs.make import simulator_versions
+from damdp_lite.results import SHIPPED, read_progress
+from damdp_lite.train import load_run
+
+VARIANTS: dict[str, dict] = {
+    "preset": {},
+    "mc_kl": {"kl_estimator": "mc"},
+    "scaled_rewards": {"scale_rewards": True},
+    "no_jacobian": {"tanh_jacobian": False},
+    "prior_std_3": {"prior_std": 3.0},
+    "torch_init": {"hidden_init": "torch"},
+}
+"""Each variant switches one lever of the preset back (the preset itself first)."""
+
+DESCRIPTIONS = {
+    "preset": "the working preset (closed-form KL, raw rewards with a sized support, tanh "
+              "Jacobian, sigma_0 = 1.5, LeCun init)",
+    "mc_kl": "16-sample Monte Carlo KL (official) instead of the closed form",
+    "scaled_rewards": "rewards scaled by the running return std, the fixed support [-100, 200]",
+    "no_jacobian": "latent-space entropy (official: no tanh Jacobian)",
+    "prior_std_3": "sigma_0 = 3 (official) instead of 1.5",
+    "torch_init": "PyTorch's default init of the control network instead of LeCun normal",
+}
+
+DIAGNOSTICS = ("saturated", "kl", "kl_violation", "dq_dx", "clipped_targets", "temperature")
+"""progress.csv columns averaged over the last quarter of each run."""
+
+
+def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str]) -> None:
+    from damdp_lite.sweep import main as sweep_main
+
+    for name in variants:
+        sets = [f"{k}={json.dumps(v)}" for k, v in VARIANTS[name].items()]
+        argv = [str(root / name), "--algos", "diffreppo", "--envs", env, "--seeds",
+                *map(str, seeds), "--steps", str(steps), "--eval-every", "48",
+                "--eval-episodes", "10", "--threads", "1"]
+        sweep_main(argv + (["--set", *sets] if sets else []))
+
+
+def summarise_run(run_dir: Path) -> dict:
+    """Final evaluation return and the late-training means of `DIAGNOSTICS` of one run."""
+    rows = read_progress(run_dir / "progress.csv")
+    _, cfg = load_run(run_dir)
+    evals = [r for r in rows if math.isfinite(r.get("eval_return", math.nan))]
+    late = rows[len(rows) * 3 // 4:]
+    out = {"seed": cfg.seed, "env_steps": int(rows[-1]["env_steps"]),
+           "final_eval_return": evals[-1]["eval_return"] if evals else None}
+    for name in DIAGNOSTICS:
+        vals = [r[name] for r in late if math.isfinite(r.get(name, math.nan))]
+        out[name] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def finished_runs(sweep_dir: Path, label: str = "diffreppo") -> list[Path]:
+    """Run directories of `label` jobs in a sweep whose training reached its budget."""
+    out = []
+    for d in sorted((sweep_dir / "runs").glob(f"*_{label}_s*")):
+        if not (d / "progress.csv").exists():
+            continue
+        _, cfg = load_run(d)
+        rows = read_progress(d / "progress.csv")
+        if rows and rows[-1]["env_steps"] >= cfg.num_iterations * cfg.env_steps_per_iteration:
+            out.append(d)
+    return out
+
+
+def collect(root: Path, base: Path | None, out: Path) -> dict:
+    result = {"script": "benchmarks/levers_ablation.py", "algo": "diffreppo",
+              "versions": simulator_versions(), "variants": {}}
+    for name, change in VARIANTS.items():
+        src = base if (name == "preset" and base is not None) else root / name
+        runs = [summarise_run(d) for d in finished_runs(src)] if src.exists() else []
+        finals = [r["final_eval_return"] for r in runs if r["final_eval_return"] is not None]
+        result["variants"][name] = {
+            "change": change, "description": DESCRIPTIONS[name], "source": str(src.name),
+            "runs": runs, "seeds": len(finals),
+            "mean_final_eval_return": float(np.mean(finals)) if finals else None}
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("root", type=Path)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--steps", type=int, default=196_608)
+    r.add_argument("--env", default="HalfCheetah-v5")
+    r.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "preset"],
+                   choices=list(VARIANTS))
+    c = sub.add_parser("collect")
+    c.add_argument("root", type=Path)
+    c.add_argument("--base", type=Path, default=None)
+    c.add_argument("--out", type=Path, default=SHIPPED / "levers_ablation.json")
+    args = ap.parse_args()
+    if args.cmd == "run":
+        run(args.root, args.seeds, args.steps, args.env, args.variants)
+    else:
+        res = collect(args.root, args.base, args.out)
+        for name, v in res["variants"].items():
+            print(f"{name:15s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
+
+
+if __name__ == "__main__":
+    main()
