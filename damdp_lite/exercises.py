@@ -66,13 +66,71 @@ def _cases(seed: int = 0):
                            drift_at=drift_at)
 
 
+def _gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, var) per entry (broadcast), without summing."""
+    return -0.5 * (np.log(2 * np.pi) + torch.log(var) + (x - mean) ** 2 / var)
+
+
+def _noise_mistakes(a_k, a_prev, eta, prior_std, drift_at) -> dict[str, torch.Tensor]:
+    """What common wrong answers to exercise 1.1 return, `{what is wrong: (B,)}`."""
+    other = "evaluated" if drift_at == "conditioning" else "conditioning"
+    at = {"conditioning": a_prev, "evaluated": a_k}
+    mean = a_prev - eta * at[drift_at] / prior_std**2
+    var = (2 * eta).expand_as(mean)
+
+    def lp(x, m, v):
+        return _gaussian_log_prob(x, m, v.expand_as(m)).sum(-1)
+
+    return {
+        f"the drift's argument: with drift_at={drift_at!r} the drift -eta x / sigma_0^2 is taken "
+        f"at x = {'a^{k-1} (a_prev)' if drift_at == 'conditioning' else 'a^k (a_k)'}, "
+        f"not at the other latent":
+            lp(a_k, a_prev - eta * at[other] / prior_std**2, var),
+        "the variance: the kernel's variance is 2 eta, not eta": lp(a_k, mean, eta),
+        "the variance: 2 eta is the variance, not the standard deviation":
+            lp(a_k, mean, var ** 2),
+        "the mean: it is a^{k-1} - eta x / sigma_0^2; the prior's drift is missing":
+            lp(a_k, a_prev, var),
+        "the drift's sign: the mean is a^{k-1} - eta x / sigma_0^2 (towards 0), not +":
+            lp(a_k, a_prev + eta * at[drift_at] / prior_std**2, var),
+        "the drift's scale: divide by sigma_0^2 (prior_std ** 2), not by sigma_0":
+            lp(a_k, a_prev - eta * at[drift_at] / prior_std, var),
+        "which latent is random: pi(a^k | a^{k-1}) is a density over a^k given a^{k-1}; "
+        "a_k and a_prev are swapped":
+            lp(a_prev, a_k - eta * {"conditioning": a_k, "evaluated": a_prev}[drift_at]
+               / prior_std**2, var),
+        "the normalising constant: log N includes -1/2 log(2 pi var) in every dimension":
+            (-0.5 * (a_k - mean) ** 2 / var).sum(-1),
+    }
+
+
 def check_noise_log_prob(fn: Callable, number: str = "1.1") -> Callable:
     """Check `fn(a_k, a_prev, eta, prior_std, drift_at) -> (B,)` against
-    `damdp_lite.diffusion.noise_kernel_log_prob` (method.md §3, notebook 01 exercise)."""
-    return _check(fn, noise_kernel_log_prob, _cases(), number,
-                  "one log-density per batch row",
-                  lambda c: f"drift_at={c['drift_at']!r}, prior_std={c['prior_std']}, "
-                            f"eta shape {tuple(c['eta'].shape)}")
+    `damdp_lite.diffusion.noise_kernel_log_prob` (method.md §3, notebook 01 exercise). A wrong
+    answer that is a known mistake (the drift at the wrong latent, the variance eta or (2 eta)^2,
+    no drift, the drift's sign or scale, a^k and a^{k-1} swapped, no normalising constant) is
+    named in the `AssertionError`; a sum over the wrong axis is a shape error."""
+    def diagnosed(**case):
+        got = fn(**case)
+        if not isinstance(got, torch.Tensor):
+            return got  # `_check` reports what it got instead of a tensor
+        want = noise_kernel_log_prob(**case)
+        if got.shape == want.shape and not torch.allclose(got.to(want.dtype), want,
+                                                          rtol=1e-5, atol=1e-5):
+            for name, wrong in _noise_mistakes(**case).items():
+                if torch.allclose(got.to(wrong.dtype), wrong, rtol=1e-5, atol=1e-5):
+                    raise AssertionError(
+                        f"Exercise {number}: wrong log pi(a^k | a^(k-1)) for "
+                        f"drift_at={case['drift_at']!r}, prior_std={case['prior_std']}: check "
+                        f"{name} (got {got.reshape(-1)[:3].tolist()}, expected "
+                        f"{want.reshape(-1)[:3].tolist()})")
+        return got
+
+    passed = _check(diagnosed, noise_kernel_log_prob, _cases(), number,
+                    "one log-density per batch row, summed over the d action dimensions",
+                    lambda c: f"log pi(a^k | a^(k-1)) with drift_at={c['drift_at']!r}, "
+                              f"prior_std={c['prior_std']}, eta shape {tuple(c['eta'].shape)}")
+    return noise_kernel_log_prob if passed is noise_kernel_log_prob else fn
 
 
 def _soft_reward_cases(seed: int = 0):

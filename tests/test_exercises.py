@@ -40,6 +40,42 @@ def variance_eta(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
     return _gauss_log_prob(a_k, mean, eta.expand_as(mean)).sum(-1)
 
 
+def two_eta_as_std(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std**2
+    return _gauss_log_prob(a_k, mean, ((2 * eta) ** 2).expand_as(mean)).sum(-1)
+
+
+def no_drift(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    return _gauss_log_prob(a_k, a_prev, (2 * eta).expand_as(a_prev)).sum(-1)
+
+
+def drift_sign_flipped(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev + eta * drift_arg / prior_std**2
+    return _gauss_log_prob(a_k, mean, (2 * eta).expand_as(mean)).sum(-1)
+
+
+def drift_over_sigma(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std
+    return _gauss_log_prob(a_k, mean, (2 * eta).expand_as(mean)).sum(-1)
+
+
+def latents_swapped(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    return written_noise_log_prob(a_prev, a_k, eta, prior_std, drift_at)
+
+
+def no_normalising_constant(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    drift_arg = a_prev if drift_at == "conditioning" else a_k
+    mean = a_prev - eta * drift_arg / prior_std**2
+    return (-0.5 * (a_k - mean) ** 2 / (2 * eta)).sum(-1)
+
+
+def unknown_mistake(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
+    return written_noise_log_prob(a_k, a_prev, eta, prior_std, drift_at) + 0.1 * a_k.sum(-1)
+
+
 def not_summed(a_k, a_prev, eta, prior_std, drift_at="conditioning"):
     drift_arg = a_prev if drift_at == "conditioning" else a_k
     mean = a_prev - eta * drift_arg / prior_std**2
@@ -56,15 +92,36 @@ def test_noise_checker_accepts_the_reference(fn, capsys):
     assert capsys.readouterr().out == "Exercise 1.1: all checks passed.\n"
 
 
-@pytest.mark.parametrize("broken", [drift_always_at_a_prev, drift_swapped, variance_eta])
-def test_noise_checker_rejects_wrong_values(broken, capsys):
-    with pytest.raises(AssertionError, match="Exercise 1.1: wrong values"):
+@pytest.mark.parametrize("broken, named", [
+    (drift_always_at_a_prev, "drift_at='evaluated', prior_std=3.0: check the drift's argument"),
+    (drift_swapped, "drift_at='conditioning', prior_std=3.0: check the drift's argument"),
+    (variance_eta, "check the variance: the kernel's variance is 2 eta, not eta"),
+    (two_eta_as_std, "check the variance: 2 eta is the variance, not the standard deviation"),
+    (no_drift, "check the mean: it is a^{k-1} - eta x / sigma_0^2; the prior's drift is missing"),
+    (drift_sign_flipped, "check the drift's sign"),
+    (drift_over_sigma, "check the drift's scale: divide by sigma_0^2"),
+    (latents_swapped, "check which latent is random"),
+    (no_normalising_constant, "check the normalising constant"),
+])
+def test_noise_checker_names_the_wrong_quantity(broken, named, capsys):
+    with pytest.raises(AssertionError) as err:
         exercises.check_noise_log_prob(broken)
+    assert str(err.value).startswith("Exercise 1.1: wrong log pi(a^k | a^(k-1)) for ")
+    assert named in str(err.value), str(err.value)
     assert capsys.readouterr().out == ""
 
 
+def test_noise_checker_reports_an_unknown_mistake_with_its_case():
+    with pytest.raises(AssertionError, match=(
+            r"Exercise 1.1: wrong values for log pi\(a\^k \| a\^\(k-1\)\) with "
+            r"drift_at='conditioning', prior_std=3.0, eta shape \(1,\): ")):
+        exercises.check_noise_log_prob(unknown_mistake)
+
+
 def test_noise_checker_rejects_wrong_shape():
-    with pytest.raises(AssertionError, match=r"Exercise 1.1: expected a tensor of shape \(5,\)"):
+    with pytest.raises(AssertionError, match=(
+            r"Exercise 1.1: expected a tensor of shape \(5,\) \(one log-density per batch row, "
+            r"summed over the d action dimensions\), got torch.Size\(\[5, 1\]\)")):
         exercises.check_noise_log_prob(not_summed)
 
 
