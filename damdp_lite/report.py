@@ -167,6 +167,7 @@ def collect_runs(paths: Sequence[str | Path]) -> list[RunScore]:
             seen[key] = run.path
         runs.append(run)
     _warn_mixed_settings([r for r in runs if not r.skipped])
+    _warn_mixed_simulators([r for r in runs if not r.skipped])
     left = [r for r in runs if r.skipped]
     if left:
         shown = "; ".join(f"{r.path} ({r.skipped})" for r in left[:3])
@@ -188,6 +189,22 @@ def _warn_mixed_settings(used: list[RunScore]) -> None:
             warnings.warn(f"method {method!r} on {task}: its runs differ in {', '.join(diff[:4])}"
                           f" (e.g. {runs[0].path} and {runs[-1].path}); they are pooled as one "
                           f"method: give them distinct labels to compare them", stacklevel=3)
+
+
+def _warn_mixed_simulators(used: list[RunScore]) -> None:
+    """One warning line when the runs were recorded under different MuJoCo versions
+    (config.json "versions"; runs recorded before versions were count as "not recorded")."""
+    from .train import recorded_versions
+
+    groups: dict[str, list[str]] = {}
+    for r in used:
+        version = (recorded_versions(r.path) or {}).get("mujoco", "not recorded")
+        groups.setdefault(f"mujoco {version}" if version != "not recorded" else version,
+                          []).append(r.path)
+    if len(groups) > 1:
+        said = "; ".join(f"{v}: {len(p)} runs (e.g. {p[0]})" for v, p in sorted(groups.items()))
+        warnings.warn(f"the runs were made under different MuJoCo versions ({said}); the "
+                      f"simulator alone can move their returns", stacklevel=3)
 
 
 class _UniformActions:

@@ -3,7 +3,8 @@ and the tests, for every registered algorithm and both policy kinds.
 
     train(config)                       in memory: the history rows and the trained policy
     train(config, RunConfig(...))       a run directory:
-        config.json      the algorithm, its config and the run settings, as written at the start
+        config.json      the algorithm, its config and the run settings, as written at the start,
+                         and the MuJoCo / dm-control versions it started under ("versions")
         progress.csv     one row per iteration, appended as the run goes (flushed)
         checkpoint.pt    atomic (write, fsync, rename); tensors, numbers and strings only,
                          loaded by `checkpoint.load_checkpoint` (no pickle)
@@ -39,7 +40,7 @@ from .algos.common import AlgoConfig
 from .chain import ChainPolicy
 from .checkpoint import load_checkpoint, load_policy_weights, save_atomic  # noqa: F401
 from .config import Config, Rule, at_least, param
-from .envs.make import make_vector_env
+from .envs.make import make_vector_env, simulator_versions
 from .envs.render import render_frame
 from .policies import build_policy, policy_kind
 from .results import read_progress  # noqa: F401  (re-exported)
@@ -49,8 +50,9 @@ WALL_CLOCK_FIELDS = ("elapsed_s", "sps")
 """Columns that depend on the machine's speed, not on the seed."""
 
 CONFIG_FORMAT = 2
-"""config.json layout: 2 = {"format", "algo", "label", "run", "config"} with a nested policy;
-1 (no "format" key) = {"run": {algo, env_id, ...}, "algo_config": flat fields}."""
+"""config.json layout: 2 = {"format", "algo", "label", "run", "config"} with a nested policy
+(and "versions": `envs.make.simulator_versions()` at the start, in runs recorded since it was
+added); 1 (no "format" key) = {"run": {algo, env_id, ...}, "algo_config": flat fields}."""
 
 
 @dataclass
@@ -227,6 +229,16 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, AlgoConfig]:
     return run, config
 
 
+def recorded_versions(run_dir: str | Path) -> dict[str, str | None] | None:
+    """The simulator versions a run's config.json recorded at its start, e.g. `{"mujoco":
+    "3.17.0", "dm_control": "1.0.50"}` (None: recorded before versions were, or unreadable)."""
+    try:
+        versions = json.loads((Path(run_dir) / "config.json").read_text()).get("versions")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return versions if isinstance(versions, dict) else None
+
+
 def load_policy(run_dir: str | Path, device: str = "cpu") -> ChainPolicy:
     """The policy of a run: `policy.pt` if the run finished, else the last checkpoint's."""
     _, cfg = load_run(run_dir)
@@ -353,8 +365,15 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                 elapsed0, start_iter = ckpt["elapsed_s"], learner.iteration
             writer = _tensorboard(run_dir, start_iter) if run.tensorboard else None
             fresh = not cfg_path.exists()  # a run that starts here, not a resumed one
+            versions = simulator_versions()
             if fresh:
-                _write_text(cfg_path, json.dumps(record, indent=2) + "\n")
+                _write_text(cfg_path, json.dumps({**record, "versions": versions}, indent=2)
+                            + "\n")
+            elif (was := recorded_versions(run_dir)) is not None and was != versions:
+                said = [", ".join(f"{k} {v}" for k, v in d.items()) for d in (was, versions)]
+                warnings.warn(f"run_dir={str(run_dir)!r} started under {said[0]} and resumes "
+                              f"under {said[1]}: the resumed part may differ from an "
+                              f"uninterrupted run", stacklevel=2)
             _rewrite_progress(progress_path, start_iter, columns)
         except BaseException:
             learner.close()

@@ -173,6 +173,40 @@ def test_make_install_installs_the_pins() -> None:
     )
 
 
+def test_the_simulator_pins_fit_together() -> None:
+    """dm-control (the DeepMind Control tasks, through shimmy) loads only under the MuJoCo it
+    was built for: the mujoco range stops below 4.0 (dm-control 1.0.50 fails under mujoco 4.0:
+    `MjModel` has no `flex_vertedge`), and the installed dm-control and shimmy, where they are
+    the pinned ones, accept the pinned mujoco and gymnasium."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    pins = {_name(p): p for p in _runtime_pins()}
+    missing = [n for n in ("mujoco", "dm-control", "shimmy") if n not in pins]
+    assert not missing, f"pyproject.toml: 'pinned' lacks {missing!r}"
+    (mujoco_range,) = [r for r in _ranges() if _name(r) == "mujoco"]
+    assert not Requirement(mujoco_range).specifier.contains("4.0.0"), (
+        f"pyproject.toml: {mujoco_range!r} admits mujoco 4.0, under which dm-control 1.0.50 fails"
+    )
+    checked = []
+    for dist_name, needs in (("dm-control", "mujoco"), ("shimmy", "gymnasium")):
+        try:
+            dist = distribution(dist_name)
+        except PackageNotFoundError:
+            continue
+        if Version(dist.version) != _pin_version(pins[dist_name]):
+            continue
+        wanted = [Requirement(r) for r in dist.requires or []]
+        wanted = [r for r in wanted if _name(str(r)) == needs and r.marker is None]
+        assert wanted, f"{dist_name} {dist.version} does not require {needs}"
+        for req in wanted:
+            assert req.specifier.contains(_pin_version(pins[needs]), prereleases=True), (
+                f"{dist_name} {dist.version} requires {req}, which refuses the pin {pins[needs]}"
+            )
+        checked.append(dist_name)
+    if not checked:
+        pytest.skip("neither dm-control nor shimmy is installed at its pinned version here")
+
+
 # (c) ---------------------------------------------------------------------------------------
 
 

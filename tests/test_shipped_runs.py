@@ -8,8 +8,10 @@ Hopper-v5 ones that differ in the ninth digit, enough to move the trust-region s
 REPPO iteration past the tolerance. Such a machine cannot tell code drift from machine drift,
 so `machine_matches_recording` first replays a recorded episode of the untrained policy (SAC
 before its first gradient step: no learning involved); where it differs, the guard is skipped,
-saying why. Every shipped run is still loaded, rebuilt and run for one iteration
-(`test_every_shipped_run_restarts_from_its_config`).
+saying why. Nor can another MuJoCo version, whose arithmetic differs: where the installed one is
+not the recorded one (config.json "versions", or `SHIPPED_MUJOCO` for runs recorded before
+versions were), the guard is skipped saying so. Every shipped run is still loaded, rebuilt and
+run for one iteration (`test_every_shipped_run_restarts_from_its_config`).
 """
 
 import functools
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from damdp_lite.algos import algo_of
+from damdp_lite.envs.make import simulator_versions
 from damdp_lite.policies import policy_kind
 from damdp_lite.results import SHIPPED_RUNS, read_progress
 from damdp_lite.train import (
@@ -25,16 +28,30 @@ from damdp_lite.train import (
     config_record,
     load_run,
     parse_record,
+    recorded_versions,
     run_label,
 )
 
 SHIPPED = sorted(p.name for p in SHIPPED_RUNS.glob("*") if (p / "config.json").exists())
 
 
+SHIPPED_MUJOCO = "4.0.0"
+"""MuJoCo version of the shipped runs whose config.json records none: pyproject.toml pinned
+mujoco==4.0.0 from before the first of them was committed until after the last."""
+
+
 @functools.cache
 def machine_matches_recording() -> tuple[bool, str]:
     """Replay HalfCheetah-v5_sac_s0 up to its first finished episode (before learning_starts:
-    the untrained policy, no update) and compare that episode's return with the recorded one."""
+    the untrained policy, no update) and compare that episode's return with the recorded one;
+    (False, why) at once when the installed MuJoCo is not the one the run was recorded under."""
+    recorded = (recorded_versions(SHIPPED_RUNS / "HalfCheetah-v5_sac_s0") or {}).get(
+        "mujoco", SHIPPED_MUJOCO)
+    installed = simulator_versions()["mujoco"]
+    if installed != recorded:
+        return False, (f"the shipped runs were recorded under mujoco {recorded} and mujoco "
+                       f"{installed} is installed: another MuJoCo version computes other "
+                       f"trajectories, so code drift cannot be told from it")
     _, cfg = load_run(SHIPPED_RUNS / "HalfCheetah-v5_sac_s0")
     rows = read_progress(SHIPPED_RUNS / "HalfCheetah-v5_sac_s0" / "progress.csv")
     first = next(i for i, r in enumerate(rows) if np.isfinite(r["episode_return"]))

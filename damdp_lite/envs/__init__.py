@@ -16,6 +16,10 @@ Constructor arguments pass through `gymnasium.make(id, **kwargs)`, e.g.
 `gymnasium.make("damdp_lite/FourModeBandit-v0", mode_rewards=(0, 0, 0, 0), sigma_r=0.1)`.
 An id that is not registered raises a `gymnasium.error.Error` subclass (`NameNotFound`).
 
+DeepMind Control suite tasks (`dm_control/<domain>-<task>-v0`, e.g. `dm_control/cheetah-run-v0`)
+are registered by shimmy, imported here when dm-control and shimmy are installed
+(`dmc.register_dmc_envs`); `make.make_vector_env` flattens their observations (`envs/dmc.py`).
+
 Each env class lists its dynamic state in `STATE_ATTRS` (`()` for the bandits): exactly what
 `envs.make.EnvSnapshot` saves in a checkpoint, as tensors and numbers (an env of another kind
 that declares nothing cannot be checkpointed).
@@ -26,6 +30,7 @@ from __future__ import annotations
 import gymnasium
 
 from .bandits import DoubleWellBanditEnv, FourModeBanditEnv
+from .dmc import register_dmc_envs
 from .multigoal import MultiGoalEnv
 from .render import check_offscreen_gl
 from .turning import TurningDoubleWellEnv, TurningGMMEnv, TurningMultiWellEnv
@@ -53,6 +58,7 @@ def register_envs() -> None:
 
 register_envs()
 check_offscreen_gl()  # MUJOCO_GL=egl without libEGL would make `import mujoco` fail: fall back
+register_dmc_envs()  # after the check: importing dm-control imports mujoco
 
 __all__ = [
     "TOY_ENV_IDS",
@@ -62,5 +68,6 @@ __all__ = [
     "TurningDoubleWellEnv",
     "TurningGMMEnv",
     "TurningMultiWellEnv",
+    "register_dmc_envs",
     "register_envs",
 ]

@@ -10,7 +10,8 @@ What lives where (one idea, one place):
 - *`terminated` vs `truncated`*: same-step autoreset puts the true final observation into
   `info["final_obs"]`; `collect_rollout` bootstraps truncations from it.
 - Here: building the vector env, optional reward scaling (`ScaleReward`), off-screen rendering
-  and `EnvSnapshot`, which makes a run's env state part of its checkpoint.
+  and `EnvSnapshot`, which makes a run's env state part of its checkpoint. DeepMind Control
+  suite tasks (`dm_control/<domain>-<task>-v0`) get flat float32 observations (`envs/dmc.py`).
 
 Off-screen rendering needs an OpenGL backend: `MUJOCO_GL=egl` (set by `set_offscreen_gl` when
 unset) works with the NVIDIA/Mesa EGL libraries; `MUJOCO_GL=osmesa` needs Debian's `libosmesa6`.
@@ -21,6 +22,7 @@ falls back to the other one or to no rendering, so envs still work (`envs/render
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from typing import Any
@@ -32,6 +34,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from ..utils import check_choice, check_int_at_least, check_positive
+from . import dmc
 from .render import RenderingUnavailable, check_offscreen_gl, rendering_off_reason
 
 VECTORIZATION = ("sync", "async")
@@ -47,8 +50,9 @@ def set_offscreen_gl(backend: str = "egl") -> str:
 
 
 def _quiet_mujoco_compiler() -> None:
-    """Drop MuJoCo 4's deprecation warning about gymnasium's `settotalmass` XML attribute,
-    printed once per env created; any other MuJoCo warning is re-raised as a Python warning."""
+    """Drop MuJoCo's (3.17 and later) deprecation warning about the `settotalmass` XML attribute
+    of gymnasium's and dm-control's models, printed once per env created; any other MuJoCo
+    warning is re-raised as a Python warning (this also replaces dm-control's logging one)."""
     try:
         import mujoco
     except ImportError:  # pragma: no cover - mujoco is a dependency
@@ -61,18 +65,40 @@ def _quiet_mujoco_compiler() -> None:
     mujoco.set_mju_user_warning(on_warning)
 
 
-SNAPSHOT_KINDS = ("mujoco", "attrs")
-"""Env snapshot layouts: MuJoCo physics, or the attributes an env declares in `STATE_ATTRS`."""
+SIMULATORS = ("mujoco", "dm_control")
+"""The simulator packages whose versions every run records (`simulator_versions`)."""
+
+
+def simulator_versions() -> dict[str, str | None]:
+    """The installed version of each of `SIMULATORS` (None: not installed), e.g.
+    `{"mujoco": "3.17.0", "dm_control": "1.0.50"}`: MuJoCo's arithmetic changes between
+    versions, so runs of one env under two of them are not comparable bit for bit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in SIMULATORS:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+SNAPSHOT_KINDS = ("mujoco", "attrs", "dmc")
+"""Env snapshot layouts: MuJoCo physics, the attributes an env declares in `STATE_ATTRS`, or a
+DeepMind Control suite task."""
 
 _SNAPSHOT_KEYS = {"mujoco": ("kind", "physics", "np_random", "elapsed_steps"),
-                  "attrs": ("kind", "env", "attrs", "np_random", "elapsed_steps")}
+                  "attrs": ("kind", "env", "attrs", "np_random", "elapsed_steps"),
+                  "dmc": ("kind", "physics", "model", "task", "attrs", "step_count",
+                          "reset_next_step", "np_random", "elapsed_steps")}
 
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
                    "MT19937": np.random.MT19937, "Philox": np.random.Philox,
                    "SFC64": np.random.SFC64}
 
 
-class EnvSnapshot(gym.Wrapper):
+class EnvSnapshot(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Outermost per-env wrapper whose `snapshot` property reads / restores the env's full state.
 
     Gymnasium MuJoCo envs pickle through `EzPickle` into a *fresh* env, and unpickling a state
@@ -86,11 +112,21 @@ class EnvSnapshot(gym.Wrapper):
       "elapsed_steps": int | None}` for any other env, which lists its dynamic state in a class
       attribute `STATE_ATTRS` (NumPy arrays are stored as tensors, bool / int / float as
       numbers; `()` for a stateless env). An env that declares nothing cannot be snapshotted.
+    - `{"kind": "dmc", "physics": float64 tensor, "model": {field: tensor}, "task": class name,
+      "attrs": {name: value}, "step_count": int, "reset_next_step": bool, "np_random": str,
+      "elapsed_steps": None}` for a DeepMind Control suite task (`envs/dmc.py`): MuJoCo's
+      integration state, the model fields tasks rewrite per episode (`dmc.MODEL_FIELDS`), the
+      task's numeric attributes, dm-control's step counter (its 1000-step time limit) and
+      reset flag, and the task's `RandomState` as JSON (with its cached Gaussian).
 
     Restoring checks the snapshot against this env's `snapshot_layout` first (`ValueError`
     naming what is wrong; the env is left untouched). Works through `VectorEnv.get_attr` /
     `set_attr`, hence for async envs too.
     """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)  # `env.spec.make()` rebuilds the stack
+        gym.Wrapper.__init__(self, env)
 
     def _state_attrs(self) -> tuple[str, ...]:
         base = self.env.unwrapped
@@ -112,24 +148,49 @@ class EnvSnapshot(gym.Wrapper):
         """What a snapshot of this env must look like (checked before restoring one)."""
         base = self.env.unwrapped
         layout = {"time_limit": _find_wrapper(self.env, gym.wrappers.TimeLimit) is not None,
-                  "bit_generator": type(base.np_random.bit_generator).__name__}
+                  "bit_generator": _bit_generator_name(base.np_random)}
+        if dmc.is_dmc_env(base):
+            import mujoco
+
+            env = dmc.suite_environment(base)
+            model = env.physics.model.ptr
+            size = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_INTEGRATION)
+            fields = {name: _attr_spec(torch.from_numpy(getattr(model, name)))
+                      for name in dmc.MODEL_FIELDS}
+            attrs = {name: _attr_spec(_encode_attr(env.task, name))
+                     for name in dmc.task_state_attrs(env.task)}
+            return {"kind": "dmc", "physics_size": int(size), "model": fields,
+                    "task": type(env.task).__name__, "attrs": attrs,
+                    "step_limit": float(env._step_limit), **layout}
         if self._is_mujoco():
             import mujoco
 
             size = mujoco.mj_stateSize(base.model, mujoco.mjtState.mjSTATE_INTEGRATION)
             return {"kind": "mujoco", "physics_size": int(size), **layout}
-        attrs = {}
-        for name in self._state_attrs():
-            value = _encode_attr(base, name)
-            attrs[name] = (("array", tuple(value.shape), value.dtype)
-                           if isinstance(value, torch.Tensor) else (type(value).__name__,))
+        attrs = {name: _attr_spec(_encode_attr(base, name)) for name in self._state_attrs()}
         return {"kind": "attrs", "env": type(base).__name__, "attrs": attrs, **layout}
 
     @property
     def snapshot(self) -> dict[str, Any]:
         base = self.env.unwrapped
-        common = {"np_random": json.dumps(base.np_random.bit_generator.state),
+        common = {"np_random": _rng_state_json(base.np_random),
                   "elapsed_steps": _time_limit(self.env)}
+        if dmc.is_dmc_env(base):
+            import mujoco
+
+            env = dmc.suite_environment(base)
+            model, data = env.physics.model.ptr, env.physics.data.ptr
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            phys = np.empty(mujoco.mj_stateSize(model, spec))
+            mujoco.mj_getState(model, data, phys, spec)
+            return {"kind": "dmc", "physics": torch.from_numpy(phys),
+                    "model": {name: torch.from_numpy(getattr(model, name).copy())
+                              for name in dmc.MODEL_FIELDS},
+                    "task": type(env.task).__name__,
+                    "attrs": {name: _encode_attr(env.task, name)
+                              for name in dmc.task_state_attrs(env.task)},
+                    "step_count": int(env._step_count),
+                    "reset_next_step": bool(env._reset_next_step), **common}
         if self._is_mujoco():
             import mujoco
 
@@ -145,7 +206,21 @@ class EnvSnapshot(gym.Wrapper):
     def snapshot(self, state: dict[str, Any]) -> None:
         check_env_snapshot(state, self.snapshot_layout)
         base = self.env.unwrapped
-        if state["kind"] == "mujoco":
+        if state["kind"] == "dmc":
+            import mujoco
+
+            env = dmc.suite_environment(base)
+            model, data = env.physics.model.ptr, env.physics.data.ptr
+            for name, value in state["model"].items():  # before the state: mj_forward uses them
+                getattr(model, name)[...] = value.detach().cpu().numpy()
+            phys = np.ascontiguousarray(state["physics"].detach().cpu().numpy())
+            mujoco.mj_setState(model, data, phys, mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_forward(model, data)
+            for name, value in state["attrs"].items():
+                setattr(env.task, name, value.detach().cpu().numpy().copy()
+                        if isinstance(value, torch.Tensor) else value)
+            env._step_count, env._reset_next_step = state["step_count"], state["reset_next_step"]
+        elif state["kind"] == "mujoco":
             import mujoco
 
             phys = np.ascontiguousarray(state["physics"].detach().cpu().numpy())
@@ -155,7 +230,7 @@ class EnvSnapshot(gym.Wrapper):
             for name, value in state["attrs"].items():
                 setattr(base, name, value.detach().cpu().numpy().copy()
                         if isinstance(value, torch.Tensor) else value)
-        base.np_random.bit_generator.state = json.loads(state["np_random"])
+        _set_rng_state(base.np_random, json.loads(state["np_random"]))
         limit = _find_wrapper(self.env, gym.wrappers.TimeLimit)
         if limit is not None:
             limit._elapsed_steps = state["elapsed_steps"]
@@ -164,7 +239,39 @@ class EnvSnapshot(gym.Wrapper):
             order._has_reset = True
 
 
-def _encode_attr(base: gym.Env, name: str) -> torch.Tensor | bool | int | float:
+def _bit_generator_name(rng: np.random.Generator | np.random.RandomState) -> str:
+    """"PCG64", "MT19937", ... of a Generator or (dm-control's) legacy RandomState."""
+    if isinstance(rng, np.random.RandomState):
+        return rng.get_state(legacy=False)["bit_generator"]
+    return type(rng.bit_generator).__name__
+
+
+def _rng_state_json(rng: np.random.Generator | np.random.RandomState) -> str:
+    """The full state of a Generator, or of a RandomState with its cached Gaussian
+    (`has_gauss`, `gauss`: `randn` draws normals in pairs), as JSON."""
+    if isinstance(rng, np.random.RandomState):
+        state = rng.get_state(legacy=False)
+        inner = state["state"]
+        state["state"] = {"key": inner["key"].tolist(), "pos": int(inner["pos"])}
+        return json.dumps(state)
+    return json.dumps(rng.bit_generator.state)
+
+
+def _set_rng_state(rng: np.random.Generator | np.random.RandomState, state: dict) -> None:
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state(state)
+    else:
+        rng.bit_generator.state = state
+
+
+def _attr_spec(value: torch.Tensor | bool | int | float) -> tuple:
+    """What a snapshot must hold for this value: ("array", shape, dtype) or (type name,)."""
+    if isinstance(value, torch.Tensor):
+        return ("array", tuple(value.shape), value.dtype)
+    return (type(value).__name__,)
+
+
+def _encode_attr(base: Any, name: str) -> torch.Tensor | bool | int | float:
     """A declared state attribute as a tensor (NumPy array) or a plain bool / int / float."""
     who = f"{type(base).__name__}.STATE_ATTRS"
     if not isinstance(name, str) or not hasattr(base, name):
@@ -258,12 +365,14 @@ def check_env_snapshot(state: Any, layout: dict[str, Any] | None = None,
         raise ValueError(f"{where}: kind {kind!r} does not fit this env, whose snapshots are "
                          f"{layout['kind']!r}")
     _check_keys(where, state, _SNAPSHOT_KEYS[kind])
-    if kind == "mujoco":
+    if kind in ("mujoco", "dmc"):
         shape = None if layout is None else (layout["physics_size"],)
         _check_tensor(f"{where}: 'physics'", state["physics"], shape, torch.float64, ndim=1)
-    else:
+    if kind == "dmc":
+        _check_dmc(where, state, layout)
+    elif kind == "attrs":
         _check_attrs(where, state["env"], state["attrs"], layout)
-    _check_np_random(where, state["np_random"], layout)
+    _check_np_random(where, state["np_random"], layout, legacy=kind == "dmc")
     steps = state["elapsed_steps"]
     if not (steps is None or (_is_int(steps) and steps >= 0)):
         raise ValueError(f"{where}: 'elapsed_steps' must be an int >= 0 or None, got "
@@ -271,6 +380,27 @@ def check_env_snapshot(state: Any, layout: dict[str, Any] | None = None,
     if layout is not None and not layout["time_limit"] and steps is not None:
         raise ValueError(f"{where}: 'elapsed_steps' is {steps} but this env has no TimeLimit "
                          f"(expected None)")
+
+
+def _check_dmc(where: str, state: dict, layout: dict[str, Any] | None) -> None:
+    """The parts of a "dmc" snapshot besides its physics and random state."""
+    model = state["model"]
+    if not isinstance(model, dict):
+        raise ValueError(f"{where}: 'model' must be a dict, got {_kind_of(model)}")
+    _check_keys(f"{where}: 'model'", model, dmc.MODEL_FIELDS)
+    for name in dmc.MODEL_FIELDS:
+        spec = None if layout is None else layout["model"][name]
+        _check_tensor(f"{where}: model[{name!r}]", model[name],
+                      None if spec is None else spec[1], None if spec is None else spec[2])
+    _check_attrs(where, state["task"], state["attrs"],
+                 None if layout is None else {"env": layout["task"], "attrs": layout["attrs"]})
+    steps, limit = state["step_count"], (math.inf if layout is None else layout["step_limit"])
+    if not (_is_int(steps) and 0 <= steps <= limit):
+        raise ValueError(f"{where}: 'step_count' must be an int in [0, {limit:g}], got "
+                         f"{_show(steps)}")
+    if not isinstance(state["reset_next_step"], bool):
+        raise ValueError(f"{where}: 'reset_next_step' must be a bool, got "
+                         f"{_show(state['reset_next_step'])}")
 
 
 def _check_attrs(where: str, env: Any, attrs: Any, layout: dict[str, Any] | None) -> None:
@@ -303,7 +433,9 @@ def _check_attrs(where: str, env: Any, attrs: Any, layout: dict[str, Any] | None
             raise ValueError(f"{at} must be a {spec[0]}, got {_kind_of(value)}")
 
 
-def _check_np_random(where: str, text: Any, layout: dict[str, Any] | None) -> None:
+def _check_np_random(where: str, text: Any, layout: dict[str, Any] | None,
+                     legacy: bool = False) -> None:
+    """`legacy`: the state of a `RandomState`, which also holds `has_gauss` and `gauss`."""
     at = f"{where}: 'np_random'"
     if not isinstance(text, str):
         raise ValueError(f"{at} must be a str (JSON of a NumPy bit-generator state), got "
@@ -323,6 +455,10 @@ def _check_np_random(where: str, text: Any, layout: dict[str, Any] | None) -> No
     except Exception as err:  # noqa: BLE001 - NumPy raises TypeError, ValueError, KeyError, ...
         raise ValueError(f"{at} is not a valid {name} state ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:120]})") from None
+    if legacy and not (state.get("has_gauss") in (0, 1) and type(state["has_gauss"]) is int
+                       and _is_number(state.get("gauss"))):
+        raise ValueError(f"{at} is not a RandomState state (expected 'has_gauss' 0 or 1 and a "
+                         f"number 'gauss')")
 
 
 def _find_wrapper(env: gym.Env, cls: type) -> gym.Wrapper | None:
@@ -381,7 +517,10 @@ def _make_one(env_id: str, render_mode: str | None, env_kwargs: dict[str, Any]) 
     _quiet_mujoco_compiler()
     if render_mode is not None:  # the toys take no render_mode
         env_kwargs = {**env_kwargs, "render_mode": render_mode}
-    return EnvSnapshot(gym.make(env_id, **env_kwargs))
+    env = gym.make(env_id, **env_kwargs)
+    if dmc.is_dmc_id(env_id):
+        env = dmc.FlatObservation(env)
+    return EnvSnapshot(env)
 
 
 def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",
@@ -391,7 +530,9 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",
     """A vector env of `env_id` in same-step autoreset mode, with episode statistics.
 
     Args:
-        env_id: registered Gymnasium id (`damdp_lite/*` toys, `HalfCheetah-v5`, ...).
+        env_id: registered Gymnasium id (`damdp_lite/*` toys, `HalfCheetah-v5`, ...) or a
+            DeepMind Control suite task (`dm_control/cartpole-swingup-v0`, `envs/dmc.py`: flat
+            float32 observations, 1000-step episodes ended by truncation).
         num_envs: parallel envs.
         vectorization: "sync" (`SyncVectorEnv`) or "async" (`AsyncVectorEnv`, one process each).
         scale_rewards: divide rewards by the running std of the `gamma`-discounted return.
@@ -407,9 +548,12 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",
     """
     import damdp_lite.envs
 
+    if dmc.is_dmc_id(env_id):
+        dmc.check_dmc_id(env_id)
     if not isinstance(env_id, str) or env_id not in gym.registry:
         raise ValueError(f"env_id={env_id!r} is not a registered gymnasium id; e.g. "
-                         f"'HalfCheetah-v5', 'Hopper-v5' or {damdp_lite.envs.TOY_ENV_IDS}")
+                         f"'HalfCheetah-v5', 'Hopper-v5', 'dm_control/cheetah-run-v0' or "
+                         f"{damdp_lite.envs.TOY_ENV_IDS}")
     check_int_at_least("num_envs", num_envs, 1)
     check_choice("vectorization", vectorization, VECTORIZATION)
     check_positive("gamma", gamma)
