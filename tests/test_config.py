@@ -159,14 +159,35 @@ def test_to_dict_from_dict_round_trip_through_json(name, kind):
         type(cfg).from_dict({**d, "banana": 1})
 
 
+PRESET_CHANGES = {
+    "algo": ("scale_rewards", "v_min", "v_max", "num_bins", "kl_estimator",
+             "entropy_target_mult"),
+    "policy": ("prior_std", "tanh_jacobian", "hidden_init", "state_dependent_std",
+               "per_dim_step_sizes", "learn_friction")}
+"""Fields the MuJoCo presets changed after the format-1 runs were recorded (the levers that make
+the DA-MDP methods learn, `algos.common.DIFFUSION_MUJOCO`, REPPO's and SAC's own Gaussian
+bases, WPO's parametrisation): a format-1 record keeps its own values of these."""
+
+
 def _preset_of_record(record: dict) -> AlgoConfig:
     """The preset a format-1 record was written from: its old algorithm name (a base name was the
-    Gaussian version) with the run's env, budget and seed."""
+    Gaussian version) with the run's env, budget and seed, and the record's own values of the
+    fields the presets have changed since (`PRESET_CHANGES`; a field the record lacks takes its
+    class default, which is the old behaviour)."""
     old = record["run"]
-    _, implied = resolve(old["algo"])
+    spec, implied = resolve(old["algo"])
     kind = {} if "policy" in implied else {"policy": "gaussian"}
-    return algo_config(old["algo"], env_id=old["env_id"], total_env_steps=old["total_env_steps"],
-                       seed=old["seed"], **kind)
+    preset = algo_config(old["algo"], env_id=old["env_id"],
+                         total_env_steps=old["total_env_steps"], seed=old["seed"], **kind)
+    flat = record["algo_config"]
+    defaults = spec.config_cls()
+    algo = {k: flat.get(k, getattr(defaults, k)) for k in PRESET_CHANGES["algo"]
+            if hasattr(preset, k)}
+    policy_defaults = type(preset.policy)()
+    policy = {k: flat.get(k, getattr(policy_defaults, k)) for k in PRESET_CHANGES["policy"]
+              if hasattr(preset.policy, k)}
+    return dataclasses.replace(preset, **algo,
+                               policy=dataclasses.replace(preset.policy, **policy))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
