@@ -34,6 +34,7 @@ from ..config import (
 )
 from ..damdp import Rollout, per_augmented_step
 from ..diffusion import DiffusionConfig
+from ..envs.dmc import check_dmc_id, is_dmc_id
 from ..envs.make import load_vector_env_state, make_vector_env, vector_env_state
 from ..gaussian import GaussianConfig
 from ..policies import (
@@ -67,9 +68,10 @@ class AlgoConfig(Config):
     """
 
     env_id: str = param("damdp_lite/TurningDoubleWell-v0", Rule(
-        "a registered Gymnasium id, e.g. 'HalfCheetah-v5' or 'damdp_lite/TurningDoubleWell-v0'",
-        lambda v: v in gym.registry))
-    """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, or e.g. `Hopper-v5`)."""
+        "a registered Gymnasium id, e.g. 'HalfCheetah-v5', 'dm_control/cheetah-run-v0' or "
+        "'damdp_lite/TurningDoubleWell-v0'", lambda v: v in gym.registry))
+    """Gymnasium id with a 1-D Box action space (toys `damdp_lite/*`, Gymnasium MuJoCo e.g.
+    `Hopper-v5`, DeepMind Control `dm_control/<domain>-<task>-v0`)."""
     total_env_steps: int = param(50_000, between(1, 10**12))
     """Env steps over all envs and iterations (toys 1e4-1e5; MuJoCo 1e5-1e6)."""
     seed: int = param(0, SEED)
@@ -129,6 +131,8 @@ class AlgoConfig(Config):
             self.policy = policy_config(kind, **{**self.policy_defaults.get(kind, {}),
                                                  **fields, "device": self.device})
         policy_kind(self.policy)  # a policy config of a known kind
+        if is_dmc_id(self.env_id):  # names the suite's tasks (and a near miss) in one line
+            check_dmc_id(self.env_id)
         super().__post_init__()
         if self.policy.device != self.device:
             self.policy = dataclasses.replace(self.policy, device=self.device)
