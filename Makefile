@@ -41,12 +41,17 @@ help:
 $(STAMP): pyproject.toml
 	@if [ ! -x "$(VENV)/bin/python" ]; then \
 	  if ! "$(PYTHON)" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1; then \
-	    echo "error: PYTHON=$(PYTHON) is not Python >= 3.11 (mujoco 4.0.0 requires 3.11+); rerun with e.g. 'make install PYTHON=python3.11'" >&2; \
+	    echo "error: PYTHON=$(PYTHON) is not Python >= 3.11 (the package requires 3.11+); rerun with e.g. 'make install PYTHON=python3.11'" >&2; \
 	    exit 1; \
 	  fi; \
 	  echo "creating $(VENV) with $(PYTHON)"; \
 	  "$(PYTHON)" -m venv "$(VENV)"; \
 	fi
+	@# mujoco 4 came as three packages sharing one mujoco/ folder; a venv made before the pin
+	@# moved to 3.17.0 (which dm-control needs) loses the two extra ones first, else their files
+	@# would be left inside mujoco 3.17's folder.
+	@if $(VENV)/bin/python -m pip show mujoco-core >/dev/null 2>&1; then \
+	  $(VENV)/bin/python -m pip uninstall -y mujoco mujoco-core mujoco-studio; fi
 	$(VENV)/bin/python -m pip install -e ".[pinned,dev]"
 	touch $@
 
