@@ -23,14 +23,30 @@ NOT_ATTEMPTED = "Exercise {n} not attempted; continuing with the reference imple
 PASSED = "Exercise {n}: all checks passed."
 
 
+def _first_difference(got: torch.Tensor, want: torch.Tensor, tol: float,
+                      entry: Callable[[int], str] | None = None) -> str:
+    """"entry INDEX (NAME): got G, expected W" for the first entry of `got` (same shape and
+    dtype as `want`) that is not within `tol` of `want`; `entry(flat_index)` names it."""
+    bad = ~torch.isclose(got, want, rtol=tol, atol=tol)
+    i = int(bad.reshape(-1).nonzero()[0])
+    g, w = got.reshape(-1)[i].item(), want.reshape(-1)[i].item()
+    index = (np.unravel_index(i, tuple(want.shape)) if want.dim() > 1 else
+             (i,) if want.dim() == 1 else ())
+    where = f"entry {list(int(j) for j in index)}" if index else "the value"
+    name = f" ({entry(i)})" if entry else ""
+    return f"{where}{name}: got {g:.6g}, expected {w:.6g}"
+
+
 def _check(fn: Callable, reference: Callable, cases, number: str, what: str,
-           describe: Callable[[dict], str], tol: float = 1e-5, kind: str = "a tensor"
-           ) -> Callable:
+           describe: Callable[[dict], str], tol: float = 1e-5, kind: str = "a tensor",
+           entry: Callable[[dict, int], str] | None = None) -> Callable:
     """The loop every checker shares: compare `fn(**case)` with `reference(**case)` on each case.
 
-    `what` says what one entry of the answer is; `describe(case)` names a failing case. Prints
-    one fixed line and returns `fn` when all pass, or `reference` when `fn` raises
-    `NotImplementedError`; raises `AssertionError` on the first wrong shape or value.
+    `what` says what one entry of the answer is; `describe(case)` names a failing case and
+    `entry(case, flat_index)`, if given, the failing entry (else its index alone). Prints one
+    fixed line and returns `fn` when all pass, or `reference` when `fn` raises
+    `NotImplementedError`; raises `AssertionError` on the first wrong shape, or on the first
+    case with a wrong value, showing the first entry that differs (index, got, expected).
     """
     try:
         for case in cases:
@@ -43,9 +59,10 @@ def _check(fn: Callable, reference: Callable, cases, number: str, what: str,
                 raise AssertionError(f"Exercise {number}: expected {kind} of shape "
                                      f"{tuple(want.shape)} ({what}), got {shape}")
             if not torch.allclose(got.to(want.dtype), want, rtol=tol, atol=tol):
+                name = (lambda i, c=case: entry(c, i)) if entry else None
                 raise AssertionError(
-                    f"Exercise {number}: wrong values for {describe(case)}: got "
-                    f"{got.reshape(-1)[:3].tolist()}, expected {want.reshape(-1)[:3].tolist()}")
+                    f"Exercise {number}: wrong values for {describe(case)}: first difference at "
+                    + _first_difference(got.to(want.dtype), want, tol, name))
     except NotImplementedError:
         print(NOT_ATTEMPTED.format(n=number))
         return reference
@@ -283,8 +300,28 @@ def check_reppo_actor_loss(fn: Callable, number: str = "5.1") -> Callable:
     passed = _check(_value_and_gradients(fn, number), reference, _reppo_actor_cases(), number,
                     "the loss, then its gradients w.r.t. ell_hat, q_hat, kl, T and lambda",
                     lambda c: f"{c['q_hat'].shape[0]} states, kl_bound={c['kl_bound']}",
-                    tol=1e-9, kind="a vector")
+                    tol=1e-9, kind="a vector", entry=_reppo_actor_entry)
     return reppo_actor_loss if passed is reference else fn
+
+
+def _reppo_actor_entry(case: dict, i: int) -> str:
+    """Name of entry `i` of `_value_and_gradients`' vector [L, dL/d ell_hat (B), dL/d q_hat (B),
+    dL/d kl (B), dL/dT, dL/d lambda] for `case`, and what it should be."""
+    B = case["q_hat"].shape[0]
+    if i == 0:
+        return ("the loss L: per state sg(T) ell_hat - q_hat where kl < kl_bound, else "
+                "sg(lambda) kl; then the mean over the states")
+    if i == 3 * B + 1:
+        return "dL/dT, which must be 0: T is trained by its own loss only, use temperature.detach()"
+    if i == 3 * B + 2:
+        return ("dL/dlambda, which must be 0: lambda is trained by its own loss only, use "
+                "lagrangian.detach()")
+    name, j = ("ell_hat", "q_hat", "kl")[(i - 1) // B], (i - 1) % B
+    inside = bool(case["kl"][j] < case["kl_bound"])
+    should = {("ell_hat", True): "T / B", ("q_hat", True): "-1 / B", ("kl", True): "0",
+              ("ell_hat", False): "0", ("q_hat", False): "0", ("kl", False): "lambda / B"}
+    return (f"dL/d{name}[{j}]; state {j} is {'inside' if inside else 'outside'} the trust "
+            f"region, so it should be {should[name, inside]} with B = {B}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 stub still raises `NotImplementedError`."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -298,6 +299,74 @@ def test_check_reppo_actor_loss_rejects_missing_stop_gradients_and_switch():
             exercises.check_reppo_actor_loss(wrong)
     with pytest.raises(AssertionError, match=r"Exercise 5.1: expected a 0-d tensor .* got \(6,\)"):
         exercises.check_reppo_actor_loss(per_state)
+
+
+def test_check_reppo_actor_loss_shows_the_first_entry_that_differs():
+    """The message names the failing quantity, its index, and what it got and expected."""
+    def no_sg_t(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):  # value right, dL/dT not
+        return torch.where(kl < kl_bound, temperature * ell_hat - q_hat,
+                           lagrangian.detach() * kl).mean()
+
+    def no_sg_lambda(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
+        return torch.where(kl < kl_bound, temperature.detach() * ell_hat - q_hat,
+                           lagrangian * kl).mean()
+
+    def kl_pushed_inside(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
+        inside = kl.detach() < kl_bound  # same value, but a gradient on kl inside the region
+        loss = torch.where(inside, temperature.detach() * ell_hat - q_hat,
+                           lagrangian.detach() * kl)
+        return (loss + inside * (kl - kl.detach())).mean()
+
+    def summed(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):  # sum, not mean
+        return torch.where(kl.detach() < kl_bound, temperature.detach() * ell_hat - q_hat,
+                           lagrangian.detach() * kl).sum()
+
+    case = next(exercises._reppo_actor_cases())
+    B = case["q_hat"].shape[0]
+    want = exercises._value_and_gradients(_actor_loss_answer, "5.1")(**case)
+    first_inside = int((case["kl"] < case["kl_bound"]).nonzero()[0])
+    expected = {
+        no_sg_t: rf"entry \[{3 * B + 1}\] \(dL/dT, which must be 0: .*detach\(\)\): got "
+                 rf"-?[0-9.e-]+, expected 0$",
+        no_sg_lambda: rf"entry \[{3 * B + 2}\] \(dL/dlambda, which must be 0: .*\): got "
+                      rf"-?[0-9.e-]+, expected 0$",
+        kl_pushed_inside: rf"entry \[{2 * B + 1 + first_inside}\] \(dL/dkl\[{first_inside}\]; "
+                          rf"state {first_inside} is inside the trust region, so it should be "
+                          rf"0 with B = {B}\): got {1 / B:.6g}, expected 0$",
+        summed: rf"entry \[0\] \(the loss L: .*\): got {B * want[0].item():.6g}, "
+                rf"expected {want[0].item():.6g}$",
+    }
+    for wrong, pattern in expected.items():
+        with pytest.raises(AssertionError) as err:
+            exercises.check_reppo_actor_loss(wrong)
+        msg = str(err.value)
+        assert msg.startswith(f"Exercise 5.1: wrong values for {B} states, "
+                              f"kl_bound={case['kl_bound']}: first difference at "), msg
+        assert re.search(pattern, msg), (wrong.__name__, msg)
+
+
+def test_check_shows_the_index_of_the_first_entry_that_differs():
+    """Any checker: the (row, column) of the first wrong entry of a 2-D answer, or "the value"
+    of a 0-d one, with what it got and what was expected."""
+    def reference(x):
+        return 2 * x
+
+    def one_wrong(x):
+        out = 2 * x
+        out[..., 1, 2] += 0.5
+        return out
+
+    def describe(case):
+        return f"a {'x'.join(map(str, case['x'].shape)) or '0-d'} case"
+
+    grid = [dict(x=torch.arange(12.0).reshape(3, 4))]
+    with pytest.raises(AssertionError, match=r"^Exercise 9.9: wrong values for a 3x4 case: first "
+                       r"difference at entry \[1, 2\]: got 12.5, expected 12$"):
+        exercises._check(one_wrong, reference, grid, "9.9", "one number per entry", describe)
+    with pytest.raises(AssertionError, match=r"^Exercise 9.9: wrong values for a 0-d case: first "
+                       r"difference at the value: got 7, expected 6$"):
+        exercises._check(lambda x: x + 4, reference, [dict(x=torch.tensor(3.0))], "9.9",
+                         "one number", describe)
 
 
 def test_check_reppo_actor_loss_falls_back_to_the_reference(capsys):

@@ -27,7 +27,9 @@
 # each chain step along that critic's *action gradient*. Each is one file in `damdp_lite/algos/`,
 # written once for any chain policy: with a `GaussianPolicy` ($K=1$) the same code is REPPO, ME-WPO
 # and SAC. DiffSAC is **our reconstruction** from the paper's derivation: the authors report it, but
-# their code has no DA-MDP SAC (`damdp_lite/algos/sac.py` says how ours is derived).
+# their code has no DA-MDP SAC (`damdp_lite/algos/sac.py` says how ours is derived). The names the
+# paper's versions use for these methods are listed in [`docs/glossary.md`](../docs/glossary.md), the
+# symbols in [`docs/notation.md`](../docs/notation.md).
 #
 # *The end result of §4, the learning curves of the shipped runs, is the first figure after the setup cell.*
 
@@ -35,14 +37,16 @@
 # **Learning goals**
 # - *State* what changes from PPO: a Q critic on augmented states with next-step soft rewards, an
 #   HL-Gauss categorical head, temperature auto-tuning, and a KL trust region with a learned multiplier.
-# - *Contrast* the pathwise (reparameterised) actor step of REPPO/SAC with WPO's Wasserstein step,
+# - *Explain* how the critic reaches the early chain steps (large $k$): by TD bootstrapping over
+#   augmented steps, not by back-propagating through the chain.
+# - *Contrast* the pathwise (reparameterised) actor step of REPPO/SAC with WPO's score-based surrogate,
 #   and check both against finite differences.
 # - *Read* the turning double-well histograms and the MuJoCo table honestly: what the shipped budget
 #   shows and what it cannot.
 # - *Write* REPPO's trust-region actor loss (exercise 5.1).
 #
 # **Prerequisites:** notebooks 02–04 (soft rewards, the per-step bound, the runner).
-# **Estimated time:** reading ~40 min. Running top to bottom on 2 CPU cores: a few minutes (the
+# **Estimated time:** reading ~40 min. Running top to bottom on 2 CPU cores: under 3 minutes, most of it the live run of §5 (the
 # last cell prints the time); under `DAMDP_SMOKE=1` (CI) well under a minute. The shipped runs are
 # **not** re-run here (`benchmarks/mujoco_runs.py`, `benchmarks/toys_turning.py`).
 
@@ -67,23 +71,24 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
 import damdp_lite as dl
-from damdp_lite import exercises, metrics, plotting, results, widgets
-from damdp_lite.algos import resolve
+from damdp_lite import exercises, metrics, plotting, report, results, widgets
+from damdp_lite.algos.common import DIFFUSION_MUJOCO
 from damdp_lite.algos.reppo import REPPOConfig, action_gradients, kl_estimate, wpo_surrogate
 from damdp_lite.critics import HLGaussSupport
+from damdp_lite.damdp import per_augmented_step, td_lambda_targets
 from damdp_lite.diffusion import denoise_kl
 from damdp_lite.envs import TurningDoubleWellEnv
-from damdp_lite.policies import build_policy, tunable_fields
+from damdp_lite.policies import build_policy
 from damdp_lite.presets import config_fields, turning_config, turning_policy
-from damdp_lite.train import algo_config, run_label, train
+from damdp_lite.train import load_run, run_label, train
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the full notebook otherwise
 torch.set_num_threads(1)  # reproducible output: a float after training differs between 1 and 2 threads
 plotting.setup_style()
-NOTEBOOK_START = time.time()
+NOTEBOOK_START = time.perf_counter()
 HERE = Path.cwd()
 FIGURES = HERE / "figures" / "generated"  # what this notebook saves (git-ignored)
 FIGURES.mkdir(parents=True, exist_ok=True)
@@ -91,7 +96,9 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 
 # %% [markdown]
 # **End result** (§4): learning curves of the shipped runs,
-# REPPO, WPO and SAC beside their diffusion versions on HalfCheetah-v5 and Hopper-v5, 3 seeds each, 65,536 env steps.
+# REPPO, ME-WPO and SAC (Gaussian, orange) beside their diffusion versions (blue) on HalfCheetah-v5 and Hopper-v5,
+# 3 seeds each, 65,536 env steps; one line style per algorithm, grey lines for the random policy and for actions
+# pinned at +1.
 
 # %%
 Image(filename=results.shipped("figures/05_curves.png"))
@@ -104,21 +111,22 @@ Image(filename=results.shipped("figures/05_curves.png"))
 # | data | on-policy rollout | on-policy rollout | on-policy rollout | replay of augmented transitions |
 # | critic | $V(\tilde s)$ | $Q(\tilde s, a^{k-1})$, HL-Gauss bins | same, more bins | twin $Q$, MSE, Polyak targets |
 # | soft reward | $\tilde R-\mathcal T\ell_k$ (current step) | $\tilde R-\gamma_e\mathcal T\ell(\tilde s',x')$ (next step) | same | same, inside the target |
-# | actor step | per-step ratio × advantage, clipped | pathwise: $\operatorname{sg}(\mathcal T)\hat\ell-Q(\tilde s,\hat x)$ | Wasserstein: $\operatorname{sg}(\mathcal T\nabla_a\ell-\nabla_aQ)\cdot\nabla_a\ell$ | pathwise, $\min_i Q_i$ |
+# | actor step | per-step ratio × advantage, clipped | pathwise: $\operatorname{sg}(\mathcal T)\hat\ell-Q(\tilde s,\hat x)$ | WPO-style surrogate: $\operatorname{sg}(\mathcal T\nabla_a\ell-\nabla_aQ)\cdot\nabla_a\ell$ | pathwise, $\min_i Q_i$ |
 # | step size control | ratio clip 0.2 | $K\cdot\mathrm{KL}<\epsilon$, learned $\lambda_{KL}$ | same | none |
 # | temperature | fixed | auto: target $-5d$ on $\sum_k\ell$ | auto: $-8d$ | auto: $-5d$ |
 #
 # Per minibatch REPPO and WPO take **one critic step, then one actor step with the updated critic**
-# (`damdp_lite/damdp.py`). Every row is a function in `algos/reppo.py` (REPPO and WPO: WPO is REPPO's machinery with
-# `actor_update="wasserstein"`) or `algos/sac.py`, named after its equation. The CLI presets
-# (`damdp-lite train --algo NAME --policy KIND`; `--algo reppo` alone is REPPO with a tanh-Gaussian, `--algo diffreppo`
-# the same as `--algo reppo --policy diffusion`), as the shipped runs used them:
+# (`REPPO._update` in `damdp_lite/algos/reppo.py`). Every row is a function in `algos/reppo.py` (REPPO and WPO: WPO is REPPO's machinery with
+# `actor_update="wasserstein"`) or `algos/sac.py`, named after its equation. The settings of the shipped runs of §4,
+# read from their `config.json` (`damdp-lite train --algo NAME --policy KIND` builds the current preset of that name,
+# `--algo reppo` alone is REPPO with a tanh-Gaussian and `--algo diffreppo` the same as `--algo reppo --policy diffusion`;
+# `damdp-lite reproduce NAME` re-runs a shipped run with its recorded settings):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for algo, policy in [(a, p) for a in ("reppo", "wpo", "sac") for p in ("gaussian", "diffusion")]:
-    c = algo_config(algo, policy=policy)
-    if algo == "sac":
+for algo in ("reppo", "diffreppo", "wpo", "diffwpo", "sac", "diffsac"):
+    c = load_run(results.find_runs("HalfCheetah-v5", algo)[0])[1]  # the seed-0 run's recorded config
+    if algo.endswith("sac"):
         extra = (f"batch={c.batch_size} lr actor/critic={c.actor_lr:g}/{c.critic_lr:g} "
                  f"grad steps/env step={c.gradient_steps_per_env_step:g}")
     else:
@@ -129,6 +137,64 @@ for algo, policy in [(a, p) for a in ("reppo", "wpo", "sac") for p in ("gaussian
 
 # %% [markdown]
 # ## 2 · The pieces, one equation each
+#
+# **The critic on the augmented MDP: how value reaches the early chain steps.** The DA-MDP turns one env
+# step into $K$ augmented steps. The critic is trained on every one of them with a TD target, and the
+# target of step $k$ is built from the critic's own value at the *next augmented state*, step $k-1$ of the
+# same chain; only the $k=1$ step sees the env reward $r$, and it bootstraps from $Q$ at the next env
+# state's fresh $a'^K$:
+#
+# ```
+# one env step       (s, aᴷ, K) ──q_θ──▶ (s, aᴷ⁻¹, K−1) ──q_θ──▶ … ──q_θ──▶ (s, a¹, 1) ──q_θ──▶ a⁰ ─▶ env: r, s′
+# critic targets     Q(·, K) ◀── bootstraps ── Q(·, K−1) ◀── … ◀── Q(·, 1) ◀── r + γ_e Q(s′, a′ᴷ, K, ·)
+# actor, at step k   ∇_θ[sg(T) ℓ(x̂) − Q(s, aᵏ, k, x̂)],  x̂ = μ_θ(s, aᵏ, k) + √(2η_k) ε  from the stored aᵏ
+# ```
+#
+# **Nothing is back-propagated through the chain.** The rollout stores every latent $a^k$ without a graph;
+# the actor's sample at step $k$ is *one* reparameterised step from the stored $a^k$, and
+# $Q(s, a^k, k, \hat x)$ stands for everything that follows it in the chain and in the episode. So the
+# reward reaches the early steps (large $k$) only as fast as TD learning carries it up the chain: one
+# augmented step per bootstrap, or further in one target when TD($\lambda$) mixes in the sampled returns
+# along the stored chain (`damdp.td_lambda_targets`). Below, a tabular critic with one value per chain step
+# on a one-step episode ($K=8$, $r=1$ on the $k=1$ step, which ends the episode), refitted to its targets in
+# sweeps:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+K_DEMO = 8
+k_rows = torch.arange(K_DEMO, 0, -1, dtype=torch.float64)[:, None]  # (K, 1): rows k = K..1 in rollout order
+r_demo = (k_rows == 1).double()  # the env reward arrives on the k = 1 step ...
+done_demo = (k_rows == 1).double()  # ... which ends the episode
+gamma_demo = per_augmented_step(0.99, K_DEMO)
+
+
+def td_sweeps(lam: float, sweeps: int) -> list[torch.Tensor]:
+    """Q[k] (index k = 0..K, Q[0] unused) after each sweep of 'set every Q[k] to its TD(lambda) target'."""
+    q, out = torch.zeros(K_DEMO + 1, dtype=torch.float64), []
+    for _ in range(sweeps):
+        bootstrap = q[(k_rows.long() - 1)]  # row k bootstraps from the next augmented state, step k - 1
+        target = td_lambda_targets(r_demo, bootstrap, done_demo, torch.zeros_like(r_demo), gamma_demo, lam)
+        q = q.clone()
+        q[k_rows.long()[:, 0]] = target[:, 0]
+        out.append(q.clone())
+    return out
+
+
+reach = [int(q.nonzero().max()) for q in td_sweeps(0.0, K_DEMO)]
+print(f"lambda = 0 (one-step TD): highest k with Q > 0 after sweeps 1..{K_DEMO}: {reach}")
+lam_demo = per_augmented_step(0.95, K_DEMO)
+after_one = td_sweeps(lam_demo, 1)[0]
+fixed_point = gamma_demo ** (np.arange(K_DEMO, 0, -1) - 1)
+print(f"lambda = {lam_demo:.6f} (0.95 per env step): after 1 sweep Q[k = {K_DEMO}..1] =",
+      " ".join(f"{v:.3f}" for v in after_one[1:].flip(0).tolist()))
+print(f"{'':39s}fixed point Q[k] = gamma^(k-1) =", " ".join(f"{v:.3f}" for v in fixed_point))
+
+# %% [markdown]
+# With one-step TD the reward needs $K$ sweeps to reach $k=K$; with $\lambda$ close to 1 per augmented step
+# (the MuJoCo presets) one target already carries most of it, through the *sampled* chain, still without
+# a gradient through it. The same holds for the value the actor follows: at step $k$ the actor sees
+# $\nabla_x Q(s, a^k, k, x)$ only, so an early step improves only once the critic at that step has learned
+# what the later steps will do.
 #
 # **HL-Gauss critic.** The critic outputs logits over fixed bins $z_1<\dots<z_B$; its target is the
 # Gaussian $\mathcal N(G, \sigma^2)$ integrated over each bin ($\sigma$ = 0.75 bin widths), its loss the
@@ -146,8 +212,9 @@ print("read back", [round(x, 2) + 0.0 for x in (p @ support.centres).tolist()])
 # %% [markdown]
 # **The KL trust region.** Two denoising kernels with the same step size $\eta_k$ differ only in their
 # means, so $\mathrm{KL}=\sum_i(\Delta\mu_i)^2/(4\eta_{k,i})$ exactly (`diffusion.denoise_kl`, invariant I9).
-# REPPO does not use that closed form: it estimates $K\cdot\mathrm{KL}(q_{old}\,\|\,q_\theta)$ with 16
-# samples $y\sim q_{old}$ per state (`reppo.kl_estimate`), which works for any chain policy. Below, a
+# The shipped runs of §4 did not use that closed form: they estimate $K\cdot\mathrm{KL}(q_{old}\,\|\,q_\theta)$ with 16
+# samples $y\sim q_{old}$ per state (`reppo.kl_estimate`, `kl_estimator="mc"`), which works for any chain policy;
+# the current MuJoCo presets use the closed form (`kl_estimator="exact"`). Below, a
 # perturbed copy of a small diffusion policy, and both numbers averaged over 4096 augmented states (64
 # samples each here, so that the Monte Carlo standard error is small next to the value):
 
@@ -175,13 +242,18 @@ print(f"mean K*KL over {B} states: Monte Carlo (64 samples each) {mc.mean():.4f}
 
 
 # %% [markdown]
-# **Pathwise versus Wasserstein.** Both actors want each chain step to move towards higher
+# **Pathwise versus WPO's surrogate.** Both actors want each chain step to move towards higher
 # $Q-\mathcal T\ell$. REPPO (and SAC) differentiate *through the sample*: $\hat x=\mu_\theta+\sqrt{2\eta}\,\varepsilon$, so
-# $\nabla_\theta[\mathcal T\ell(\hat x)-Q(\hat x)]$ flows through $\hat x$. WPO keeps the sample fixed and moves the
-# *density*: its surrogate $\sum_i\operatorname{sg}(\mathcal T\,\partial_{a_i}\ell-\partial_{a_i}Q)\,\partial_{a_i}\ell_\theta$ has as
-# $\theta$-gradient a step of the Wasserstein gradient flow of $\mathbb E[\mathcal T\ell-Q]$ (`wpo_surrogate` in `damdp_lite/algos/reppo.py`). With an
-# analytic critic $Q(a)=-\sum_i(a_i-0.5)^2$, both gradients of a Gaussian policy's mean point the same
-# way, though their sizes differ:
+# $\nabla_\theta[\mathcal T\ell(\hat x)-Q(\hat x)]$ flows through $\hat x$. WPO keeps the sample fixed and uses the
+# score: its surrogate $\sum_i\operatorname{sg}(\mathcal T\,\partial_{a_i}\ell-\partial_{a_i}Q)\,\partial_{a_i}\ell_\theta$
+# (`wpo_surrogate` in `damdp_lite/algos/reppo.py`) has the $\theta$-gradient
+# $(\nabla_\theta\nabla_a\ell_\theta)^\top(\mathcal T\nabla_a\ell-\nabla_aQ)$. WPO derives this update from the
+# Wasserstein gradient flow of $\mathbb E[\mathcal T\ell-Q]$, which moves every sample along
+# $-\nabla_a(\mathcal T\ell-Q)$; turning that flow into a parameter step exactly needs an inverse-Fisher
+# preconditioner, which the official code (and ours) leaves out. What runs here is therefore a
+# **WPO-inspired surrogate**, not an exact Wasserstein-gradient-flow step. With an analytic critic
+# $Q(a)=-\sum_i(a_i-0.5)^2$, both gradients of a Gaussian policy's parameters point the same way, though their
+# sizes differ:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -197,14 +269,14 @@ params = [p_ for p_ in gauss.parameters() if p_.requires_grad]
 x_hat, ell_hat = gauss.step(obs1, a1, k1, generator=g, reparameterize=True)
 pathwise = torch.autograd.grad((T * ell_hat - critic(obs1, a1, k1, x_hat)).mean(), params)
 g_ell, g_q, _ = action_gradients(gauss, critic, obs1, a1, k1, x_hat)
-wasserstein = torch.autograd.grad(wpo_surrogate(g_ell, g_q, T).mean(), params)
+surrogate = torch.autograd.grad(wpo_surrogate(g_ell, g_q, T).mean(), params)
 flat = lambda gs: torch.cat([x.reshape(-1) for x in gs])  # noqa: E731
-cos = torch.nn.functional.cosine_similarity(flat(pathwise), flat(wasserstein), dim=0)
-print(f"cosine(pathwise, Wasserstein) over all {flat(pathwise).numel()} parameters: {cos:.2f}")
+cos = torch.nn.functional.cosine_similarity(flat(pathwise), flat(surrogate), dim=0)
+print(f"cosine(pathwise, WPO surrogate) over all {flat(pathwise).numel()} parameters: {cos:.2f}")
 
 # %% [markdown]
 # Both are tested against finite differences in `tests/test_reppo.py` (relative error $10^{-5}$). The
-# pathwise step needs $\hat x$ to be differentiable in $\theta$; the Wasserstein step needs only the score
+# pathwise step needs $\hat x$ to be differentiable in $\theta$; the surrogate needs only the score
 # $\nabla_a\ell$, which is why WPO also applies to policies without a reparameterisation.
 #
 # **Trust region switch.** Inside $K\cdot\mathrm{KL}<\epsilon$ a state contributes the pathwise objective;
@@ -215,7 +287,8 @@ print(f"cosine(pathwise, Wasserstein) over all {flat(pathwise).numel()} paramete
 #
 # The paper's toy (`damdp_lite/envs/turning.py`): 8 headings, the reward depends only on the turn, and the MaxEnt
 # optimum $\pi^*(a\mid s)\propto e^{r(a)/\mathcal T}$ has two modes at $a=\pm0.5$ in every state. Notebook 03
-# showed DiffPPO bimodal in all 8 states and Gaussian PPO one-sided. Here the same protocol for REPPO
+# showed DiffPPO bimodal in all 8 states and PPO (tanh-Gaussian) unimodal and *centred*, about half of its mass on
+# each side (its rows are in the table below). Here the same protocol for REPPO
 # (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out damdp_lite/shipped/05_turning_reppo.json`,
 # 3 seeds each, $\mathcal T=0.05$ fixed so that the same exact optimum applies; the shipped file was run as
 # two processes, one per core, joined with `--merge`):
@@ -223,29 +296,35 @@ print(f"cosine(pathwise, Wasserstein) over all {flat(pathwise).numel()} paramete
 # %%
 TOY = json.loads(results.shipped("05_turning_reppo.json").read_text())  # package data
 PPO_TOY = json.loads(results.shipped("03_turning_wells.json").read_text())
-env = TurningDoubleWellEnv()
+TEMPERATURE = TOY["results"]["diffreppo"]["temperature"]
+turning = TurningDoubleWellEnv()
 grid = np.linspace(-1, 1, 801)
-target = (grid, np.exp(env.optimal_log_density(grid, 0.05)))
-reward = (grid, env.reward_of_action(grid))
+target = (grid, np.exp(turning.optimal_log_density(grid, TEMPERATURE)))
+reward = (grid, turning.reward_of_action(grid))
 lo, hi, bins = TOY["results"]["diffreppo"]["seeds"]["0"]["hist_edges"]
 edges = np.linspace(lo, hi, int(bins) + 1)
-counts = {label: np.array(src["results"][m]["seeds"]["0"]["hist_counts"])
-          for label, src, m in (("REPPO", TOY, "gaussian_reppo"), ("DA-MDP REPPO", TOY, "diffreppo"),
-                                ("DiffPPO (nb 03)", PPO_TOY, "diffppo"))}
+ROWS = (("REPPO", TOY, "gaussian_reppo"), ("DA-MDP REPPO", TOY, "diffreppo"),
+        ("PPO (nb 03)", PPO_TOY, "gaussian_ppo"), ("DiffPPO (nb 03)", PPO_TOY, "diffppo"))
+counts = {label: np.array(src["results"][m]["seeds"]["0"]["hist_counts"]) for label, src, m in ROWS}
+KIND = {label: "gaussian" if m.startswith("gaussian") else "diffusion" for label, _, m in ROWS}
 heads = [f"{h}°" for h in TurningDoubleWellEnv.headings_deg]
 fig = plotting.plot_state_histograms(counts, edges, target=target, reward=reward, state_labels=heads,
-                                     title="Action histograms per heading, seed 0 (black: exact optimum at T = 0.05)")
+                                     colors={label: plotting.COLORS[KIND[label]] for label in counts},
+                                     title=f"Action histograms per heading, seed 0 (black: exact optimum at "
+                                           f"T = {TEMPERATURE:g})")
 fig.savefig(FIGURES / "05_turning_reppo.png")
 plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
+TOY_LABELS = {"gaussian_reppo": "REPPO (tanh-Gaussian)", "diffreppo": "DA-MDP REPPO",
+              "gaussian_ppo": "PPO (tanh-Gaussian, notebook 03)", "diffppo": "DiffPPO (notebook 03)"}
 print(f"{'method':32s} {'seed':>4s} {'bimodal':>8s} {'one-sided':>9s} {'valley ratio':>12s} {'mass a>0':>9s} {'std':>5s} {'env steps':>9s} {'seconds':>7s}")
-for name, src in (("gaussian_reppo", TOY), ("diffreppo", TOY), ("diffppo", PPO_TOY)):
+for name, src in (("gaussian_reppo", TOY), ("diffreppo", TOY), ("gaussian_ppo", PPO_TOY), ("diffppo", PPO_TOY)):
     r = src["results"][name]
     for s, run in r["seeds"].items():
         ps = run["per_state"]
-        print(f"{r['label']:32s} {s:>4s} {run['n_bimodal']:6d}/8 {run['n_one_sided']:7d}/8 "
+        print(f"{TOY_LABELS[name]:32s} {s:>4s} {run['n_bimodal']:6d}/8 {run['n_one_sided']:7d}/8 "
               f"{np.median([p['valley_ratio'] for p in ps]):12.2f} {np.mean([p['mass_pos'] for p in ps]):9.2f} "
               f"{np.mean([p['std'] for p in ps]):5.2f} {run['env_steps']:9d} {run['run_seconds']:7.0f}")
 ref = TOY["results"]["diffreppo"]["reference"]
@@ -256,78 +335,196 @@ print(f"{'exact optimum':32s} {'':4s} {'8/8':>8s} {'0/8':>9s} {ref['valley_ratio
 # smaller one at $\pm0.5$) below 0.5; "one-sided" means more than 90% of the mass on one side (notebook 03
 # defines both, `metrics.turning_state_stats`). Valley ratio and std are medians/means over the 8 states.
 #
-# **What the runs show** (3 seeds each, 491,520 env steps = 960 iterations of 64 envs × 8 steps,
-# lr 3e-3, $\mathcal T = 0.05$ fixed; the DiffPPO rows are notebook 03's runs at 245,760 env steps;
-# DA-MDP REPPO took 15–16 minutes a seed on one core, REPPO 3–4):
-#
-# - **DA-MDP REPPO is bimodal in 8/8 states for every seed, and Gaussian REPPO in none**: the
-#   paper's figure, reproduced. DA-MDP REPPO: valley ratio 0.37–0.45 (the exact optimum's is
-#   0.05), mass on $a>0$ 0.46–0.50, std 0.47–0.49 (optimum 0.48), evaluation return 93.4–93.7
-#   over 100 steps (DiffPPO 94.4–94.5).
-# - **Gaussian REPPO is unimodal but centred, not one-sided** like Gaussian PPO in notebook 03: a
-#   flat-topped hump over most of $[-1, 1]$ (valley ratio 0.93–1.04, mass on $a>0$ 0.46–0.51,
-#   std 0.56–0.57, evaluation return 83.5–85.2). Both shapes are Gaussian optima. In the one-state
-#   problem at $\mathcal T=0.05$ (1-D quadrature over the latent), the best centred tanh-Gaussian,
-#   latent $\mathcal N(0, 0.47^2)$, scores $J=0.9383$ and the best one-sided one,
-#   $\mathcal N(\pm0.5, 0.18^2)$, scores $0.9386$. They are 0.0003 apart, against
-#   $\mathcal T\log Z = 0.9738$ for the bimodal optimum, so which of the two a Gaussian learner ends
-#   in is up to its optimiser.
-# - **The split is slow.** On seed 0 (a probe with the same config, 4,000 samples per state) the median valley ratio is 1.29 after 60 iterations, 1.21 after
-#   240, 0.88 after 480, 0.57 after 720 and 0.40 after 960. At the first budget we tried, lr 1e-3 and
-#   61,440 env steps, DA-MDP REPPO was still a centred hump in all 8 states for all 3 seeds (valley
-#   ratio 1.28–1.45), and doubling that budget did not change it.
-# - **Why it is slow, as far as we could tell** (probes on seed 0): the critic is right early on. At
-#   lr 1e-3 its slice at chain step $k=1$ already has two wells, $Q(\pm0.55)=1.74$ against
-#   $Q(0)=1.61$. The chain is what takes time. Near its end the latent sits close to 0 and the last
-#   step size $\eta_1$ is small (0.014–0.054). A last step from 0 to ±0.5 would cost
-#   $\mathcal T|\log\pi| \approx 0.26$ under the bound's noising kernel, more than the 0.12 the critic
-#   offers for it. So the split has to form at the early steps (large $k$), where the critic's
-#   gradient, passed back through the chain, is weak.
+# **Where REPPO's Gaussian ends, on the objective.** For a tanh-Gaussian with latent $\mathcal N(m, s^2)$ the
+# MaxEnt objective $J(m,s)=\mathbb E\,r(\tanh x)+\mathcal T\,H$ (action-space entropy, with the tanh Jacobian as in
+# these runs) is notebook 03's eq. (5), computed by quadrature. REPPO's learned policy has its latent mean at 0
+# (per-state action means within a few hundredths of 0) and the latent std recorded in the JSON; the check
+# that this describes the policy: the action std it predicts against the one measured from 100,000 samples.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from scipy import optimize
+
+x_gh, w_gh = np.polynomial.hermite_e.hermegauss(200)
+w_gh = w_gh / w_gh.sum()
+
+
+def j_tanh_gaussian(m: float, s: float, temp: float = TEMPERATURE) -> float:
+    """J(m, s) = E r(tanh x) + T (H(N(m, s^2)) + E log(1 - tanh^2 x)) by Gauss-Hermite quadrature (notebook 03, eq. 5)."""
+    x = m + s * x_gh
+    log_jac = 2 * (np.log(2) - x - np.logaddexp(0, -2 * x))
+    return float(w_gh @ turning.reward_of_action(np.tanh(x)) + temp * (0.5 * np.log(2 * np.pi * np.e * s * s) + w_gh @ log_jac))
+
+
+def action_std(m: float, s: float) -> float:
+    a = np.tanh(m + s * x_gh)
+    return float(np.sqrt(w_gh @ (a - w_gh @ a) ** 2))
+
+
+centred = optimize.minimize_scalar(lambda s: -j_tanh_gaussian(0.0, s), bounds=(0.05, 2.0), method="bounded")
+side = optimize.minimize(lambda q: -j_tanh_gaussian(q[0], abs(q[1])), x0=[0.55, 0.2], method="Nelder-Mead",
+                         options=dict(xatol=1e-7, fatol=1e-10))
+OPT = {"T log Z": TEMPERATURE * turning.log_z(TEMPERATURE), "centred": (0.0, float(centred.x), -float(centred.fun)),
+       "one-sided": (float(side.x[0]), abs(float(side.x[1])), -float(side.fun))}
+REPPO_FIT = {}
+for s, run in TOY["results"]["gaussian_reppo"]["seeds"].items():
+    std = run["latent_std"][0]
+    REPPO_FIT[s] = dict(std=std, j=j_tanh_gaussian(0.0, std), max_mean=max(abs(p["mean"]) for p in run["per_state"]),
+                        predicted=action_std(0.0, std), measured=float(np.mean([p["std"] for p in run["per_state"]])))
+print(f"{'':28s} {'latent m':>8s} {'latent s':>8s} {'action std':>10s} {'J':>7s}")
+for s, f in REPPO_FIT.items():
+    print(f"REPPO seed {s} (learned){'':5s} {0.0:8.2f} {f['std']:8.2f} {f['predicted']:10.3f} {f['j']:7.4f}   "
+          f"measured action std {f['measured']:.3f}, largest |action mean| {f['max_mean']:.2f}")
+for name in ("centred", "one-sided"):
+    m, s_, j = OPT[name]
+    print(f"best {name:9s} tanh-Gaussian {m:8.2f} {s_:8.2f} {action_std(m, s_):10.3f} {j:7.4f}")
+print(f"T log Z (the bimodal optimum) {'':27s} {OPT['T log Z']:7.4f}")
+
+# %%
+reppo_runs = TOY["results"]["gaussian_reppo"]["seeds"].values()
+diff_runs = TOY["results"]["diffreppo"]["seeds"].values()
+dppo_runs = PPO_TOY["results"]["diffppo"]["seeds"].values()
+gppo_runs = PPO_TOY["results"]["gaussian_ppo"]["seeds"].values()
+
+
+def span(values, fmt=".2f") -> str:
+    """'lo–hi' of a list of numbers (one value if they agree at this precision)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def per_state(runs, key, agg=np.mean):
+    return [agg([p[key] for p in run["per_state"]]) for run in runs]
+
+
+stds = [f["std"] for f in REPPO_FIT.values()]
+ppo_stds = [run["latent_std"][0] for run in gppo_runs]
+js = [f["j"] for f in REPPO_FIT.values()]
+cfg_toy = TOY["results"]["diffreppo"]["config"]
+display(Markdown(f"""
+**What the runs show** (3 seeds each, {cfg_toy['total_env_steps']:,} env steps =
+{cfg_toy['total_env_steps'] // (cfg_toy['num_envs'] * cfg_toy['num_env_steps'])} iterations of {cfg_toy['num_envs']} envs
+× {cfg_toy['num_env_steps']} steps, lr {cfg_toy['lr']:g}, $\\mathcal T = {TEMPERATURE:g}$ fixed; the PPO and DiffPPO rows are
+notebook 03's runs at {PPO_TOY['results']['diffppo']['config']['total_env_steps']:,} env steps; DA-MDP REPPO took
+{span([r['run_seconds'] / 60 for r in diff_runs], '.0f')} minutes a seed on one core, REPPO
+{span([r['run_seconds'] / 60 for r in reppo_runs], '.0f')}):
+
+- **DA-MDP REPPO is bimodal in {span([r['n_bimodal'] for r in diff_runs], 'd')}/8 states for every seed, REPPO in
+  {span([r['n_bimodal'] for r in reppo_runs], 'd')}/8**: the paper's figure, reproduced. DA-MDP REPPO: valley ratio
+  {span(per_state(diff_runs, 'valley_ratio', np.median))} (the exact optimum's is {ref['valley_ratio']:.2f}), mass on $a>0$
+  {span(per_state(diff_runs, 'mass_pos'))}, std {span(per_state(diff_runs, 'std'))} (optimum {ref['std']:.2f}), evaluation
+  return {span([r['eval_return'] for r in diff_runs], '.1f')} (DiffPPO
+  {span([r['eval_return'] for r in dppo_runs], '.1f')}).
+- **REPPO is unimodal and centred, like PPO in notebook 03**: one-sided in
+  {span([r['n_one_sided'] for r in reppo_runs], 'd')}/8 states (PPO: {span([r['n_one_sided'] for r in gppo_runs], 'd')}/8),
+  a flat-topped hump over most of $[-1, 1]$ (valley ratio {span(per_state(reppo_runs, 'valley_ratio', np.median))}, mass on
+  $a>0$ {span(per_state(reppo_runs, 'mass_pos'))}, std {span(per_state(reppo_runs, 'std'))}, evaluation return
+  {span([r['eval_return'] for r in reppo_runs], '.1f')}).
+- **REPPO's Gaussian sits at neither Gaussian optimum.** Its latent std is {span(stds)}, far from both the centred
+  optimum's {OPT['centred'][1]:.2f} and the one-sided optimum's {OPT['one-sided'][1]:.2f} (at $m = \\pm${OPT['one-sided'][0]:.2f});
+  its objective is $J \\approx$ {span(js, '.3f')} against {OPT['centred'][2]:.4f} (centred) and {OPT['one-sided'][2]:.4f}
+  (one-sided). The two Gaussian optima are only {OPT['one-sided'][2] - OPT['centred'][2]:.4f} apart, and both lie
+  {span([OPT['T log Z'] - OPT[n][2] for n in ('one-sided', 'centred')], '.3f')} below $\\mathcal T\\log Z = {OPT['T log Z']:.4f}$, the value of the bimodal
+  optimum. REPPO's policy is too broad by {min(stds) / OPT['centred'][1]:.1f}× or more in latent std; these runs do not show
+  why. (PPO in notebook 03, whose latent std is {span(ppo_stds)}, ended at the centred optimum.)
+"""))
+
+# %% [markdown]
+# **Why the split is slow.** The split does not come early. A probe with the same config on seed 0 (not shipped)
+# saw the median valley ratio fall slowly and cross the bimodality threshold only late in the run, and at the first
+# budget we tried (lr 1e-3, an eighth of these env steps; `damdp_lite.presets.REPPO_TURNING` records both) DA-MDP
+# REPPO was still a centred hump in all 8 states for all 3 seeds. The live run of §5 shows the same at 40
+# iterations. A rough count with the shipped numbers says where the split must form:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+eta = {s: run["step_sizes"] for s, run in TOY["results"]["diffreppo"]["seeds"].items()}  # learned eta_1..eta_K
+jump = float(np.arctanh(0.5))  # latent distance from a = 0 to a = 0.5
+gain = float(turning.reward_of_action(np.array([0.5]))[0] - turning.reward_of_action(np.array([0.0]))[0])
+for s, e in eta.items():
+    print(f"seed {s}: eta_1 = {e[0]:.4f}, eta_K = {e[-1]:.2f}; a last step of {jump:.2f} in the latent costs "
+          f"T jump^2 / (4 eta_1) = {TEMPERATURE * jump**2 / (4 * e[0]):.3f} under the noising kernel")
+print(f"reward gain r(0.5) - r(0) = {gain:.3f}")
+
+# %% [markdown]
+# The noising kernel $\pi_\theta(a^1\mid a^0)$ has variance $2\eta_1$, so moving the last step from near 0 to a
+# mode costs about $\mathcal T\,\Delta^2/(4\eta_1)$ in the soft reward, more than the reward it gains. The split has
+# to form at the early steps (large $k$), where $\eta_k$ is large. There, as §2 showed, the actor follows only
+# $\nabla_x Q(s, a^k, k, x)$, the critic's own estimate at that augmented state; no gradient from the later steps
+# reaches it. The two wells reach those rows of the critic only through TD targets that bootstrap from step
+# $k-1$, while the chain whose values they estimate keeps changing. This is our reading of why the split is
+# slow, not a measured decomposition.
 
 # %% [markdown]
 # ## 4 · Shipped results: HalfCheetah-v5 and Hopper-v5
 #
 # `python benchmarks/mujoco_runs.py --steps 65536 --algos reppo diffreppo sac diffsac` and
-# `... --envs HalfCheetah-v5 --algos wpo diffwpo` trained every (env, algorithm, seed) with the presets of
-# §1, **65,536 env steps each, the same for every algorithm**, two runs at a time on the 2-core CPU. That
-# budget is what the machine allowed: the 30 runs add up to 208 minutes of run time (about 1¾ hours of
-# wall-clock, two at a time); 1M steps per run, as in notebook 04, would take about 15 times as long,
-# some 53 hours of run time (SAC's one gradient step per vector step is 22 ms of a 2 × 256 update on one
-# core). Each run's `config.json` and `progress.csv` ship with the package in
-# `damdp_lite/shipped/mujoco/`; `damdp-lite reproduce NAME` re-runs one.
+# `... --envs HalfCheetah-v5 --algos wpo diffwpo` trained every (env, algorithm, seed) with the settings of
+# §1, **65,536 env steps each, the same for every algorithm**, two runs at a time on the 2-core CPU. Each run's
+# `config.json` and `progress.csv` ship with the package in `damdp_lite/shipped/mujoco/`; `damdp-lite reproduce
+# NAME` re-runs one. Two reference levels per task, measured here through the same evaluation loop as the runs
+# (`train.evaluate_policy`): the **random policy** (uniform actions, `report.random_policy_return`) and **actions
+# pinned at +1** (every coordinate at the top of its range, `report.pinned_action_return`: a corner of the action
+# box, where a policy whose tanh is saturated plays).
 
 # %%
 ENVS = ("HalfCheetah-v5", "Hopper-v5")
 PAIRS = (("reppo", "diffreppo"), ("wpo", "diffwpo"), ("sac", "diffsac"))
 LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO",
           "sac": "SAC", "diffsac": "DiffSAC (reconstr.)"}
+REF_EPISODES = 10  # the same in SMOKE: a few seconds, and the tables below stay checkable
+RANDOM = {e: report.random_policy_return(e, episodes=REF_EPISODES) for e in ENVS}
+PINNED = {e: report.pinned_action_return(e, 1.0, episodes=REF_EPISODES) for e in ENVS}
 summary = {env: results.summarise(env, [a for pair in PAIRS for a in pair]) for env in ENVS}
-fig = plotting.plot_learning_curves(summary, labels=LABELS)
+fig = plotting.plot_learning_curves(summary, labels=LABELS, random=RANDOM, pinned=PINNED,
+                                    reference_labels={"pinned": "actions pinned at +1"})
 fig.savefig(FIGURES / "05_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
+# %% [markdown]
+# Two scores per run. **Training return**: the mean return of the episodes that finished in an iteration (CleanRL's
+# metric), averaged over the iterations in the last 10% of the run's env steps in which an episode finished
+# ("logged" below counts them per seed). **Evaluation return**: the mean of the episodes of the evaluation every run
+# makes at its end (frozen normalisers, stochastic policy; the score `damdp-lite report` uses). The CI is a 95%
+# percentile bootstrap over the 3 seeds of the training return. The **pooled IQM** is the IQM (`results.iqm`: sort,
+# drop ⌊n/4⌋ values at each end, average the rest; exercise 4.1 of notebook 04 writes it) of the last-10% training
+# returns of all seeds pooled; n counts them.
+
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{'env':15s} {'algo':10s} {'steps':>6s} {'final mean':>10s} {'95% CI':>17s} {'IQM':>6s}  {'per seed':22s} {'minutes':>14s}  diff/base time")
+SCORES = {(r.env_id, r.method, r.seed): r for r in report.collect_runs([results.SHIPPED_RUNS])}
+LOGGED = {}  # (env, algo) -> [logged iterations in the last 10%, per seed]
+EVAL = {}  # (env, algo) -> [evaluation return at the end, per seed]
+for env in ENVS:
+    for algo in summary[env]:
+        runs = results.find_runs(env, algo)
+        LOGGED[env, algo] = [len(results.final_returns(results.read_progress(d / "progress.csv"))) for d in runs]
+        EVAL[env, algo] = [SCORES[env, algo, load_run(d)[1].seed].score for d in runs]
+EVAL_EPISODES = sorted({r.eval_episodes for r in SCORES.values()})
+print(f"{'':26s}{'training return, last 10%':^44s}  {'evaluation at the end':^28s}")
+print(f"{'env':15s} {'algo':10s} {'logged':>7s} {'mean':>6s} {'95% CI':>14s} {'pooled IQM (n)':>15s}  "
+      f"{'per seed':>20s} {'mean':>6s}  {'minutes per seed':>16s}  diff/base time")
 for env in ENVS:
     for base, diff in PAIRS:
         for algo in (base, diff):
             s = summary[env].get(algo)
             if s is None:
                 continue
-            seeds = ", ".join(f"{x:6.0f}" for x in s["final_per_seed"])
-            mins = ", ".join(f"{m:4.1f}" for m in s["minutes"])
+            n_pooled = sum(LOGGED[env, algo])
             ratio = ""
-            if algo == diff and base in summary[env]:
-                ratio = f"{np.mean(s['minutes']) / np.mean(summary[env][base]['minutes']):.2f}x"
-            print(f"{env:15s} {algo:10s} {min(s['env_steps']):6d} {s['final_mean']:10.0f} "
-                  f"[{s['final_ci'][0]:6.0f}, {s['final_ci'][1]:6.0f}] {s['final_iqm']:6.0f}  {seeds:22s} {mins:>14s}  {ratio}")
+            if algo == diff:
+                per_seed = np.array(s["minutes"]) / np.array(summary[env][base]["minutes"])
+                ratio = f"{np.mean(s['minutes']) / np.mean(summary[env][base]['minutes']):.2f}x ({span(per_seed)}x)"
+            print(f"{env:15s} {algo:10s} {','.join(map(str, LOGGED[env, algo])):>7s} {s['final_mean']:6.0f} "
+                  f"[{s['final_ci'][0]:5.0f}, {s['final_ci'][1]:5.0f}] {s['final_iqm']:9.0f} ({n_pooled:3d})  "
+                  f"{', '.join(f'{x:5.0f}' for x in EVAL[env, algo]):>20s} {np.mean(EVAL[env, algo]):6.0f}  "
+                  f"{', '.join(f'{m:4.1f}' for m in s['minutes']):>16s}  {ratio}")
+    print(f"{env:15s} random policy {RANDOM[env]:6.0f}, actions pinned at +1 {PINNED[env]:6.0f} ({REF_EPISODES} episodes each)")
+print(f"evaluation episodes per run: {EVAL_EPISODES}")
 
 # %% [markdown]
-# "Final" is the mean training return over the last 10% of each run's env steps (the SAC rows: the
-# 4 training envs' episodes); the CI is a 95% percentile bootstrap over the 3 seeds, the IQM pools the
-# last-10% returns of all seeds (notebook 04, exercise 4.1). Minutes are wall-clock while other runs
-# shared the 2 cores, and the load changed between runs, so the last column is only a rough ratio.
+# Minutes are wall-clock while other runs shared the 2 cores, and the load changed between runs, so the last column
+# (the ratio of the mean minutes, and in brackets the range of the per-seed ratios) is only a rough ratio.
 #
 # **Runtime ratio, measured fairly.** `python benchmarks/runtime_ratio.py --json` times the six presets
 # in one process, one iteration each in turn, on the same env (8,192 env steps each after a warm-up
@@ -338,9 +535,10 @@ for env in ENVS:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+RATIOS = {}
 for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 chain steps per env step in the update)"),
                     ("05_runtime_ratio_kappa8.json", "DA-MDP REPPO/WPO with kappa = K = 8, as the official code")):
-    RATIO = json.loads(results.shipped(fname).read_text())
+    RATIO = RATIOS[fname] = json.loads(results.shipped(fname).read_text())
     print(f"{what}; {RATIO['env_id']}, {RATIO['device']}, {RATIO['threads']} torch thread:")
     for name, v in RATIO["learners"].items():
         print(f"  {name:10s} K={v['chain_length']}  {v['sps']:4.0f} env steps/s  {v['seconds_per_1k_steps']:5.2f} s per 1k steps")
@@ -348,110 +546,236 @@ for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 cha
         paper = RATIO["paper_ratios"][pair]
         print(f"  {pair:18s} {r:.2f}x   paper: " + (f"{paper[0]}-{paper[1]}x" if paper else "not timed"))
 
+# %%
+def mean_of(env, algo, score):
+    return float(np.mean(EVAL[env, algo])) if score == "eval" else summary[env][algo]["final_mean"]
+
+
+def seeds_of(env, algo, score):
+    return EVAL[env, algo] if score == "eval" else summary[env][algo]["final_per_seed"]
+
+
+pairs_run = [(env, b, d) for env in ENVS for b, d in PAIRS if b in summary[env] and d in summary[env]]
+below = {score: all(mean_of(e, d, score) < mean_of(e, b, score) for e, b, d in pairs_run) for score in ("train", "eval")}
+below_every_seed = {score: all(max(seeds_of(e, d, score)) < min(seeds_of(e, b, score)) for e, b, d in pairs_run)
+                    for score in ("train", "eval")}
+exceptions = [f"{LABELS[d]} on {e} ({score}: best seed {max(seeds_of(e, d, score)):.0f} against "
+              f"{LABELS[b]}'s worst {min(seeds_of(e, b, score)):.0f})"
+              for score in ("train", "eval") for e, b, d in pairs_run
+              if not max(seeds_of(e, d, score)) < min(seeds_of(e, b, score))]
+pair_lines = "; ".join(
+    f"{e.split('-')[0]}: " + ", ".join(f"{LABELS[b]} {mean_of(e, b, 'train'):.0f} ({mean_of(e, b, 'eval'):.0f}) against "
+                                       f"{LABELS[d]} {mean_of(e, d, 'train'):.0f} ({mean_of(e, d, 'eval'):.0f})"
+                                       for e_, b, d in pairs_run if e_ == e)
+    for e in ENVS)
+best = {env: {score: max(summary[env], key=lambda a: mean_of(env, a, score)) for score in ("train", "eval")}
+        for env in ENVS}
+hc_logged = sorted({n for a in ("reppo", "diffreppo", "wpo", "diffwpo") for n in LOGGED["HalfCheetah-v5", a]})
+hc_total = {int((np.isfinite([r["episode_return"] for r in results.read_progress(d / "progress.csv")])).sum())
+            for a in ("reppo", "diffreppo", "wpo", "diffwpo") for d in results.find_runs("HalfCheetah-v5", a)}
+hc_cfg = load_run(results.find_runs("HalfCheetah-v5", "reppo")[0])[1]
+sac_logged = sorted({n for a in ("sac", "diffsac") for n in LOGGED["HalfCheetah-v5", a]})
+hop_logged = [n for a in summary["Hopper-v5"] for n in LOGGED["Hopper-v5", a]]
+under_random = {env: [LABELS[a] for a in summary[env] if mean_of(env, a, "train") < RANDOM[env]
+                      and mean_of(env, a, "eval") < RANDOM[env]] for env in ENVS}
+
+
+def leader(env: str) -> str:
+    """Which method scores highest on `env`, by each score."""
+    b_t, b_e = best[env]["train"], best[env]["eval"]
+    if b_t == b_e:
+        return f"{LABELS[b_t]} by both scores, {mean_of(env, b_t, 'train'):.0f} ({mean_of(env, b_e, 'eval'):.0f})"
+    return (f"{LABELS[b_t]} by the training return ({mean_of(env, b_t, 'train'):.0f}) and {LABELS[b_e]} by the "
+            f"evaluation ({mean_of(env, b_e, 'eval'):.0f})")
+
+
+headline = ("Every DA-MDP variant ends below its Gaussian base, on both tasks and by both scores"
+            if below["train"] and below["eval"] else "Not every DA-MDP variant ends below its Gaussian base")
+seed_note = ("for every seed too" if below_every_seed["train"] and below_every_seed["eval"]
+             else "for the means; not for every seed: " + "; ".join(exceptions))
+steps = min(min(s["env_steps"]) for env in ENVS for s in summary[env].values())
+display(Markdown(f"""
+**What the runs show** (3 seeds, {steps:,} env steps each; training return, evaluation return in brackets, means over
+seeds):
+
+- **A HalfCheetah REPPO or WPO "final" rests on one iteration per run.** HalfCheetah's episodes never terminate
+  early, and the {hc_cfg.num_envs} envs of a run start together, so all {hc_cfg.num_envs} episodes end on the same env step.
+  With {hc_cfg.num_env_steps} env steps per iteration a run logs a training return in {span(sorted(hc_total), 'd')} of its
+  {steps // (hc_cfg.num_envs * hc_cfg.num_env_steps)} iterations, and its last 10% holds {span(hc_logged, 'd')} of them: each
+  such "final" is the mean of the {hc_cfg.num_envs} episodes of one iteration, and the pooled IQM pools
+  {span([sum(LOGGED['HalfCheetah-v5', a]) for a in ('reppo', 'diffreppo', 'wpo', 'diffwpo')], 'd')} numbers (for $n\\le3$
+  the IQM drops nothing: it is their mean). SAC's 4 envs log {span(sac_logged, 'd')} iterations in the last 10%. On
+  Hopper, where episodes end at different steps, the last 10% holds {span(hop_logged, 'd')} logged iterations per run.
+  The evaluation at the end ({', '.join(map(str, EVAL_EPISODES))} fresh episodes) is a second, independent reading.
+- **{headline}** ({seed_note}). {pair_lines}. The paper reports the DA-MDP variants matching or beating their bases (12 DMC tasks, 50M steps,
+  1024 envs; arXiv 2512.02019). That is not what we see here, at {100 * steps / 50e6:.2f}% of its budget and with
+  CPU-sized settings that nobody tuned.
+- **{'No method leads on both tasks' if best['HalfCheetah-v5'] != best['Hopper-v5'] else 'One method leads on both tasks'}.**
+  Highest on HalfCheetah: {leader('HalfCheetah-v5')}, against REPPO's {mean_of('HalfCheetah-v5', 'reppo', 'train'):.0f}
+  ({mean_of('HalfCheetah-v5', 'reppo', 'eval'):.0f}). Highest on Hopper: {leader('Hopper-v5')}, against SAC's
+  {mean_of('Hopper-v5', 'sac', 'train'):.0f} ({mean_of('Hopper-v5', 'sac', 'eval'):.0f}). SAC is off-policy and replays its
+  data; REPPO and WPO are on-policy and their official runs use 50M steps, so at this budget the ranking says little
+  about the methods at the paper's scale.
+- **Against the references.** On HalfCheetah the random policy scores {RANDOM['HalfCheetah-v5']:.0f} and pinned actions
+  {PINNED['HalfCheetah-v5']:.0f}; below the random policy by both scores end: {', '.join(under_random['HalfCheetah-v5']) or 'none'}.
+  On Hopper (random {RANDOM['Hopper-v5']:.0f}, pinned {PINNED['Hopper-v5']:.0f}):
+  {', '.join(under_random['Hopper-v5']) or 'none'}.
+"""))
+
 # %% [markdown]
-# **What the runs show** (3 seeds, 65,536 env steps each; for scale, one episode of random uniform
-# actions scores −257 on HalfCheetah and 20 on Hopper, and actions pinned at ±1 score −676 and 11;
-# 5 episodes each):
-#
-# - **At this budget every DA-MDP variant ends below its Gaussian base, on both tasks and for every
-#   seed.** HalfCheetah: REPPO 773 [532, 1099] against DA-MDP REPPO −460, ME-WPO 381 [100, 544]
-#   against DA-MDP WPO −481, SAC 3522 [3304, 3714] against DiffSAC −499. Hopper: REPPO 906 against
-#   175, SAC 323 against DiffSAC 125 (one seed climbed to about 140 by 42k steps, then
-#   collapsed to about 0). The paper claims the DA-MDP
-#   variants match or beat their bases (12 DMC tasks, 50M steps, 1024 envs; arXiv 2512.02019). That is
-#   not what we see here, at 0.13% of its budget and with CPU-sized presets that nobody tuned.
-# - **SAC is the only method that really learns in 65k steps** (HalfCheetah 3522). That is what an
-#   off-policy learner should do with a small budget. REPPO and WPO are on-policy and have only
-#   started; their official runs use 50M steps.
-# - **Why the diffusion versions stall** (measured on the HalfCheetah seed-0 checkpoints; probes, not
-#   shipped). The diffusion policy hardly moves: REPPO's $K\cdot$KL per iteration is 0.016–0.034,
-#   DA-MDP REPPO's 0.0003–0.0009, so its trust region almost never binds (2–8% of states against
-#   27–41%). Its pathwise gradients are consistent across minibatches (cosine 0.67–0.92 per step
-#   $k$), but small: $|\partial Q/\partial x|\approx0.04$ at every $k$. The cause we found is
-#   saturation. The prior's $\sigma_0=3$ puts 38% of the initial actions at $|a|>0.99$ (invariant
-#   I3), and where $\tanh$ is flat so is $Q$ as a function of the latent. At the end of training the
-#   share of saturated actions is 92% for DiffSAC, 40% for DA-MDP REPPO, 29% for DiffPPO after 1M
-#   steps (notebook 04), 22% for REPPO and 0% for SAC. DiffSAC measures its entropy in latent space
-#   (`tanh_jacobian=False`, the official choice), which rewards spreading the latent, so it pushes
-#   further into saturation. Pinned actions cost about 0.6 per step in HalfCheetah's control penalty
-#   and make no progress, hence returns around −450 to −500. Two 16-iteration probes: prior std 1
-#   instead of 3 gave −322 at 16k steps (against −520), and the tanh Jacobian in the entropy gave
-#   −445. Neither is in the shipped presets; which fix the paper's setting needs, we did not settle.
-# - **Runtime.** Measured fairly (the table above this text), the presets' diffusion versions cost
-#   1.58× (REPPO), 1.60× (WPO) and 1.10× (SAC) of their bases on this CPU. The REPPO and WPO presets
-#   use 2 of the 8 chain steps per env step in each update ($\kappa=2$), and the SAC pair takes the
-#   same number of gradient steps per env step, so mostly the chain in the rollout is extra. With all
-#   $K$ steps in the update, as the official code does, the ratio is 6.83× and 7.00×, above the
-#   paper's 4.21–4.76× and 3.73–4.89×. On a CPU the update's cost grows with its rows; on an
-#   accelerator more rows are nearly free. The per-run wall clock in the table above (1.4–1.7×) is
-#   rougher, because the load changed between runs. These measurements ran on a CPU only, so the
-#   `--device cuda` ratio is not measured.
+# **Why the diffusion versions stall on HalfCheetah.** Two measurements from the shipped files, then the probes that
+# led to them:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from scipy.stats import norm
+
+for algo in ("reppo", "diffreppo", "wpo", "diffwpo"):
+    rows = [results.read_progress(d / "progress.csv") for d in results.find_runs("HalfCheetah-v5", algo)]
+    kl = [np.mean([r["kl"] for r in rs]) for rs in rows]
+    bind = [100 * np.mean([r["kl_violation"] for r in rs]) for rs in rows]
+    print(f"{LABELS[algo]:13s} K*KL per update, run mean: {span(kl, '.4f'):>15s}   states at or beyond the bound: "
+          f"{span(bind, '.0f'):>5s} %   (per seed, 3 seeds)")
+run0, cfg0 = load_run(results.find_runs("HalfCheetah-v5", "diffreppo")[0])
+dl.seed_everything(0)
+fresh = build_policy(cfg0.policy, 17, gym.spaces.Box(-1.0, 1.0, (6,), np.float32))  # HalfCheetah: 17 obs, 6 actions
+with torch.no_grad():
+    chain = fresh.sample_chain(torch.randn(4096, 17, generator=torch.Generator().manual_seed(0)),
+                               generator=torch.Generator().manual_seed(1))
+SAT = float((chain.action.abs() > 0.99).float().mean())
+SAT_PRIOR = 2 * norm.sf(np.arctanh(0.99) / cfg0.policy.prior_std)
+print(f"fresh diffusion policy of the shipped runs (sigma_0 = {cfg0.policy.prior_std:g}): {SAT:.0%} of action "
+      f"coordinates at |a| > 0.99; a^0 ~ N(0, sigma_0^2) predicts {SAT_PRIOR:.0%}")
+
+# %%
+ratio_text = ", ".join(f"{r:.2f}× ({LABELS[p.split(' / ')[0]]} over {LABELS[p.split(' / ')[1]]})"
+                       for p, r in RATIOS["05_runtime_ratio.json"]["ratios"].items())
+k8_text = " and ".join(f"{r:.2f}×" for r in RATIOS["05_runtime_ratio_kappa8.json"]["ratios"].values())
+paper_text = " and ".join(f"{p[0]}–{p[1]}×" for p in RATIOS["05_runtime_ratio_kappa8.json"]["paper_ratios"].values())
+wall_mean = span([np.mean(summary[e][d]["minutes"]) / np.mean(summary[e][b]["minutes"]) for e, b, d in pairs_run])
+wall_seed = span([m / n for e, b, d in pairs_run for m, n in zip(summary[e][d]["minutes"], summary[e][b]["minutes"])])
+SCORE_NAMES = {"train": "training return", "eval": "evaluation"}
+
+
+def inside_refs(algo: str, score: str, env: str = "HalfCheetah-v5") -> bool:
+    return PINNED[env] <= mean_of(env, algo, score) <= RANDOM[env]
+
+
+diffusion = [a for a in summary["HalfCheetah-v5"] if a.startswith("diff")]
+between = [LABELS[a] for a in diffusion if all(inside_refs(a, sc) for sc in SCORE_NAMES)]
+outside = [f"{LABELS[a]}'s {SCORE_NAMES[sc]} ({mean_of('HalfCheetah-v5', a, sc):.0f})"
+           for a in diffusion for sc in SCORE_NAMES if not inside_refs(a, sc)]
+where_text = (f"{' and '.join(between) or 'no diffusion method'} end{'s' if len(between) == 1 else ''} between it and "
+              f"the random policy by both scores" + (f"; outside that range: {', '.join(outside)}" if outside else ""))
+display(Markdown(f"""
+- **The diffusion policy hardly moves.** Per update its $K\\cdot$KL is far smaller than the Gaussian's (table above), so
+  its trust region almost never binds. Probes on the seed-0 checkpoints (not shipped) found its pathwise gradients
+  consistent across minibatches but small at every $k$.
+- **The cause we found is saturation.** With the prior's $\\sigma_0 = {cfg0.policy.prior_std:g}$ a freshly initialised
+  chain puts {SAT:.0%} of its action coordinates at $|a|>0.99$ (the output above), and where $\\tanh$ is flat so is $Q$
+  as a function of the latent. Pinned actions pay HalfCheetah's control penalty and make no progress: that is the
+  pinned reference ({PINNED['HalfCheetah-v5']:.0f}); {where_text}.
+  Probes on the final checkpoints (not shipped) found DiffSAC the most saturated: it measures its entropy in latent
+  space (`tanh_jacobian=False`, the official choice), which rewards spreading the latent. Two short probes, prior
+  std 1 instead of {cfg0.policy.prior_std:g} and the tanh Jacobian in the entropy, each scored better than the shipped
+  preset after 16 iterations. Neither was in the settings of the shipped runs; the current MuJoCo diffusion presets
+  use both (the tanh Jacobian and $\\sigma_0$ = {DIFFUSION_MUJOCO['prior_std']:g}, `damdp_lite.algos.common.DIFFUSION_MUJOCO`), and the runs that
+  test them are not among the shipped ones.
+- **Runtime.** Measured fairly (the ratio table above), with the settings of the shipped runs the diffusion versions
+  cost {ratio_text} on this CPU. Those REPPO and WPO settings use 2 of the 8 chain steps per env step in each update
+  ($\\kappa=2$), and the SAC pair takes the same number of gradient steps per env step, so mostly the chain in the
+  rollout is extra. With all $K$ steps in the update, as the official code does, the ratio is
+  {k8_text}, against the paper's {paper_text}. On a CPU the
+  update's cost grows with its rows; on an accelerator more rows are nearly free. The per-run wall clock in the
+  results table (ratios of mean minutes {wall_mean}×, per seed {wall_seed}×)
+  is rougher, because the load changed between runs. All of this ran on a CPU; the `--device cuda` ratio is not
+  measured.
+"""))
 
 # %% [markdown]
 # ## 5 · A short live run, then the panel
 #
 # REPPO and DA-MDP REPPO on the turning double-well, with the shipped toy config (`damdp_lite.presets`:
-# `REPPO_TURNING` and `REPPO_TURNING_METHODS`, checked below against the JSON above) but a laptop-sized budget,
-# 40 of the shipped runs' 960 iterations. Expect no split yet: the
-# shipped DA-MDP REPPO runs stayed a centred hump for the first few hundred iterations. Their per-state
-# histograms are the static figure for the panel below.
+# `REPPO_TURNING` and `REPPO_TURNING_METHODS`, checked below against the JSON above) but a laptop-sized budget
+# (printed below the figure). Expect no split yet (§3). The figure is what the panel below draws,
+# for each method at the panel's default settings.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 LIVE_STEPS = 1_024 if SMOKE else 20_480
+TURNING_LABELS = {"gaussian_reppo": "REPPO", "diffreppo": "DA-MDP REPPO"}
+obs8 = torch.as_tensor(TurningDoubleWellEnv.all_observations())
+
+
+def train_turning(method: str, seed: int = 0, total_env_steps: int = LIVE_STEPS, progress: bool = False, **fields):
+    """A turning run with the shipped toy config of `method` and `fields` on top -> the trained policy."""
+    cfg_run = turning_config(method, seed=seed, smoke=SMOKE, total_env_steps=total_env_steps, **fields)
+    return train(cfg_run, progress=progress, policy=turning_policy(cfg_run)).policy
+
+
+def turning_histograms(policies: dict, temperature: float, title: str):
+    """Per-heading action histograms of each policy (4,000 samples per state) over the exact optimum at T."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        acts = {n: np.stack([p_.sample_chain(obs8[s:s + 1].expand(4000, -1), generator=gen).action[:, 0].numpy()
+                             for s in range(8)]) for n, p_ in policies.items()}
+    opt = (grid, np.exp(turning.optimal_log_density(grid, temperature)))
+    kinds = {n: "diffusion" if n.startswith("DA-MDP") else "gaussian" for n in acts}
+    fig_ = plotting.plot_state_histograms({n: metrics.state_histograms(a, 100)[0] for n, a in acts.items()},
+                                          np.linspace(-1, 1, 101), target=opt, reward=reward, state_labels=heads,
+                                          colors={n: plotting.COLORS[kinds[n]] for n in acts}, title=title)
+    for n, a in acts.items():
+        st = metrics.turning_state_stats(a)
+        print(f"{n:13s} bimodal in {int(st['bimodal'].sum())}/8 states, one-sided in {int(st['one_sided'].sum())}/8")
+    return fig_
+
+
+t0 = time.perf_counter()
 live = {}
-t0 = time.time()
-for name, method in (("REPPO", "gaussian_reppo"), ("DA-MDP REPPO", "diffreppo")):
+for method, name in TURNING_LABELS.items():
     record = TOY["results"][method]["config"]  # the shipped run's config, flat
     preset = json.loads(json.dumps(config_fields(turning_config(method))))
     same = all(v == record[k] for k, v in preset.items() if k in record and k != "seed")
     print(f"{name}: preset == shipped config on every field both have: {same}")
-    cfg_live = turning_config(method, seed=0, smoke=SMOKE, total_env_steps=LIVE_STEPS)
-    live[name] = train(cfg_live, progress=True, policy=turning_policy(cfg_live)).policy  # a bar: ~20 s each
-TRAIN_S = time.time() - t0
-obs8 = torch.as_tensor(TurningDoubleWellEnv.all_observations())
-gen = torch.Generator().manual_seed(0)
-with torch.no_grad():
-    acts = {n: np.stack([p_.sample_chain(obs8[s:s + 1].expand(4000, -1), generator=gen).action[:, 0].numpy()
-                         for s in range(8)]) for n, p_ in live.items()}
-fig = plotting.plot_state_histograms({n: metrics.state_histograms(a, 100)[0] for n, a in acts.items()},
-                                     np.linspace(-1, 1, 101), target=target, reward=reward, state_labels=heads,
-                                     title=f"Live: {LIVE_STEPS} env steps each")
+    live[name] = train_turning(method, progress=True)  # a bar: ~20 s each
+TRAIN_S = time.perf_counter() - t0
+fig = turning_histograms(live, TEMPERATURE, f"Live: {LIVE_STEPS} env steps each, seed 0, T = {TEMPERATURE:g}")
 plt.show()
-for n, a in acts.items():
-    st = metrics.turning_state_stats(a)
-    print(f"{n:13s} bimodal in {int(st['bimodal'].sum())}/8 states, one-sided in {int(st['one_sided'].sum())}/8")
-print(f"{2 * LIVE_STEPS} env steps in {TRAIN_S:.0f} s")
+iters = LIVE_STEPS // (cfg_toy["num_envs"] * cfg_toy["num_env_steps"])
+print(f"{LIVE_STEPS} env steps per method = {iters} of the shipped runs' "
+      f"{cfg_toy['total_env_steps'] // (cfg_toy['num_envs'] * cfg_toy['num_env_steps'])} iterations; "
+      f"{2 * LIVE_STEPS} env steps in {TRAIN_S:.0f} s")
 
 # %% [markdown]
-# The panel trains any of the six algorithms on a MuJoCo task with its CLI preset, in memory. The algorithm is a
-# command-line name (`reppo`, `wpo`, `sac`: the tanh-Gaussian versions; `diffreppo`, `diffwpo`, `diffsac`: the DA-MDP
-# ones); each other control is a config field, its tooltip the field's docstring ($K$ applies to the diffusion policy
-# only). Nothing runs until you press **Train**;
-# InvertedPendulum learns within a few thousand steps, the others need far more than a laptop minute.
+# The panel trains one of the two methods on the turning double-well with the shipped toy config and draws the same
+# figure. Its controls are the ones behind this notebook's lesson: the seed, the budget, $K$ (the diffusion policy
+# only), the temperature $\mathcal T$ (fixed during these runs, so the black optimum moves with it) and the trust
+# region's bound $\epsilon$; each tooltip is the config field's docstring. Nothing runs until you press **Train**
+# (at the defaults a run takes about as long as one method of the live run above). The MuJoCo presets train from the command line, e.g.
+# `damdp-lite train --algo diffreppo --env Hopper-v5 --steps 65536 --seed 0`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-controls = {"algo": W.Dropdown(options=["reppo", "diffreppo", "wpo", "diffwpo", "sac", "diffsac"], value="diffreppo",
-                              description="algo", style=widgets.STYLE, layout=widgets.LAYOUT)}
-controls.update(widgets.controls_from_config(REPPOConfig, ["env_id", "total_env_steps", "num_steps"], {
-    "env_id": dict(options=["InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5"], value="InvertedPendulum-v5"),
-    "total_env_steps": dict(min=4_096, max=102_400, step=4_096, value=8_192),
-    "num_steps": dict(min=2, max=16, value=4)}))
+controls = {"method": W.Dropdown(options=[(n, m) for m, n in TURNING_LABELS.items()], value="diffreppo",
+                                 description="method", style=widgets.STYLE, layout=widgets.LAYOUT)}
+controls.update(widgets.controls_from_config(REPPOConfig, ["seed", "total_env_steps", "num_steps", "temperature_init",
+                                                           "kl_bound"], {
+    "total_env_steps": dict(min=4_096, max=204_800, step=4_096, value=LIVE_STEPS),
+    "num_steps": dict(value=TOY["results"]["diffreppo"]["config"]["num_steps"]),
+    "temperature_init": dict(value=TEMPERATURE),
+    "kl_bound": dict(value=TOY["results"]["diffreppo"]["config"]["kl_bound"])}))
+setattr(controls["temperature_init"], widgets.TOOLTIP, "Temperature T, fixed in these runs (auto_temperature=False).")
 
-def run_panel(algo, env_id, total_env_steps, num_steps):
-    spec, implied = resolve(algo)
-    kind = implied.get("policy", "gaussian")  # as on the command line: a base name is the Gaussian version
-    over = {k: v for k, v in dict(num_steps=num_steps).items() if k in tunable_fields(kind)}
-    if spec.name == "sac":  # start learning within the small budget
-        over["learning_starts"] = min(1_000, total_env_steps // 2)
-    cfg = algo_config(algo, policy=kind, env_id=env_id, total_env_steps=total_env_steps, **over)
-    res = train(cfg, progress=False)  # the panel's bar shows the progress
-    s, r = results.training_curve(res.history)
-    fig, ax = plt.subplots(figsize=(4.5, 3.0))
-    ax.plot(s, r, marker=".")
-    ax.set(xlabel="env steps", ylabel="training return", title=f"{algo} on {env_id}")
-    return fig
+
+def run_panel(method, seed, total_env_steps, num_steps, temperature_init, kl_bound):
+    fields = dict(temperature_init=temperature_init, kl_bound=kl_bound)
+    if method == "diffreppo":  # K applies to the diffusion policy only
+        fields["num_steps"] = num_steps
+    policy = train_turning(method, seed=seed, total_env_steps=total_env_steps, **fields)
+    return turning_histograms({TURNING_LABELS[method]: policy}, temperature_init,
+                              f"{TURNING_LABELS[method]}: {total_env_steps} env steps, seed {seed}, "
+                              f"T = {temperature_init:.3g}")
+
 
 display(widgets.training_panel(controls, run_panel))
 
@@ -463,7 +787,26 @@ display(widgets.training_panel(controls, run_panel))
 # `(B,)`, `temperature` and `lagrangian` 0-d tensors), use $\operatorname{sg}(\mathcal T)\hat\ell-\hat Q$ where the state's
 # $K\cdot\mathrm{KL}$ is below `kl_bound`, and $\operatorname{sg}(\lambda)\,\mathrm{KL}$ where it is not; return the mean. The
 # checker compares the value **and** the gradient with respect to every input, so the stop-gradients
-# ($\operatorname{sg}$ = `.detach()`) matter: $\mathcal T$ and $\lambda$ are trained by their own losses only.
+# ($\operatorname{sg}$ = `.detach()`) matter: $\mathcal T$ and $\lambda$ are trained by their own losses only. A wrong
+# answer shows the first entry that differs: which quantity ($L$, $\partial L/\partial\hat\ell_i$, …, $\partial L/\partial\mathcal T$,
+# $\partial L/\partial\lambda$), what it got and what it should be.
+#
+# <details><summary>Hint 1</summary>
+#
+# One boolean per state says which branch applies: `inside = kl < kl_bound`. Compare a *detached* `kl`: the switch
+# itself is not something to differentiate.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `torch.where(inside, a, b)` picks per state; `a` and `b` are both `(B,)`. Then `.mean()` over the states.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# Only $\hat\ell$, $\hat Q$ and KL should carry gradient: inside the region $\partial L/\partial\hat\ell_i=\mathcal T/B$ and
+# $\partial L/\partial\hat Q_i=-1/B$; outside $\partial L/\partial\mathrm{KL}_i=\lambda/B$; $\partial L/\partial\mathcal T=\partial L/\partial\lambda=0$.
+# </details>
 
 # %%
 def my_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
@@ -490,16 +833,35 @@ print(f"loss with 2 of 4 states outside the region: {val.item():.4f}")
 # </details>
 #
 # **Open questions (no checker)**
-# 1. The DiffSAC reconstruction takes one gradient step per env step in its derivation (`damdp_lite/algos/sac.py`) but the CPU preset
-#    takes 0.25. Each env step adds $K=8$ augmented transitions: how many times is an average transition
-#    replayed before it leaves a 1M buffer, for SAC and for DiffSAC?
+# 1. The DiffSAC reconstruction takes one gradient step per env step in its derivation (`damdp_lite/algos/sac.py`) but
+#    the CPU preset takes 0.25 (§1). Each env step adds $K=8$ augmented transitions: how many times is an average
+#    transition replayed before it leaves a full 1M buffer, for SAC and for DiffSAC?
 # 2. REPPO bounds $K\cdot\mathrm{KL}$ of *one* chain step (averaged over $k$) rather than the KL of the whole
 #    chain's marginal. Why is the latter not available, and when could the per-step bound be too tight?
 # 3. With `tanh_jacobian=False` (the official choice) the entropy term is measured in latent space. Which
 #    way does that push the latent $a^0$ of a policy whose actions are already saturated at $\pm1$?
 #
+# <details><summary>Answers</summary>
+#
+# 1. Each gradient step samples a batch of 256, so per env step $0.25\times256=64$ transitions are drawn. A full
+#    buffer of $10^6$ keeps a transition for $10^6/n$ env steps when each env step adds $n$ of them, so it is drawn
+#    $64/n$ times on average: 64 times for SAC ($n=1$), 8 times for DiffSAC ($n=K=8$); at one gradient step per env
+#    step, 256 and 32. The augmented MDP spreads the same number of gradient steps over $K$ times as many
+#    transitions. (The shipped 65,536-step runs never fill the buffer, so there early transitions are drawn more.)
+# 2. The marginal $q_\theta(a^0\mid s)$ of a chain is an integral over all latent paths, with no closed form, so
+#    neither its KL nor an unbiased estimate of it is cheap. The per-step kernels are Gaussians with known
+#    densities, and by the chain rule of the KL, $K$ times the average per-step KL is the KL between the two
+#    *whole-path* distributions, which is at least the KL between the marginals (data processing). Bounding it is
+#    therefore safe but conservative: it is too tight when an update changes the latent paths much but the action
+#    distribution little, e.g. two chains that reach the same marginal along different intermediate latents.
+# 3. Outward, deeper into saturation. The latent entropy grows when the latent spreads, and once $|a^0|$ is large
+#    spreading it further changes neither the action ($\tanh$ is flat there) nor the reward, so the entropy bonus
+#    is free. The action-space entropy adds $\mathbb E\log(1-\tanh^2 a^0)$, which falls without bound as $|a^0|$ grows
+#    and pulls the latent back.
+# </details>
+#
 # **Next:** the exercises of notebooks 01–05 form a course; `README.md` lists them with their checkers.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"notebook ran in {time.time() - NOTEBOOK_START:.0f} s (SMOKE={SMOKE}; live training {TRAIN_S:.0f} s)")
+print(f"Top to bottom: {time.perf_counter() - NOTEBOOK_START:.0f} s (SMOKE={SMOKE}; live training {TRAIN_S:.0f} s)")
