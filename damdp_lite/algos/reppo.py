@@ -197,9 +197,10 @@ def wpo_surrogate(grad_ell: torch.Tensor, grad_q: torch.Tensor, temperature: tor
     """L_WPO per state, `(B,)`: sum_i sg(T g_ell - g_Q)_i g_ell_i; inputs `(B, d)` (§5.2).
 
     With a = sg(x_hat), g_Q = grad_a Q(s~, a) (stop-gradient) and g_ell(theta) = grad_a
-    ell_theta(s~, a), its gradient (grad_theta g_ell)^T (T g_ell - g_Q) is a step of the
-    Wasserstein gradient flow of E[T ell - Q] (official code: no inverse-Fisher
-    preconditioning, D10); it uses grad_a Q without reparameterising through the sample.
+    ell_theta(s~, a), its gradient (grad_theta g_ell)^T (T g_ell - g_Q) follows the
+    Wasserstein gradient of E[T ell - Q] without WPO's inverse-Fisher preconditioner (as the
+    official code, D10): a WPO-inspired surrogate, not a Wasserstein gradient-flow step. It
+    uses grad_a Q without reparameterising through the sample.
     """
     return ((temperature.detach() * grad_ell - grad_q).detach() * grad_ell).sum(-1)
 
