@@ -1,5 +1,5 @@
-"""Bandit experiments of issue 3: Gaussian vs diffusion policies trained with the package's PPO
-on the one-step bandits of method.md §7.1-7.2, against the exact MaxEnt optimum exp(r/T)/Z.
+"""Bandit experiments: Gaussian vs diffusion policies trained with the package's PPO on the
+one-step bandits of method.md §7.1-7.2, against the exact MaxEnt optimum exp(r/T)/Z.
 
 Every experiment is `run_<name>(seeds=(0, 1, 2), smoke=False) -> dict` with fixed seeds and
 the configs below; `EXPERIMENTS` maps names to them (merged by `benchmarks/toys.py`). Nothing
@@ -13,9 +13,12 @@ What each result holds, per seed and as means over seeds:
   untrained and of the trained policy, plus a few points along training;
 - J(marginal) = T (log Z - KL(q || pi*)) by exact 1-D quadrature (1-D only; for 2-D the
   plug-in histogram KL of benchmarks.md §3 is reported instead);
+- 2-D only, tanh saturation (`metrics.box_saturation`): the fraction of actions within 0.01
+  of the box's edge (max_i |a_i| > 0.99, i.e. a latent |a^0_i| > atanh(0.99) = 2.65) and
+  within 0.05 of a corner (min_i |a_i| > 0.95), next to the exact fractions of pi*;
 - T log Z, the best Gaussian's J (1-D), wall-clock seconds of each training run.
 
-Config notes (probes on 2 shared CPU cores; details in notebook 02 and the issue-3 report):
+Config notes (probes on 2 shared CPU cores; details in notebook 02):
 - One PPO config for every bandit run (`PPO_BANDIT`): 512 envs x 4 env steps per rollout,
   8 epochs x 4 minibatches, lr 2e-3, 2 x 64 networks, 120k env steps (96k on the 2-D bandit,
   whose env steps cost more), so that each experiment (3 seeds x 2 policies) fits in ~3 minutes.
@@ -30,6 +33,11 @@ Config notes (probes on 2 shared CPU cores; details in notebook 02 and the issue
   e^{-1/T}) and J(marginal).
 - Longer runs at lr 2e-3 became unstable in two probes (J_bound estimates of -2.7 and -3e7 after
   ~150k env steps, rare chains thrown far out), hence the 120k budget.
+- Four modes, the prior's width: with the official sigma_0 = prior_std = 3 the prior puts most
+  latents far beyond atanh(0.8) = 1.1, and within the budget the chain leaves too many of them
+  saturated, piled up in the corners of the box. `four_modes_*_prior1` train the same diffusion
+  policy with sigma_0 = 1 (`DIFFUSION_2D_PRIOR1`); `four_modes_dql_long` the sigma_0 = 3 one
+  for twice the env steps, to tell a short budget from a wide prior.
 """
 
 from __future__ import annotations
@@ -45,11 +53,14 @@ import torch
 
 import damdp_lite as dl
 import damdp_lite.envs  # noqa: F401  (registers the toy envs)
+from damdp_lite import metrics
 from damdp_lite.presets import (
     DIFFUSION_1D,
     DIFFUSION_2D,
+    DIFFUSION_2D_PRIOR1,
     DOUBLE_WELL_ID,
     FOUR_MODES_DQL_REWARDS,
+    FOUR_MODES_ENV_STEPS,
     FOUR_MODES_EQUAL_REWARDS,
     FOUR_MODES_SIGMA_R,
     FOUR_MODES_T,
@@ -104,6 +115,13 @@ def centred_gaussian_double_well(temperature: float) -> dict:
     return {"j": j, "mean": 0.0, "var": v, "d2j_dm2": 4 - 12 * v}
 
 
+def exact_box_saturation(target: dl.Target, temperature: float, n: int = 801) -> dict:
+    """`metrics.box_saturation` of pi* = exp(r/T)/Z on [-1, 1]^2 (midpoint rule, n^2 cells)."""
+    c = -1 + (torch.arange(n, dtype=torch.float64) + 0.5) * 2 / n
+    grid = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
+    return metrics.box_saturation(grid, torch.softmax(target.reward(grid) / temperature, 0))
+
+
 def double_well_references(temperature: float) -> dict:
     target = dl.DoubleWell1D()
     best = dl.best_gaussian_1d(target, temperature)
@@ -154,6 +172,7 @@ def evaluate(policy: dl.ChainPolicy, target: dl.Target, T: float, n_eval: int,
         res["dip_ratio"] = dens(0.0) / max(dens(-1.0), dens(1.0))
     else:
         res["j_hist"] = T * (est.log_z - kl_q_pi)  # plug-in, biased; labelled as such
+        res.update(metrics.box_saturation(x))
     return res
 
 
@@ -220,7 +239,7 @@ def _run_policies(env_id: str, target: dl.Target, T: float, policies: dict[str, 
         keys = ["masses_mc", "j_bound_start", "j_bound", "hist_kl_q_pi", "hist_kl_pi_q",
                 "train_seconds"]
         keys += (["mass_pos_quad", "j_marginal", "kl_exact", "dip_ratio"] if target.dim == 1
-                 else ["j_hist"])
+                 else ["j_hist", "frac_edge", "frac_corners"])
         summary = {k: _mean(rows, k) for k in keys}
         config = config_fields(cfg)
         out[name] = {"config": config,
@@ -299,33 +318,40 @@ def _make_sweep(K: int, pairing: str) -> Callable[..., dict]:
     return run
 
 
-def _four_modes(mode_rewards: Sequence[float], seeds: Sequence[int], smoke: bool) -> dict:
+def _four_modes(mode_rewards: Sequence[float], seeds: Sequence[int], smoke: bool,
+                policies: dict[str, dict] | None = None) -> dict:
     T, sigma_r = FOUR_MODES_T, FOUR_MODES_SIGMA_R
     env_id = four_mode_env_id(mode_rewards, sigma_r)
     target = dl.FourModes2D(mode_rewards=mode_rewards, sigma_r=sigma_r)
     t0 = time.perf_counter()
     log_z = target.log_z(T)
-    res = _run_policies(env_id, target, T, {"diffusion": DIFFUSION_2D, "gaussian": GAUSSIAN_2D},
-                        seeds, smoke, log_z=log_z)
+    policies = policies or {"diffusion": DIFFUSION_2D, "gaussian": GAUSSIAN_2D}
+    res = _run_policies(env_id, target, T, policies, seeds, smoke, log_z=log_z)
     exact = target.exact_mode_masses(T).tolist()
     res["references"] = {"temperature": T, "sigma_r": sigma_r, "mode_rewards": list(mode_rewards),
                          "mode_names": list(target.mode_names), "exact_masses": exact,
                          "softmax_masses": target.softmax_masses(T).tolist(),
-                         "log_z": log_z, "t_log_z": T * log_z}
+                         "log_z": log_z, "t_log_z": T * log_z,
+                         "exact_saturation": exact_box_saturation(target, T)}
     checks: dict = {}  # measured facts, not assertions
-    for name in ("diffusion", "gaussian"):
+    for name in policies:
         for r in res[name]["per_seed"]:
             dev = [abs(a - b) for a, b in zip(r["masses_mc"], exact, strict=True)]
             r["max_abs_dev"] = max(dev)
             r["tv_distance"] = 0.5 * sum(dev)
             r["modes_covered_gt_0.02"] = int(sum(m > 0.02 for m in r["masses_mc"]))
-    d, g = res["diffusion"]["per_seed"], res["gaussian"]["per_seed"]
+    d = res["diffusion"]["per_seed"]
     checks.update({
         "diffusion_within_0.05_every_mode_every_seed": all(r["max_abs_dev"] <= 0.05 for r in d),
         "diffusion_max_abs_dev": max(r["max_abs_dev"] for r in d),
-        "gaussian_modes_covered": [r["modes_covered_gt_0.02"] for r in g],
-        "gaussian_covers_one_mode_every_seed": all(r["modes_covered_gt_0.02"] == 1 for r in g),
-        "j_bound_rose_every_run": all(r["j_bound_rose"] for r in d + g)})
+        "j_bound_rose_every_run": all(r["j_bound_rose"] for n in policies
+                                      for r in res[n]["per_seed"])})
+    if "gaussian" in res:
+        g = res["gaussian"]["per_seed"]
+        checks.update({
+            "gaussian_modes_covered": [r["modes_covered_gt_0.02"] for r in g],
+            "gaussian_covers_one_mode_every_seed": all(r["modes_covered_gt_0.02"] == 1
+                                                       for r in g)})
     res["checks"] = checks
     res["seconds"] = time.perf_counter() - t0
     return res
@@ -342,6 +368,25 @@ def run_four_modes_dql(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) ->
     return _four_modes(FOUR_MODES_DQL_REWARDS, seeds, smoke)
 
 
+def run_four_modes_dql_prior1(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) -> dict:
+    """The Diffusion-QL four-mode bandit with a narrower prior, sigma_0 = prior_std = 1
+    (`DIFFUSION_2D_PRIOR1`; diffusion only, the Gaussian is that of `four_modes_dql`)."""
+    return _four_modes(FOUR_MODES_DQL_REWARDS, seeds, smoke, {"diffusion": DIFFUSION_2D_PRIOR1})
+
+
+def run_four_modes_equal_prior1(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) -> dict:
+    """The equal-reward four-mode bandit with sigma_0 = prior_std = 1 (diffusion only)."""
+    return _four_modes(FOUR_MODES_EQUAL_REWARDS, seeds, smoke,
+                       {"diffusion": DIFFUSION_2D_PRIOR1})
+
+
+def run_four_modes_dql_long(seeds: Sequence[int] = (0, 1, 2), smoke: bool = False) -> dict:
+    """The Diffusion-QL four-mode bandit, official sigma_0 = 3, for twice the env steps
+    (diffusion only): does a longer budget do what a narrower prior does?"""
+    long = {**DIFFUSION_2D, "total_env_steps": 2 * FOUR_MODES_ENV_STEPS}
+    return _four_modes(FOUR_MODES_DQL_REWARDS, seeds, smoke, {"diffusion": long})
+
+
 EXPERIMENTS: dict[str, Callable[..., dict]] = {
     "double_well_T025": run_double_well_T025,
     "double_well_T025_slow": run_double_well_T025_slow,
@@ -350,6 +395,9 @@ EXPERIMENTS: dict[str, Callable[..., dict]] = {
        for p in ("previous", "same")},
     "four_modes_equal": run_four_modes_equal,
     "four_modes_dql": run_four_modes_dql,
+    "four_modes_dql_prior1": run_four_modes_dql_prior1,
+    "four_modes_equal_prior1": run_four_modes_equal_prior1,
+    "four_modes_dql_long": run_four_modes_dql_long,
 }
 """`{name: fn(seeds, smoke) -> dict}`, merged by `benchmarks/toys.py`."""
 
@@ -361,7 +409,10 @@ EXPERIMENTS: dict[str, Callable[..., dict]] = {
 _KEEP = ("seed", "train_seconds", "env_steps", "j_bound_start", "j_bound_curve", "j_bound",
          "j_bound_se", "masses_mc", "mass_pos_quad", "j_marginal", "kl_exact", "kl_upper",
          "dip_ratio", "hist_kl_q_pi", "hist_kl_pi_q", "j_hist", "max_abs_dev", "tv_distance",
-         "gauss_mean", "gauss_std")
+         "frac_edge", "frac_corners", "gauss_mean", "gauss_std", "latent_mean", "latent_std",
+         "step_sizes")
+"""Per-seed keys kept in the summary (`gauss_mean`/`gauss_std`: the Gaussian's latent mean and
+std under the names of the runs made before `describe` said `latent_mean`/`latent_std`)."""
 
 
 def _round(x, nd: int = 4):
@@ -396,8 +447,41 @@ def summarise(results: dict) -> dict:
     return _round(out)
 
 
-if __name__ == "__main__":  # python benchmarks/toys_bandits.py toys.json > 02_bandits.json
+def update(shipped: dict, results: dict, note: str) -> dict:
+    """`shipped` (a `summarise` output) with the experiments of `results` (a `toys.py --json`
+    output of some experiments) summarised and put in place of, or next to, its own entries;
+    `note` says in the meta what was re-run. The double-well sweep is replaced only when
+    `results` holds sweep experiments."""
+    new = summarise(results)
+    out = {"main": {**shipped["main"], **new["main"]},
+           "sweep": new["sweep"] or shipped["sweep"], "meta": dict(shipped["meta"])}
+    out["meta"]["updates"] = [*out["meta"].get("updates", []),
+                              {"experiments": sorted(new["main"]) + sorted(
+                                  {f"double_well_sweep_K{r['K']}_{r['pairing']}"
+                                   for r in new["sweep"]}),
+                               "total_seconds": new["meta"].get("total_seconds"),
+                               "torch": new["meta"].get("torch"), "note": note}]
+    return out
+
+
+if __name__ == "__main__":
+    # python benchmarks/toys_bandits.py toys.json > 02_bandits.json          (every experiment)
+    # python benchmarks/toys_bandits.py part.json --update 02_bandits.json --note "..."
+    #   (some experiments re-run: their entries replace those of the shipped file, in place)
+    import argparse
     import json
 
-    with open(sys.argv[1]) as f:
-        print(json.dumps(summarise(json.load(f)), indent=1))
+    ap = argparse.ArgumentParser(description="Summarise toys.py --json output for notebook 02")
+    ap.add_argument("results", help="output of benchmarks/toys.py --json")
+    ap.add_argument("--update", metavar="SHIPPED", help="merge into this summary file (in place)")
+    ap.add_argument("--note", default="", help="what was re-run and why (with --update)")
+    args = ap.parse_args()
+    with open(args.results) as f:
+        results = json.load(f)
+    if args.update:
+        with open(args.update) as f:
+            merged = update(json.load(f), results, args.note)
+        with open(args.update, "w") as f:
+            f.write(json.dumps(merged, indent=1) + "\n")
+    else:
+        print(json.dumps(summarise(results), indent=1))

@@ -17,7 +17,6 @@ import torch
 
 from .damdp import soft_reward_current
 from .diffusion import noise_kernel_log_prob
-from .metrics import window_density
 
 NOT_ATTEMPTED = "Exercise {n} not attempted; continuing with the reference implementation."
 PASSED = "Exercise {n}: all checks passed."
@@ -161,37 +160,188 @@ def _soft_reward_cases(seed: int = 0):
             yield dict(reward=reward, ell=ell, temperature=temperature)
 
 
+def _soft_reward_mistakes(reward, ell, temperature) -> dict[str, torch.Tensor]:
+    """What common wrong answers to exercise 2.1 return, `{what is wrong: (S, N)}`."""
+    on_k1 = reward != 0  # the rows that carry R~ (the cases draw no exact zero there)
+    return {
+        "the sign of the entropy term: r_soft = R~ - T ell_k (a log-ratio is paid, not earned)":
+            reward + temperature * ell,
+        "the temperature: the log-ratio is weighted by T, r_soft = R~ - T ell_k":
+            reward - ell,
+        "the scale: r_soft = R~ - T ell_k is in reward units; do not divide R~ by T":
+            reward / temperature - ell,
+        "which rows pay: every augmented step pays its own -T ell_k, not only the k = 1 row":
+            torch.where(on_k1, reward - temperature * ell, torch.zeros_like(reward)),
+        "the env reward: R~ is already 0 except on the k = 1 rows; add it as it is":
+            -temperature * ell,
+    }
+
+
 def check_soft_reward(fn: Callable, number: str = "2.1") -> Callable:
     """Check `fn(reward, ell, temperature) -> (S, N)` against
     `damdp_lite.damdp.soft_reward_current`, the PPO soft reward r_soft = R~ - T ell_k
-    (method.md §4.4, notebook 02 exercise)."""
-    return _check(fn, soft_reward_current, _soft_reward_cases(), number,
-                  "one soft reward per augmented transition",
-                  lambda c: f"temperature={c['temperature']}, rollout shape "
-                            f"{tuple(c['reward'].shape)}")
+    (method.md §4.4, notebook 02 exercise). A wrong answer that is a known mistake (the
+    entropy term's sign, T missing, R~ divided by T, -T ell_k on the k = 1 rows only, R~
+    left out) is named in the `AssertionError`."""
+
+    def diagnosed(**case):
+        got = fn(**case)
+        want = soft_reward_current(**case)
+        if isinstance(got, torch.Tensor) and got.shape == want.shape and not torch.allclose(
+                got.to(want.dtype), want, rtol=1e-5, atol=1e-5):
+            for name, wrong in _soft_reward_mistakes(**case).items():
+                if torch.allclose(got.to(wrong.dtype), wrong, rtol=1e-5, atol=1e-5):
+                    raise AssertionError(
+                        f"Exercise {number}: wrong soft rewards for temperature="
+                        f"{case['temperature']}: check {name}")
+        return got
+
+    passed = _check(diagnosed, soft_reward_current, _soft_reward_cases(), number,
+                    "one soft reward per augmented transition",
+                    lambda c: f"temperature={c['temperature']}, rollout shape "
+                              f"{tuple(c['reward'].shape)}")
+    return soft_reward_current if passed is soft_reward_current else fn
 
 
-def _window_density_cases(seed: int = 0):
-    """Per-state action samples `(S, n)` in (-1, 1), window centres `(C,)` and half-widths."""
+# ---------------------------------------------------------------------------------------------
+# Notebook 03 (turning wells): one env step as K augmented transitions
+# ---------------------------------------------------------------------------------------------
+
+AUGMENTED_STEP_KEYS = ("k", "a_k", "a_prev", "ell", "reward", "terminated", "next_obs",
+                       "next_k")
+"""What exercise 3.1's function returns for one env step, each with K rows (rollout order)."""
+
+
+def augmented_step_reference(obs: torch.Tensor, next_obs: torch.Tensor, latents: torch.Tensor,
+                             log_ratios: torch.Tensor, reward: torch.Tensor,
+                             terminated: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The K augmented transitions of one env step of N envs (method.md §4.1, I1), in the
+    order and layout of `damdp.collect_rollout`: row i holds the step k = K - i.
+
+    Args:
+        obs, next_obs: the env observations s and s' of the env step, `(N, obs_dim)`.
+        latents: the chain, `(K + 1, N, d)` with `latents[k]` = a^k (as `ChainSample.latents`).
+        log_ratios: `(K, N)` with `log_ratios[k - 1]` = ell_k (as `ChainSample.log_ratios`).
+        reward, terminated: the env step's reward r(a^0) and termination flag, `(N,)`.
+    Returns:
+        `{key: (K, N) or (K, N, ...)}` for `AUGMENTED_STEP_KEYS`: k = K..1; a_k = a^k and
+        a_prev = a^{k-1} (the transition's action); ell = ell_k; reward and terminated on the
+        k = 1 row only (0 elsewhere); next_obs = s while the env state is frozen (k > 1) and s'
+        after the k = 1 step; next_k = k - 1, and K after k = 1 (s~' starts a fresh chain).
+    """
+    K = latents.shape[0] - 1
+    k = torch.arange(K, 0, -1)  # (K,)
+    last = (k == 1)[:, None]  # (K, 1): the k = 1 row, where the env steps
+    N = reward.shape[0]
+    zeros = torch.zeros(K, N, dtype=reward.dtype)
+    return {
+        "k": k[:, None].expand(K, N),
+        "a_k": latents.flip(0)[:-1],  # a^K, ..., a^1
+        "a_prev": latents.flip(0)[1:],  # a^{K-1}, ..., a^0
+        "ell": log_ratios.flip(0),  # ell_K, ..., ell_1
+        "reward": torch.where(last, reward, zeros),
+        "terminated": torch.where(last, terminated.to(reward.dtype), zeros),
+        "next_obs": torch.where(last[..., None], next_obs, obs),
+        "next_k": torch.where(k > 1, k - 1, K)[:, None].expand(K, N),
+    }
+
+
+def _augmented_step_mistakes(obs, next_obs, latents, log_ratios, reward, terminated
+                             ) -> dict[str, dict[str, torch.Tensor]]:
+    """Common wrong values of single entries, `{key: {what is wrong: value}}`."""
+    K, N = log_ratios.shape
+    k = torch.arange(K, 0, -1)
+    return {
+        "k": {"k counts down along the rows: row 0 is the first denoising step, k = K, and the "
+              "last row is k = 1": torch.arange(1, K + 1)[:, None].expand(K, N)},
+        "a_k": {"the order: latents[k] is a^k, so row i (k = K - i) holds latents[K - i]; "
+                "flip latents": latents[:-1],
+                "off by one: a_k is the latent *before* the step, a^k = latents[k], not "
+                "a^{k-1}": latents.flip(0)[1:]},
+        "a_prev": {"the order: row i (k = K - i) holds a^{k-1} = latents[K - i - 1]; flip "
+                   "latents": latents[1:],
+                   "off by one: a_prev is the latent the step produces, a^{k-1}, not a^k":
+                       latents.flip(0)[:-1]},
+        "ell": {"the order: log_ratios[k - 1] is ell_k, so row i (k = K - i) holds "
+                "log_ratios[K - 1 - i]; flip log_ratios": log_ratios},
+        "reward": {"which row pays: the env reward belongs to the k = 1 row (the last one, "
+                   "where the env steps), 0 on the other K - 1 rows":
+                       torch.zeros(K, N, dtype=reward.dtype).index_copy(0, torch.tensor([0]),
+                                                                       reward[None]),
+                   "the env pays once per env step: put r(a^0) on the k = 1 row only, not on "
+                   "every row": reward[None].expand(K, N)},
+        "terminated": {"the env ends an episode only where it steps: terminated on the k = 1 "
+                       "row only": terminated[None].expand(K, N).to(reward.dtype)},
+        "next_obs": {"the env state is frozen inside the chain: next_obs is s for k > 1 and s' "
+                     "only after the k = 1 step": next_obs[None].expand(K, *next_obs.shape),
+                     "the env steps at the end of the chain: next_obs is s' after the k = 1 "
+                     "step": obs[None].expand(K, *obs.shape)},
+        "next_k": {"after the k = 1 step the next augmented state starts a fresh chain: "
+                   "next_k = K there, not 0": (k - 1)[:, None].expand(K, N)},
+    }
+
+
+def _augmented_step_cases(seed: int = 0):
+    """One env step of N envs for K = 4, 8 and 1 (a Gaussian policy; last, since there some
+    mistakes give the right answer); latents `(K + 1, N, d)`, rewards never exactly 0, some
+    envs terminated."""
     g = torch.Generator().manual_seed(seed)
-    for S, n in [(1, 50), (8, 400), (3, 1000)]:
-        actions = torch.tanh(torch.randn(S, n, generator=g, dtype=torch.float64))
-        for centres, half_width in [((0.0, -0.5, 0.5), 0.05), ((0.0,), 0.2),
-                                    ((-0.9, 0.1, 0.3, 0.7), 0.1)]:
-            yield dict(actions=actions, centres=torch.tensor(centres, dtype=torch.float64),
-                       half_width=half_width)
+    for K, N, d, obs_dim in [(4, 5, 2, 3), (8, 2, 1, 2), (1, 3, 1, 2)]:
+        yield dict(obs=torch.randn(N, obs_dim, generator=g),
+                   next_obs=torch.randn(N, obs_dim, generator=g),
+                   latents=3 * torch.randn(K + 1, N, d, generator=g),
+                   log_ratios=torch.randn(K, N, generator=g),
+                   reward=1 + torch.rand(N, generator=g),
+                   terminated=(torch.arange(N) % 2 == 1).float())
 
 
-def check_window_density(fn: Callable, number: str = "3.1") -> Callable:
-    """Check `fn(actions, centres, half_width) -> (S, C)`, the box-window density estimate
-    p_hat(c) = #{|a - c| < h} / (2 h n) per state, against `damdp_lite.metrics.window_density`
-    (notebook 03 exercise; the estimator behind its bimodality test). A tensor or a NumPy array
-    is accepted as the answer."""
-
-    return _check(fn, window_density, _window_density_cases(), number,
-                  "one density per state and window centre",
-                  lambda c: f"half_width={c['half_width']}, centres {c['centres'].tolist()}",
-                  tol=1e-6, kind="an array")
+def check_augmented_step(fn: Callable, number: str = "3.1") -> Callable:
+    """Check `fn(obs, next_obs, latents, log_ratios, reward, terminated) -> {key: tensor}`, the
+    K augmented transitions of one env step (`augmented_step_reference`, the layout of
+    `damdp.collect_rollout`; method.md §4.1), key by key (`AUGMENTED_STEP_KEYS`). A wrong
+    answer names the quantity, and the known mistake or else the first row (with its k) and
+    env that differ. Prints one fixed line; returns `fn`, or the reference when `fn` raises
+    `NotImplementedError`."""
+    try:
+        for case in _augmented_step_cases():
+            got = fn(**case)
+            want = augmented_step_reference(**case)
+            K = case["log_ratios"].shape[0]
+            where = f"K = {K}, N = {case['reward'].shape[0]}"
+            if not isinstance(got, dict):
+                raise AssertionError(f"Exercise {number}: expected a dict with keys "
+                                     f"{AUGMENTED_STEP_KEYS}, got {type(got).__name__}")
+            missing = [key for key in AUGMENTED_STEP_KEYS if key not in got]
+            if missing:
+                raise AssertionError(f"Exercise {number}: the answer has no {missing[0]!r}; "
+                                     f"expected the keys {AUGMENTED_STEP_KEYS}")
+            mistakes = _augmented_step_mistakes(**case)
+            for key in AUGMENTED_STEP_KEYS:
+                g_val, w_val = torch.as_tensor(got[key]), want[key]
+                if g_val.shape != w_val.shape:
+                    raise AssertionError(
+                        f"Exercise {number}: {key} ({where}): expected shape "
+                        f"{tuple(w_val.shape)} (K rows, k = K..1), got {tuple(g_val.shape)}")
+                g_val = g_val.to(w_val.dtype)
+                if torch.equal(g_val, w_val) or (w_val.is_floating_point() and torch.allclose(
+                        g_val, w_val, rtol=1e-6, atol=1e-6)):
+                    continue
+                for name, wrong in mistakes.get(key, {}).items():
+                    if torch.equal(g_val, wrong.to(w_val.dtype)) and not torch.equal(
+                            wrong.to(w_val.dtype), w_val):
+                        raise AssertionError(f"Exercise {number}: wrong {key} ({where}): "
+                                             f"{name}")
+                bad = (g_val - w_val).abs() > 1e-6
+                i, n = (int(j) for j in bad.nonzero()[0][:2])
+                raise AssertionError(
+                    f"Exercise {number}: wrong {key} ({where}) at row {i} (k = {K - i}), env "
+                    f"{n}: got {g_val[i, n].reshape(-1)[:3].tolist()}, expected "
+                    f"{w_val[i, n].reshape(-1)[:3].tolist()}")
+    except NotImplementedError:
+        print(NOT_ATTEMPTED.format(n=number))
+        return augmented_step_reference
+    print(PASSED.format(n=number))
+    return fn
 
 
 def _iqm_cases(seed: int = 0):

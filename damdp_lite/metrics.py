@@ -1,6 +1,6 @@
 """Measurements of sampled actions against the exact optimum: per-state statistics of the
-turning double-well (notebook 03), histograms, and mode-mass errors of the bandits (notebook
-02). The plots of these numbers are in `plotting`."""
+turning double-well (notebook 03), histograms, and mode-mass errors and tanh saturation
+(`box_saturation`) of the bandits (notebook 02). The plots of these numbers are in `plotting`."""
 
 from __future__ import annotations
 
@@ -85,3 +85,25 @@ def mode_mass_errors(measured, exact) -> dict[str, float]:
         raise ValueError(f"measured has shape {m.shape} and exact {e.shape}; expected two (M,)")
     dev = np.abs(m - e)
     return {"max_abs_dev": float(dev.max()), "tv": float(0.5 * dev.sum())}
+
+
+BOX_EDGE, BOX_CORNER = 0.99, 0.95
+"""Thresholds of `box_saturation`: at the edge when max_i |a_i| > BOX_EDGE (a latent beyond
+atanh(0.99) = 2.65), in a corner when min_i |a_i| > BOX_CORNER (both latents beyond 1.83)."""
+
+
+def box_saturation(actions, weights=None, edge: float = BOX_EDGE,
+                   corner: float = BOX_CORNER) -> dict[str, float]:
+    """How much of a squashed policy sits where tanh saturates, in the box [-1, 1]^d.
+
+    `actions`: `(n, d)` samples (or grid points); `weights`: optional `(n,)` masses summing to
+    1 (a density on a grid, e.g. the exact optimum) instead of equal sample weights. Returns
+    `frac_edge` (mass with max_i |a_i| > `edge`) and `frac_corners` (min_i |a_i| > `corner`).
+    """
+    a = np.abs(np.asarray(to_numpy(actions), float))
+    if a.ndim != 2:
+        raise ValueError(f"actions has shape {a.shape}; expected (n, d)")
+    w = np.full(a.shape[0], 1.0 / a.shape[0]) if weights is None else np.asarray(
+        to_numpy(weights), float)
+    return {"frac_edge": float(w @ (a.max(-1) > edge)),
+            "frac_corners": float(w @ (a.min(-1) > corner))}

@@ -168,6 +168,13 @@ final step (sigma_r = 0.1 at a = 0.8 is 0.28 wide in latent units), so the step 
 on the linear schedule with min 0.05 of the official multimodal-toy config (method.md §6):
 eta_1 = 0.084 instead of 0.5."""
 
+DIFFUSION_2D_PRIOR1 = {**DIFFUSION_2D, "prior_std": 1.0}
+"""`DIFFUSION_2D` with a narrower prior, sigma_0 = prior_std = 1 instead of the official 3. In
+the box [-1, 1]^2 the modes sit at a latent atanh(0.8) = 1.1; a prior of std 3 starts most
+latents far beyond it, where tanh saturates, and within the budget the chain leaves too many of
+them there (piled up in the corners). With sigma_0 = 1 the same chain and budget leave far fewer
+(`four_modes_*_prior1` in the shipped 02_bandits.json; notebook 02 §4)."""
+
 GAUSSIAN_2D = dict(policy="gaussian", tanh_jacobian=True, total_env_steps=FOUR_MODES_ENV_STEPS)
 """The Gaussian of the four-mode experiments (action-space entropy, as the diffusion one)."""
 

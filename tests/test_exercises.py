@@ -169,11 +169,34 @@ def test_soft_reward_checker_accepts_the_reference(fn, capsys):
     assert capsys.readouterr().out == "Exercise 2.1: all checks passed.\n"
 
 
-@pytest.mark.parametrize("broken", [entropy_sign_flipped, temperature_missing,
-                                    divided_by_temperature])
-def test_soft_reward_checker_rejects_wrong_values(broken, capsys):
-    with pytest.raises(AssertionError, match="Exercise 2.1: wrong values"):
+def entropy_on_k1_rows_only(reward, ell, temperature):
+    return torch.where(reward != 0, reward - temperature * ell, torch.zeros_like(reward))
+
+
+def reward_left_out(reward, ell, temperature):
+    return -temperature * ell
+
+
+def entropy_scaled(reward, ell, temperature):  # no known mistake: the entry is reported
+    return reward - 1.1 * temperature * ell
+
+
+@pytest.mark.parametrize("broken, message", [
+    (entropy_sign_flipped, "the sign of the entropy term"),
+    (temperature_missing, "the temperature"),
+    (divided_by_temperature, "the scale"),
+    (entropy_on_k1_rows_only, "which rows pay"),
+    (reward_left_out, "the env reward")])
+def test_soft_reward_checker_names_known_mistakes(broken, message, capsys):
+    with pytest.raises(AssertionError, match=f"Exercise 2.1: wrong soft rewards for "
+                                             f"temperature=0.25: check {message}"):
         exercises.check_soft_reward(broken)
+    assert capsys.readouterr().out == ""
+
+
+def test_soft_reward_checker_reports_other_wrong_values(capsys):
+    with pytest.raises(AssertionError, match="Exercise 2.1: wrong values"):
+        exercises.check_soft_reward(entropy_scaled)
     assert capsys.readouterr().out == ""
 
 

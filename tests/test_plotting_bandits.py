@@ -44,3 +44,32 @@ def test_bandit_figures_build():
                       ylabel="J_bound")
     assert len(fig.axes[0].lines) == 2
     plt.close(fig)
+
+
+def test_box_saturation_counts_edge_and_corner_mass():
+    from damdp_lite.metrics import box_saturation
+
+    a = torch.tensor([[0.0, 0.0], [0.995, 0.2], [-0.96, 0.97], [0.999, -0.999]])
+    # edge: rows 1 and 3 (max |a_i| > 0.99); corners: rows 2 and 3 (min |a_i| > 0.95)
+    assert box_saturation(a) == {"frac_edge": 0.5, "frac_corners": 0.5}
+    w = torch.tensor([0.7, 0.1, 0.1, 0.1])  # a density on grid points instead of samples
+    out = box_saturation(a, weights=w)
+    assert np.isclose(out["frac_edge"], 0.2) and np.isclose(out["frac_corners"], 0.2)
+    with pytest.raises(ValueError, match=r"actions has shape \(4,\); expected \(n, d\)"):
+        box_saturation(a[:, 0])
+
+
+def test_box_saturation_of_a_squashed_wide_gaussian_matches_its_normal_tails():
+    """tanh(x), x ~ N(0, s^2 I): a coordinate lands beyond 0.99 when |x| > atanh(0.99)."""
+    import math
+
+    from damdp_lite.metrics import box_saturation
+
+    s, n = 3.0, 400_000
+    x = torch.tanh(s * torch.randn(n, 2, generator=torch.Generator().manual_seed(0),
+                                   dtype=torch.float64))
+    one = math.erfc(math.atanh(0.99) / (s * math.sqrt(2)))  # P(|x_i| > atanh 0.99)
+    both = math.erfc(math.atanh(0.95) / (s * math.sqrt(2))) ** 2
+    out = box_saturation(x)
+    assert abs(out["frac_edge"] - (1 - (1 - one) ** 2)) < 4e-3
+    assert abs(out["frac_corners"] - both) < 4e-3
