@@ -50,14 +50,15 @@ DIAGNOSTICS = ("saturated", "kl", "kl_violation", "dq_dx", "clipped_targets", "t
 
 
 def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str]) -> None:
-    from damdp_lite.sweep import main as sweep_main
+    from damdp_lite.cli import main as cli_main
 
     for name in variants:
         sets = [f"{k}={json.dumps(v)}" for k, v in VARIANTS[name].items()]
-        argv = [str(root / name), "--algos", "diffreppo", "--envs", env, "--seeds",
+        argv = ["sweep", str(root / name), "--algos", "diffreppo", "--envs", env, "--seeds",
                 *map(str, seeds), "--steps", str(steps), "--eval-every", "48",
                 "--eval-episodes", "10", "--threads", "1"]
-        sweep_main(argv + (["--set", *sets] if sets else []))
+        if cli_main(argv + (["--set", *sets] if sets else [])) != 0:
+            raise SystemExit(f"the sweep of variant {name!r} did not finish; rerun to continue")
 
 
 def summarise_run(run_dir: Path) -> dict:
