@@ -29,7 +29,7 @@ TASKS = ("dm_control/cartpole-swingup-v0", "dm_control/pendulum-swingup-v0",
 """Five suite tasks of the paper's benchmark family, from the cheapest physics to contacts."""
 
 REFERENCE = ("HalfCheetah-v5",)
-"""Timed alongside by default: the Gymnasium MuJoCo task of notebooks 04-05, for scale."""
+"""Timed alongside by default: the Gymnasium MuJoCo task of notebooks 05-06, for scale."""
 
 
 def measure(env_ids: tuple[str, ...], num_envs: int, steps: int, slice_steps: int,

@@ -1,4 +1,4 @@
-"""The shipped MuJoCo runs of notebooks 04 and 05, each (env, algo, seed) in damdp_lite/shipped.
+"""The shipped MuJoCo runs of notebooks 05 and 06, each (env, algo, seed) in damdp_lite/shipped.
 
     python benchmarks/mujoco_runs.py --steps 500000                  # all runs, one after another
     python benchmarks/mujoco_runs.py --steps 500000 --shard 0/2      # half of them (two processes)

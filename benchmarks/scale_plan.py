@@ -5,8 +5,8 @@ runs it (README, "Sweeps and clusters").
     python benchmarks/scale_plan.py --json
 
 Speeds are env steps per second of one run on one CPU thread, read from the shipped benchmark
-results (`benchmarks/throughput.py` -> 04_throughput.json for PPO / DiffPPO K = 8,
-`benchmarks/runtime_ratio.py` -> 05_runtime_ratio.json for REPPO, WPO, SAC and their DA-MDP
+results (`benchmarks/throughput.py` -> 05_throughput.json for PPO / DiffPPO K = 8,
+`benchmarks/runtime_ratio.py` -> 06_runtime_ratio.json for REPPO, WPO, SAC and their DA-MDP
 versions, HalfCheetah-v5). The paper's scale: 12 DeepMind Control tasks x 7 seeds x 50M env
 steps per run (arXiv 2512.02019). GPU speeds join the table once `benchmarks/gpu_check.sh`
 has written damdp_lite/shipped/gpu/.
@@ -26,14 +26,14 @@ TASKS, SEEDS, STEPS = 12, 7, 50_000_000
 def speeds() -> dict[str, dict]:
     """{method: {"sps", "device", "source"}} from the shipped benchmark JSONs."""
     out = {}
-    thr = json.loads((SHIPPED / "04_throughput.json").read_text())
+    thr = json.loads((SHIPPED / "05_throughput.json").read_text())
     out["ppo"] = {"sps": thr["ours_ppo"]["sps"], "device": thr["device"],
-                  "source": "04_throughput.json"}
+                  "source": "05_throughput.json"}
     out["diffppo"] = {"sps": thr["ours_diffppo_k8"]["sps"], "device": thr["device"],
-                      "source": "04_throughput.json"}
-    rr = json.loads((SHIPPED / "05_runtime_ratio.json").read_text())
+                      "source": "05_throughput.json"}
+    rr = json.loads((SHIPPED / "06_runtime_ratio.json").read_text())
     for name, res in rr["learners"].items():
-        out[name] = {"sps": res["sps"], "device": rr["device"], "source": "05_runtime_ratio.json"}
+        out[name] = {"sps": res["sps"], "device": rr["device"], "source": "06_runtime_ratio.json"}
     gpu = SHIPPED / "gpu"  # written by benchmarks/gpu_check.sh on a GPU machine
     if (gpu / "gpu.json").exists():
         name = json.loads((gpu / "gpu.json").read_text())["gpu"]

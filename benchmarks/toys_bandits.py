@@ -18,7 +18,7 @@ What each result holds, per seed and as means over seeds:
   within 0.05 of a corner (min_i |a_i| > 0.95), next to the exact fractions of pi*;
 - T log Z, the best Gaussian's J (1-D), wall-clock seconds of each training run.
 
-Config notes (probes on 2 shared CPU cores; details in notebook 02):
+Config notes (probes on 2 shared CPU cores; details in notebook 03):
 - One PPO config for every bandit run (`PPO_BANDIT`): 512 envs x 4 env steps per rollout,
   8 epochs x 4 minibatches, lr 2e-3, 2 x 64 networks, 120k env steps (96k on the 2-D bandit,
   whose env steps cost more), so that each experiment (3 seeds x 2 policies) fits in ~3 minutes.
@@ -403,7 +403,7 @@ EXPERIMENTS: dict[str, Callable[..., dict]] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Compact summary for notebook 02 (damdp_lite/shipped/02_bandits.json)
+# Compact summary for notebook 03 (damdp_lite/shipped/03_bandits.json)
 # ---------------------------------------------------------------------------------------------
 
 _KEEP = ("seed", "train_seconds", "env_steps", "j_bound_start", "j_bound_curve", "j_bound",
@@ -426,7 +426,7 @@ def _round(x, nd: int = 4):
 
 
 def summarise(results: dict) -> dict:
-    """The numbers notebook 02 shows, from the output of `toys.py --json` (bandit entries)."""
+    """The numbers notebook 03 shows, from the output of `toys.py --json` (bandit entries)."""
     out: dict = {"main": {}, "sweep": [], "meta": results.get("_meta", {})}
     for name, res in results.items():
         if not isinstance(res, dict) or "references" not in res:
@@ -465,13 +465,13 @@ def update(shipped: dict, results: dict, note: str) -> dict:
 
 
 if __name__ == "__main__":
-    # python benchmarks/toys_bandits.py toys.json > 02_bandits.json          (every experiment)
-    # python benchmarks/toys_bandits.py part.json --update 02_bandits.json --note "..."
+    # python benchmarks/toys_bandits.py toys.json > 03_bandits.json          (every experiment)
+    # python benchmarks/toys_bandits.py part.json --update 03_bandits.json --note "..."
     #   (some experiments re-run: their entries replace those of the shipped file, in place)
     import argparse
     import json
 
-    ap = argparse.ArgumentParser(description="Summarise toys.py --json output for notebook 02")
+    ap = argparse.ArgumentParser(description="Summarise toys.py --json output for notebook 03")
     ap.add_argument("results", help="output of benchmarks/toys.py --json")
     ap.add_argument("--update", metavar="SHIPPED", help="merge into this summary file (in place)")
     ap.add_argument("--note", default="", help="what was re-run and why (with --update)")

@@ -14,7 +14,7 @@ the numbers are measured and returned; progress goes to stderr only.
     python benchmarks/toys_turning.py                 # 3 methods x 3 seeds, writes the JSON
     python benchmarks/toys_turning.py --smoke --out /tmp/turning.json
 
-The JSON (default `damdp_lite/shipped/03_turning_wells.json`) is what notebook 03 loads for its
+The JSON (default `damdp_lite/shipped/04_turning_wells.json`) is what notebook 04 loads for its
 3-seed figures.
 
 Per state (10^5 samples of the stochastic chain, 10^4 under smoke; `metrics.turning_state_stats`):
@@ -32,7 +32,7 @@ Per state (10^5 samples of the stochastic chain, 10^4 under smoke; `metrics.turn
 Per run: `bimodal_all8`, returns (training episodes of the last 10 % of iterations; evaluation
 episodes from every heading), wall-clock seconds (training, evaluation), the learned step sizes.
 
-Config (chosen by short probes on 2 shared CPU cores, see the notebook 03 text):
+Config (chosen by short probes on 2 shared CPU cores, see the notebook 04 text):
 - K = 8, `noising_step_pairing="same"`: with the official `"previous"` pairing, and with K = 4,
   the maximiser of J_bound itself is (nearly) flat at T = 0.05 (pathwise fits of the bound,
   no RL), so no RL budget could make it bimodal;
@@ -370,7 +370,7 @@ def _rounded(obj, nd: int = 5):
 
 def main(argv: list[str] | None = None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
-    default_out = os.path.join(here, "..", "damdp_lite", "shipped", "03_turning_wells.json")
+    default_out = os.path.join(here, "..", "damdp_lite", "shipped", "04_turning_wells.json")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--only", nargs="+", choices=[*METHODS, *REPPO_METHODS],

@@ -161,7 +161,7 @@ def _soft_reward_cases(seed: int = 0):
 
 
 def _soft_reward_mistakes(reward, ell, temperature) -> dict[str, torch.Tensor]:
-    """What common wrong answers to exercise 2.1 return, `{what is wrong: (S, N)}`."""
+    """What common wrong answers to exercise 3.1 return, `{what is wrong: (S, N)}`."""
     on_k1 = reward != 0  # the rows that carry R~ (the cases draw no exact zero there)
     return {
         "the sign of the entropy term: r_soft = R~ - T ell_k (a log-ratio is paid, not earned)":
@@ -177,10 +177,10 @@ def _soft_reward_mistakes(reward, ell, temperature) -> dict[str, torch.Tensor]:
     }
 
 
-def check_soft_reward(fn: Callable, number: str = "2.1") -> Callable:
+def check_soft_reward(fn: Callable, number: str = "3.1") -> Callable:
     """Check `fn(reward, ell, temperature) -> (S, N)` against
     `damdp_lite.damdp.soft_reward_current`, the PPO soft reward r_soft = R~ - T ell_k
-    (method.md §4.4, notebook 02 exercise). A wrong answer that is a known mistake (the
+    (method.md §4.4, notebook 03 exercise). A wrong answer that is a known mistake (the
     entropy term's sign, T missing, R~ divided by T, -T ell_k on the k = 1 rows only, R~
     left out) is named in the `AssertionError`."""
 
@@ -204,12 +204,12 @@ def check_soft_reward(fn: Callable, number: str = "2.1") -> Callable:
 
 
 # ---------------------------------------------------------------------------------------------
-# Notebook 03 (turning wells): one env step as K augmented transitions
+# Notebook 04 (turning wells): one env step as K augmented transitions
 # ---------------------------------------------------------------------------------------------
 
 AUGMENTED_STEP_KEYS = ("k", "a_k", "a_prev", "ell", "reward", "terminated", "next_obs",
                        "next_k")
-"""What exercise 3.1's function returns for one env step, each with K rows (rollout order)."""
+"""What exercise 4.1's function returns for one env step, each with K rows (rollout order)."""
 
 
 def augmented_step_reference(obs: torch.Tensor, next_obs: torch.Tensor, latents: torch.Tensor,
@@ -295,7 +295,7 @@ def _augmented_step_cases(seed: int = 0):
                    terminated=(torch.arange(N) % 2 == 1).float())
 
 
-def check_augmented_step(fn: Callable, number: str = "3.1") -> Callable:
+def check_augmented_step(fn: Callable, number: str = "4.1") -> Callable:
     """Check `fn(obs, next_obs, latents, log_ratios, reward, terminated) -> {key: tensor}`, the
     K augmented transitions of one env step (`augmented_step_reference`, the layout of
     `damdp.collect_rollout`; method.md §4.1), key by key (`AUGMENTED_STEP_KEYS`). A wrong
@@ -374,10 +374,10 @@ def _iqm_mistakes(values: list[float]) -> dict[str, float]:
     return out
 
 
-def check_iqm(fn: Callable, number: str = "4.1") -> Callable:
+def check_iqm(fn: Callable, number: str = "5.1") -> Callable:
     """Check `fn(values) -> float`, the interquartile mean (sort the n values, drop floor(n/4)
     at each end, average the rest: rliable's `metrics.aggregate_iqm`), against
-    `damdp_lite.results.iqm` (notebook 04 exercise). A float or 0-d tensor is accepted. A wrong
+    `damdp_lite.results.iqm` (notebook 05 exercise). A float or 0-d tensor is accepted. A wrong
     answer that is a known mistake (the mean, the median, unsorted values, the fractional-weight
     IQM, an asymmetric cut) is named in the `AssertionError`."""
     from .results import iqm  # lazy: results reads the training runner
@@ -439,10 +439,10 @@ def _value_and_gradients(loss_fn: Callable, number: str) -> Callable:
     return wrapped
 
 
-def check_reppo_actor_loss(fn: Callable, number: str = "5.1") -> Callable:
+def check_reppo_actor_loss(fn: Callable, number: str = "6.1") -> Callable:
     """Check `fn(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound) -> ()`, REPPO's actor
     loss with the trust-region switch, against `damdp_lite.algos.reppo.reppo_actor_loss`
-    (method.md §5.1 step 4; notebook 05 exercise): the value and its gradient with respect to
+    (method.md §5.1 step 4; notebook 06 exercise): the value and its gradient with respect to
     every input, so that the stop-gradients on T and lambda_KL are checked too."""
     from .algos.reppo import reppo_actor_loss  # lazy: the algos import the env stack
 

@@ -1,6 +1,6 @@
 """Measurements of sampled actions against the exact optimum: per-state statistics of the
-turning double-well (notebook 03), histograms, and mode-mass errors and tanh saturation
-(`box_saturation`) of the bandits (notebook 02). The plots of these numbers are in `plotting`."""
+turning double-well (notebook 04), histograms, and mode-mass errors and tanh saturation
+(`box_saturation`) of the bandits (notebook 03). The plots of these numbers are in `plotting`."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def turning_state_stats(actions, half_width: float = TURNING_HALF_WIDTH,
                         mass_range: tuple[float, float] = (0.3, 0.7),
                         valley_factor: float = 0.5, one_sided_mass: float = 0.9
                         ) -> dict[str, np.ndarray]:
-    """Per-state figures of the turning double-well (notebook 03) from action samples.
+    """Per-state figures of the turning double-well (notebook 04) from action samples.
 
     `actions`: `(S, n)`, n samples in each of S states. Returns `{name: (S,) array}`:
     `mass_pos` (fraction with a > 0), `dens_0`, `dens_m05`, `dens_p05` (`window_density` at

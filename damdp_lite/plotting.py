@@ -217,7 +217,7 @@ def _levels(ax: Axes, levels: Mapping[str, float] | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Toy samplers (notebooks 00-02): densities, chains, 2-D samples, training of the bound
+# Toy samplers (notebooks 00, 01 and 03): densities, chains, 2-D samples, training of the bound
 # ---------------------------------------------------------------------------------------------
 
 
@@ -363,7 +363,7 @@ def plot_bound_vs_steps(rows: Sequence[Mapping], t_log_z: float,
 
 
 # ---------------------------------------------------------------------------------------------
-# Turning double-well (notebook 03): per-state action statistics, histogram grid, paths
+# Turning double-well (notebook 04): per-state action statistics, histogram grid, paths
 # ---------------------------------------------------------------------------------------------
 
 def plot_state_histograms(counts: Mapping[str, object], edges, target=None, reward=None,
@@ -462,7 +462,7 @@ def plot_turning_paths(paths: Mapping[str, object], lim: float | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# Notebook 02: multimodal bandits (mode masses, training traces)
+# Notebook 03: multimodal bandits (mode masses, training traces)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -536,7 +536,7 @@ def write_video(frames: Sequence[np.ndarray], path: str, fps: int = 30) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Returns (notebooks 04-05)
+# Returns (notebooks 05-06)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -5,8 +5,8 @@ Each preset is a dict of flat config fields (the algorithm's and the policy's, b
 `*_config` function turns a method name into a validated config. The MuJoCo presets are the
 `mujoco()` classmethods of the algorithm configs.
 
-    turning_config("diffppo", seed=0)       notebook 03 (PPO family), notebook 05 (REPPO)
-    bandit_config(DOUBLE_WELL_ID, 0.25, 0, **DIFFUSION_1D)        notebook 02
+    turning_config("diffppo", seed=0)       notebook 04 (PPO family), notebook 06 (REPPO)
+    bandit_config(DOUBLE_WELL_ID, 0.25, 0, **DIFFUSION_1D)        notebook 03
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .policies import build_policy, policy_to_dict, tunable_fields
 from .utils import seed_everything
 
 # ---------------------------------------------------------------------------------------------
-# The turning double-well (notebooks 03 and 05; benchmarks/toys_turning.py)
+# The turning double-well (notebooks 04 and 06; benchmarks/toys_turning.py)
 # ---------------------------------------------------------------------------------------------
 
 TURNING_ID = "damdp_lite/TurningDoubleWell-v0"
@@ -122,7 +122,7 @@ def turning_policy(config: AlgoConfig) -> ChainPolicy:
 
 
 # ---------------------------------------------------------------------------------------------
-# Multimodal bandits (notebook 02; benchmarks/toys_bandits.py)
+# Multimodal bandits (notebook 03; benchmarks/toys_bandits.py)
 # ---------------------------------------------------------------------------------------------
 
 DOUBLE_WELL_ID = "damdp_lite/DoubleWellBandit-v0"
@@ -173,7 +173,7 @@ DIFFUSION_2D_PRIOR1 = {**DIFFUSION_2D, "prior_std": 1.0}
 the box [-1, 1]^2 the modes sit at a latent atanh(0.8) = 1.1; a prior of std 3 starts most
 latents far beyond it, where tanh saturates, and within the budget the chain leaves too many of
 them there (piled up in the corners). With sigma_0 = 1 the same chain and budget leave far fewer
-(`four_modes_*_prior1` in the shipped 02_bandits.json; notebook 02 §4)."""
+(`four_modes_*_prior1` in the shipped 03_bandits.json; notebook 03 §4)."""
 
 GAUSSIAN_2D = dict(policy="gaussian", tanh_jacobian=True, total_env_steps=FOUR_MODES_ENV_STEPS)
 """The Gaussian of the four-mode experiments (action-space entropy, as the diffusion one)."""

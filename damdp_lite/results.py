@@ -1,5 +1,5 @@
 """Reading shipped runs: learning curves on a common grid, bootstrap CIs over seeds, final
-returns and IQM, next to published anchors (notebook 04, benchmarks.md §2.1).
+returns and IQM, next to published anchors (notebook 05, benchmarks.md §2.1).
 
 A run directory holds `config.json` and `progress.csv` (`damdp_lite.train`). Its training
 return at an iteration is the mean return of the episodes that *finished* in that iteration
@@ -31,7 +31,7 @@ SHIPPED_RUNS = SHIPPED / "mujoco"
 
 
 def shipped(name: str) -> Path:
-    """Path of a shipped result file or run directory, e.g. `shipped("02_bandits.json")`;
+    """Path of a shipped result file or run directory, e.g. `shipped("03_bandits.json")`;
     works from an installed package as from a checkout. `ValueError` lists what exists."""
     path = SHIPPED / name
     if not path.exists():
@@ -129,7 +129,7 @@ def iqm(values: Sequence[float]) -> float:
     """Interquartile mean (Agarwal et al. 2021): sort the n values, drop floor(n/4) of them at
     each end and average the rest; rliable's `metrics.aggregate_iqm`, i.e.
     `scipy.stats.trim_mean(values, 0.25)`. n = 4: the mean of the middle two; n <= 3: nothing is
-    dropped (the mean); n = 10: the middle six. `ValueError` for no values. Exercise 4.1."""
+    dropped (the mean); n = 10: the middle six. `ValueError` for no values. Exercise 5.1."""
     from rliable import metrics
 
     x = np.asarray(values, float).reshape(-1)

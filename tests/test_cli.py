@@ -9,7 +9,7 @@ import pytest
 
 EXE = shutil.which("damdp-lite") or None
 
-_BOTH = ("ppo", "diffppo", "reppo", "diffreppo", "sac", "diffsac")  # notebooks 04, 05
+_BOTH = ("ppo", "diffppo", "reppo", "diffreppo", "sac", "diffsac")  # notebooks 05, 06
 _LABELS = {"HalfCheetah-v5": (*_BOTH, "wpo", "diffwpo"), "Hopper-v5": _BOTH}
 SHIPPED = [f"{e}_{a}_s{s}" for e, names in _LABELS.items() for a in names for s in range(3)]
 """The 42 shipped MuJoCo runs (damdp_lite/shipped/mujoco)."""

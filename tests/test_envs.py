@@ -341,7 +341,7 @@ def test_bad_arguments_through_make_and_temperature():
         TurningDoubleWellEnv().step(np.zeros(2))
 
 
-# --- notebook 03 helpers: the 8 states and x-y paths ----------------------------------------
+# --- notebook 04 helpers: the 8 states and x-y paths ----------------------------------------
 
 
 def test_turning_double_well_all_observations_and_rollout_paths():

@@ -160,13 +160,13 @@ def summed_over_envs(reward, ell, temperature):
 
 
 def stub_soft(reward, ell, temperature):
-    raise NotImplementedError("Exercise 2.1: write the soft reward")
+    raise NotImplementedError("Exercise 3.1: write the soft reward")
 
 
 @pytest.mark.parametrize("fn", [soft_reward_current, written_soft_reward])
 def test_soft_reward_checker_accepts_the_reference(fn, capsys):
     assert exercises.check_soft_reward(fn) is fn
-    assert capsys.readouterr().out == "Exercise 2.1: all checks passed.\n"
+    assert capsys.readouterr().out == "Exercise 3.1: all checks passed.\n"
 
 
 def entropy_on_k1_rows_only(reward, ell, temperature):
@@ -188,20 +188,20 @@ def entropy_scaled(reward, ell, temperature):  # no known mistake: the entry is 
     (entropy_on_k1_rows_only, "which rows pay"),
     (reward_left_out, "the env reward")])
 def test_soft_reward_checker_names_known_mistakes(broken, message, capsys):
-    with pytest.raises(AssertionError, match=f"Exercise 2.1: wrong soft rewards for "
+    with pytest.raises(AssertionError, match=f"Exercise 3.1: wrong soft rewards for "
                                              f"temperature=0.25: check {message}"):
         exercises.check_soft_reward(broken)
     assert capsys.readouterr().out == ""
 
 
 def test_soft_reward_checker_reports_other_wrong_values(capsys):
-    with pytest.raises(AssertionError, match="Exercise 2.1: wrong values"):
+    with pytest.raises(AssertionError, match="Exercise 3.1: wrong values"):
         exercises.check_soft_reward(entropy_scaled)
     assert capsys.readouterr().out == ""
 
 
 def test_soft_reward_checker_rejects_wrong_shape():
-    with pytest.raises(AssertionError, match=r"Exercise 2.1: expected a tensor of shape"):
+    with pytest.raises(AssertionError, match=r"Exercise 3.1: expected a tensor of shape"):
         exercises.check_soft_reward(summed_over_envs)
 
 
@@ -209,7 +209,7 @@ def test_soft_reward_checker_falls_back_on_not_implemented(capsys):
     fn = exercises.check_soft_reward(stub_soft)
     assert fn is soft_reward_current
     assert capsys.readouterr().out == (
-        "Exercise 2.1 not attempted; continuing with the reference implementation.\n")
+        "Exercise 3.1 not attempted; continuing with the reference implementation.\n")
 
 
 def test_soft_reward_cases_put_the_env_reward_on_k1_rows_only():
@@ -234,10 +234,10 @@ def test_check_iqm_passes_a_correct_answer_and_rejects_a_mean_and_a_median(capsy
         return float(x[k:len(x) - k].mean())
 
     assert exercises.check_iqm(sorted_iqm) is sorted_iqm
-    assert capsys.readouterr().out.strip() == "Exercise 4.1: all checks passed."
+    assert capsys.readouterr().out.strip() == "Exercise 5.1: all checks passed."
     for wrong, name in [(lambda values: float(np.mean(values)), "the plain mean"),
                         (lambda values: float(np.median(values)), "the median")]:
-        with pytest.raises(AssertionError, match=f"Exercise 4.1: wrong values .*{name}"):
+        with pytest.raises(AssertionError, match=f"Exercise 5.1: wrong values .*{name}"):
             exercises.check_iqm(wrong)
 
 
@@ -245,7 +245,7 @@ def test_check_iqm_accepts_scipy_and_a_tensor_and_names_the_other_known_mistakes
     import numpy as np
     from scipy.stats import trim_mean
 
-    def fractional(values):  # the definition exercise 4.1 used before rliable's
+    def fractional(values):  # the definition exercise 5.1 used before rliable's
         x = np.sort(np.asarray(values, float))
         n = len(x)
         w = np.clip(np.minimum(np.arange(1, n + 1), 0.75 * n)
@@ -265,7 +265,7 @@ def test_check_iqm_accepts_scipy_and_a_tensor_and_names_the_other_known_mistakes
         assert exercises.check_iqm(right) is right
     for wrong, name in [(fractional, "the fractional-weight IQM"), (unsorted, "sort them first"),
                         (asymmetric, r"x\[int\(0.25 n\):int\(0.75 n\)\]")]:
-        with pytest.raises(AssertionError, match=f"Exercise 4.1: wrong values .*{name}"):
+        with pytest.raises(AssertionError, match=f"Exercise 5.1: wrong values .*{name}"):
             exercises.check_iqm(wrong)
     with pytest.raises(AssertionError, match="expected a number of shape"):
         exercises.check_iqm(lambda values: [0.0])
@@ -288,7 +288,7 @@ def test_check_iqm_falls_back_to_the_reference(capsys):
 
     fn = exercises.check_iqm(stub)
     assert capsys.readouterr().out == (
-        "Exercise 4.1 not attempted; continuing with the reference implementation.\n")
+        "Exercise 5.1 not attempted; continuing with the reference implementation.\n")
     assert fn is iqm and fn([1.0, 2.0, 3.0, 4.0]) == 2.5
 
 
@@ -303,7 +303,7 @@ def _actor_loss_answer(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
 
 def test_check_reppo_actor_loss_passes_a_correct_answer(capsys):
     assert exercises.check_reppo_actor_loss(_actor_loss_answer) is _actor_loss_answer
-    assert capsys.readouterr().out.strip() == "Exercise 5.1: all checks passed."
+    assert capsys.readouterr().out.strip() == "Exercise 6.1: all checks passed."
 
 
 def test_check_reppo_actor_loss_rejects_missing_stop_gradients_and_switch():
@@ -318,9 +318,9 @@ def test_check_reppo_actor_loss_rejects_missing_stop_gradients_and_switch():
                            lagrangian.detach() * kl)
 
     for wrong in (no_sg, no_switch):
-        with pytest.raises(AssertionError, match="Exercise 5.1: wrong values"):
+        with pytest.raises(AssertionError, match="Exercise 6.1: wrong values"):
             exercises.check_reppo_actor_loss(wrong)
-    with pytest.raises(AssertionError, match=r"Exercise 5.1: expected a 0-d tensor .* got \(6,\)"):
+    with pytest.raises(AssertionError, match=r"Exercise 6.1: expected a 0-d tensor .* got \(6,\)"):
         exercises.check_reppo_actor_loss(per_state)
 
 
@@ -346,7 +346,7 @@ def test_check_reppo_actor_loss_shows_the_first_entry_that_differs():
 
     case = next(exercises._reppo_actor_cases())
     B = case["q_hat"].shape[0]
-    want = exercises._value_and_gradients(_actor_loss_answer, "5.1")(**case)
+    want = exercises._value_and_gradients(_actor_loss_answer, "6.1")(**case)
     first_inside = int((case["kl"] < case["kl_bound"]).nonzero()[0])
     expected = {
         no_sg_t: rf"entry \[{3 * B + 1}\] \(dL/dT, which must be 0: .*detach\(\)\): got "
@@ -363,7 +363,7 @@ def test_check_reppo_actor_loss_shows_the_first_entry_that_differs():
         with pytest.raises(AssertionError) as err:
             exercises.check_reppo_actor_loss(wrong)
         msg = str(err.value)
-        assert msg.startswith(f"Exercise 5.1: wrong values for {B} states, "
+        assert msg.startswith(f"Exercise 6.1: wrong values for {B} states, "
                               f"kl_bound={case['kl_bound']}: first difference at "), msg
         assert re.search(pattern, msg), (wrong.__name__, msg)
 
@@ -399,4 +399,4 @@ def test_check_reppo_actor_loss_falls_back_to_the_reference(capsys):
         raise NotImplementedError
 
     assert exercises.check_reppo_actor_loss(stub) is reppo_actor_loss
-    assert "5.1 not attempted" in capsys.readouterr().out
+    assert "6.1 not attempted" in capsys.readouterr().out

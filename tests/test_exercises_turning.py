@@ -1,4 +1,4 @@
-"""Checker of notebook 03's exercise 3.1 (one env step as K augmented transitions): accepts the
+"""Checker of notebook 04's exercise 4.1 (one env step as K augmented transitions): accepts the
 reference, a written solution and the rows `collect_rollout` writes; names the quantity and the
 mistake of broken variants; falls back when not attempted."""
 
@@ -65,20 +65,20 @@ def test_reference_and_written_solution_pass(capsys):
     ref = exercises.augmented_step_reference
     assert exercises.check_augmented_step(ref) is ref
     assert exercises.check_augmented_step(written_solution) is written_solution
-    assert capsys.readouterr().out == "Exercise 3.1: all checks passed.\n" * 2
+    assert capsys.readouterr().out == "Exercise 4.1: all checks passed.\n" * 2
 
 
 @pytest.mark.parametrize("name", MISTAKES)
 def test_known_mistakes_are_named(name, capsys):
     broken, message = MISTAKES[name]
-    with pytest.raises(AssertionError, match=r"Exercise 3\.1: " + message):
+    with pytest.raises(AssertionError, match=r"Exercise 4\.1: " + message):
         exercises.check_augmented_step(broken)
     assert capsys.readouterr().out == ""
 
 
 def test_other_wrong_values_name_the_quantity_row_k_and_env():
     broken = one_wrong("ell", lambda o, c: 2 * o["ell"])
-    with pytest.raises(AssertionError, match=r"Exercise 3\.1: wrong ell \(K = 4, N = 5\) at row "
+    with pytest.raises(AssertionError, match=r"Exercise 4\.1: wrong ell \(K = 4, N = 5\) at row "
                                              r"0 \(k = 4\), env 0: got .* expected"):
         exercises.check_augmented_step(broken)
 
@@ -96,11 +96,11 @@ def test_wrong_shape_missing_key_and_wrong_type_are_named():
 
 def test_falls_back_on_not_implemented(capsys):
     def stub(obs, next_obs, latents, log_ratios, reward, terminated):
-        raise NotImplementedError("Exercise 3.1")
+        raise NotImplementedError("Exercise 4.1")
 
     assert exercises.check_augmented_step(stub) is exercises.augmented_step_reference
     assert capsys.readouterr().out == (
-        "Exercise 3.1 not attempted; continuing with the reference implementation.\n")
+        "Exercise 4.1 not attempted; continuing with the reference implementation.\n")
 
 
 def test_every_named_mistake_differs_from_the_answer_in_some_case():

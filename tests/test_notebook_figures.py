@@ -32,7 +32,7 @@ def _package_data() -> list[str]:
 def test_shipped_files_a_notebook_reads_are_package_data(source: Path) -> None:
     patterns = _package_data()
     for name in SHIPPED_NAME.findall(source.read_text(encoding="utf-8")):
-        glob = re.sub(r"\{[^}]*\}", "*", name)  # f"figures/02_masses_{name}.png"
+        glob = re.sub(r"\{[^}]*\}", "*", name)  # f"figures/03_masses_{name}.png"
         found = sorted((PACKAGE / "shipped").glob(glob))
         assert found, f"{source.name}: results.shipped({name!r}): no such file in the package"
         for path in found:

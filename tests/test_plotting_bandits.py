@@ -1,4 +1,4 @@
-"""Data behind notebook 02's figures (style.md §4: test the data functions, not pixels)."""
+"""Data behind notebook 03's figures (style.md §4: test the data functions, not pixels)."""
 
 import matplotlib
 

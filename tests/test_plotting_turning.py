@@ -1,4 +1,4 @@
-"""Data functions (`damdp_lite.metrics`) and figures of notebook 03 (turning double-well,
+"""Data functions (`damdp_lite.metrics`) and figures of notebook 04 (turning double-well,
 method.md §7.3, I7)."""
 
 import matplotlib.pyplot as plt

@@ -106,14 +106,14 @@ def test_evaluate_with_render_says_why_and_without_render_still_works(tmp_path):
 
 
 def test_notebook_04_video_cell_says_why_and_shows_the_repository_video(tmp_path, monkeypatch):
-    """The setup cell and the video cell of notebook 04, in a kernel that cannot load libEGL or
+    """The setup cell and the video cell of notebook 05, in a kernel that cannot load libEGL or
     libOSMesa (a sitecustomize.py hides them): one line saying why, the episode's return, the
     video kept in notebooks/figures/, no error, and nothing written."""
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    nb = nbformat.read(notebooks / "04_diffppo_mujoco.ipynb", as_version=4)
+    nb = nbformat.read(notebooks / "05_diffppo_mujoco.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    video = [c for c in code if "04_diffppo_video.mp4" in c.source]
-    assert len(video) == 1, "notebook 04 has one video cell"
+    video = [c for c in code if "05_diffppo_video.mp4" in c.source]
+    assert len(video) == 1, "notebook 05 has one video cell"
     mini = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[
         nbformat.v4.new_code_cell(code[0].source), nbformat.v4.new_code_cell(video[0].source)])
     (tmp_path / "sitecustomize.py").write_text(HIDE)

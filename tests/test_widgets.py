@@ -141,7 +141,7 @@ def test_descriptions_fit_and_line_up(fields):
     controls = widgets.controls_from_config(PPOConfig, fields, {
         "env_id": dict(options=["Hopper-v5"], value="Hopper-v5")})
     extra = W.Dropdown(options=["ppo"], value="ppo", description="algo", style=widgets.STYLE,
-                       layout=widgets.LAYOUT)  # as notebooks 04 and 05 build theirs
+                       layout=widgets.LAYOUT)  # as notebooks 05 and 06 build theirs
     widgets.training_panel({"algo": extra, **controls}, lambda **_: None)
     longest = max(len(f) for f in fields)
     width = max(150, widgets.CHAR_PX * longest + 12)

@@ -86,10 +86,10 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # | `00_tour` (this one) | the suite, the chain-policy protocol, a one-minute demo |
 # | `01_reverse_kl_bound` | the reverse-KL bound of a diffusion sampler, its gap, $K$, $\sigma_0$ and the noising kernel (no RL yet) |
 # | `02_maxent_rl_to_damdp` | MaxEnt RL in sequential form (soft values, $\pi^*\propto e^{Q^*/\mathcal T}$), the diffusion-augmented MDP, the per-step ratio, DiffPPO's actor advantage and DPPO as $\mathcal T=0$ |
-# | `02_multimodal_bandits` | DiffPPO against Gaussian PPO on bandits with exact optima; the bound's gap under RL |
-# | `03_turning_wells` | the paper's multimodal figure: DiffPPO bimodal in every state, Gaussian PPO and DPPO not |
-# | `04_diffppo_mujoco` | DiffPPO on Gymnasium MuJoCo: the training loop, the CLI, throughput, shipped runs |
-# | `05_reppo_wpo_sac` | DA-MDP REPPO, DA-MDP WPO and DiffSAC against their Gaussian bases REPPO, ME-WPO and SAC, on the toy and on MuJoCo |
+# | `03_multimodal_bandits` | DiffPPO against Gaussian PPO on bandits with exact optima; the bound's gap under RL |
+# | `04_turning_wells` | the paper's multimodal figure: DiffPPO bimodal in every state, Gaussian PPO and DPPO not |
+# | `05_diffppo_mujoco` | DiffPPO on Gymnasium MuJoCo: the training loop, the CLI, throughput, shipped runs |
+# | `06_reppo_wpo_sac` | DA-MDP REPPO, DA-MDP WPO and DiffSAC against their Gaussian bases REPPO, ME-WPO and SAC, on the toy and on MuJoCo |
 #
 # The method itself is written up in [`docs/method.md`](../docs/method.md), its symbols in
 # [`docs/notation.md`](../docs/notation.md) and the names it has had across the paper's versions in

@@ -661,7 +661,7 @@ print("T = 0: dest_loss = 0:", dest_loss(torch.ones_like(ell_now), log_pi_now, a
 #   gradient that flows through the learnable noising kernel (appendix G); together they follow the gradient of the
 #   MaxEnt objective. At $\mathcal T=0$ both corrections vanish and DiffPPO is DPPO.
 #
-# Next: the multimodal-bandits notebook ([`02_multimodal_bandits.ipynb`](02_multimodal_bandits.ipynb)) trains diffusion and
+# Next: the multimodal-bandits notebook ([`03_multimodal_bandits.ipynb`](03_multimodal_bandits.ipynb)) trains diffusion and
 # Gaussian policies with this PPO on bandits whose $\pi^*$ is known exactly.
 #
 # ## Exercises

@@ -13,13 +13,13 @@
 # ---
 
 # %% [markdown]
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/02_multimodal_bandits.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/02_multimodal_bandits.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/03_multimodal_bandits.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/03_multimodal_bandits.ipynb)
 
 # %% [markdown]
-# *This notebook is generated from `notebooks/src/02_multimodal_bandits.py` (jupytext): edit that file, then run `make notebooks-sync`.*
+# *This notebook is generated from `notebooks/src/03_multimodal_bandits.py` (jupytext): edit that file, then run `make notebooks-sync`.*
 
 # %% [markdown]
-# # 02 · Multimodal bandits: Gaussian vs diffusion policies under PPO
+# # 03 · Multimodal bandits: Gaussian vs diffusion policies under PPO
 #
 # Notebook 01 trained samplers by back-propagating through the chain. Here the same diffusion policy is
 # trained the way the paper trains it: as an **RL agent**, with the package's PPO on the diffusion-augmented
@@ -38,19 +38,19 @@
 
 # %% [markdown]
 # **Learning goals**
-# - *Explain* how PPO on the DA-MDP maximises the bound $J_{bound}$ of notebook 01, and check it on a rollout (exercise 2.1).
+# - *Explain* how PPO on the DA-MDP maximises the bound $J_{bound}$ of notebook 01, and check it on a rollout (exercise 3.1).
 # - *Train* Gaussian and diffusion policies with one PPO code path and compare them with the exact optimum $\pi^*$.
 # - *Diagnose* why a Gaussian gets stuck between two modes, and why "half the mass on each side" does not prove bimodality.
 # - *Diagnose* tanh saturation in a squashed diffusion policy, and measure how the prior's width $\sigma_0$ changes it.
 # - *Measure* the bound's gap against $K$ for both noising-step pairings.
 #
-# **Prerequisites:** notebooks 00 and 01; the method reference [`docs/method.md`](../docs/method.md) (§2 the bound,
+# **Prerequisites:** notebooks 00–02; the method reference [`docs/method.md`](../docs/method.md) (§2 the bound,
 # §3.1 squashing and the tanh Jacobian, §4 the DA-MDP, §7.1–7.2 these bandits) and the symbol table
 # [`docs/notation.md`](../docs/notation.md).
 #
 # **Estimated time:** reading ~30 min. Running top to bottom takes under 3 minutes on 2 CPU cores at the teaching
 # defaults (five short training runs; the last cell prints the measured time), and well under a minute with
-# `DAMDP_SMOKE=1`. The 3-seed results come with the repository (`damdp_lite/shipped/02_bandits.json`, §5).
+# `DAMDP_SMOKE=1`. The 3-seed results come with the repository (`damdp_lite/shipped/03_bandits.json`, §5).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -107,7 +107,7 @@ plotting.setup_style()
 HERE = Path.cwd()
 FIGURES = HERE / "figures" / "generated"  # what this notebook saves (git-ignored)
 FIGURES.mkdir(parents=True, exist_ok=True)
-shipped = json.loads(results.shipped("02_bandits.json").read_text())  # the 3-seed results (package data, §5)
+shipped = json.loads(results.shipped("03_bandits.json").read_text())  # the 3-seed results (package data, §5)
 print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}")
 
 
@@ -130,7 +130,7 @@ def seeds(experiment: str, policy: str, key: str) -> np.ndarray:
 # Mode masses alone do not say which policy is the better MaxEnt policy: §4 compares the objective itself.
 
 # %%
-display(*(Image(filename=results.shipped(f"figures/02_masses_{name}.png")) for name in ("double_well", "four_modes")))
+display(*(Image(filename=results.shipped(f"figures/03_masses_{name}.png")) for name in ("double_well", "four_modes")))
 
 # %% [markdown]
 # ## 1 · A bandit as a diffusion-augmented MDP
@@ -487,7 +487,7 @@ sure = int((jb_1 - 2 * se_1 > jb_g.max() + 2 * se_g.max()).sum())  # ... by more
 long_below = seeds(L4, "diffusion", "j_bound").max() < jb_g.min()
 corner_dist = math.hypot(1 - a_mode, 1 - a_mode)
 display(Markdown(
-    f"**Reading** (seed 0 above; below the 3 shipped seeds, {N_EVAL4:,} samples each, from `damdp_lite/shipped/02_bandits.json`):\n"
+    f"**Reading** (seed 0 above; below the 3 shipped seeds, {N_EVAL4:,} samples each, from `damdp_lite/shipped/03_bandits.json`):\n"
     f"- The **Gaussian** commits to the best quadrant, RD, in every seed (mass {span(seeds(D4, 'gaussian', 'masses_mc')[:, RD])}). "
     f"For it $J_{{bound}}$ is the exact $J$ ($K=1$: no gap): {span(jb_g)}. Its plug-in $\\mathrm{{KL}}(q\\|\\pi^*)$ is "
     f"{span(seeds(D4, 'gaussian', 'hist_kl_q_pi'), '.2f')}, and $\\mathrm{{KL}}(\\pi^*\\|q)$, which punishes the missing "
@@ -531,8 +531,8 @@ display(Markdown(
 # `python benchmarks/toys.py --json` runs every bandit experiment with 3 seeds, evaluating $10^5$ samples per policy
 # (the runs above are its seed-0 runs: same presets, same seed. Floating-point results differ between CPU models and
 # torch builds, so elsewhere the trained policies differ a little, as the first lines below show);
-# `python benchmarks/toys_bandits.py toys.json` compresses its output into `damdp_lite/shipped/02_bandits.json`
-# (package data: `damdp_lite.results.shipped("02_bandits.json")` finds it wherever the package is installed), which this
+# `python benchmarks/toys_bandits.py toys.json` compresses its output into `damdp_lite/shipped/03_bandits.json`
+# (package data: `damdp_lite.results.shipped("03_bandits.json")` finds it wherever the package is installed), which this
 # section reads; `--update` replaces the experiments of a partial re-run and records it in the file's `meta`.
 # `double_well_T025_slow` is the diffusion policy with `SLOW_PPO`.
 
@@ -578,12 +578,12 @@ for name, res in shipped["main"].items():
 mean = lambda exp, pol: np.mean(seeds(exp, pol, "masses_mc"), axis=0)  # noqa: E731
 fig = plotting.plot_mode_masses({"diffusion K=8 (PPO)": mean(DW, "diffusion"), "Gaussian (PPO)": mean(DW, "gaussian")},
                                 [0.5, 0.5], ["x < 0", "x ≥ 0"], title="Double well, T = 0.25")
-fig.savefig(FIGURES / "02_masses_double_well.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
+fig.savefig(FIGURES / "03_masses_double_well.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 fig = plotting.plot_mode_masses({"diffusion K=8, σ0=3": mean(D4, "diffusion"), "diffusion K=8, σ0=1": mean(P4, "diffusion"),
                                  "Gaussian": mean(D4, "gaussian")}, ex, target4.mode_names,
                                 title=f"Four modes, R = {FOUR_MODES_DQL_REWARDS}, T = {T4:g}")
-fig.savefig(FIGURES / "02_masses_four_modes.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
+fig.savefig(FIGURES / "03_masses_four_modes.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
 # %% [markdown]
@@ -729,7 +729,7 @@ widgets.training_panel(demo_controls(), run_demo)
 #
 # ## Exercises
 #
-# **Exercise 2.1 — the DA-MDP soft reward.** Write PPO's soft reward (2), $r^{soft}=\tilde R-\mathcal T\ell_k$, for a whole
+# **Exercise 3.1 — the DA-MDP soft reward.** Write PPO's soft reward (2), $r^{soft}=\tilde R-\mathcal T\ell_k$, for a whole
 # rollout. Inputs: `reward` $\tilde R$ and `ell` $\ell_k$, both of shape `(S, N)` (rollout rows × envs; $\tilde R$ is
 # non-zero only on the $k=1$ rows), and the temperature `temperature`. Output: shape `(S, N)`. The checker compares with
 # the package on random rollouts and names the mistake it recognises; if you skip the exercise it falls back to the
@@ -751,7 +751,7 @@ widgets.training_panel(demo_controls(), run_demo)
 # %%
 def my_soft_reward(reward, ell, temperature):
     """r_soft = R~ - T ell_k of eq. (2): returns (S, N)."""
-    raise NotImplementedError("Exercise 2.1: write the DA-MDP soft reward")
+    raise NotImplementedError("Exercise 3.1: write the DA-MDP soft reward")
 
 
 # %%

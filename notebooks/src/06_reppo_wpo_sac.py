@@ -13,15 +13,15 @@
 # ---
 
 # %% [markdown]
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/05_reppo_wpo_sac.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/05_reppo_wpo_sac.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/06_reppo_wpo_sac.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/06_reppo_wpo_sac.ipynb)
 
 # %% [markdown]
-# *This notebook is generated from `notebooks/src/05_reppo_wpo_sac.py` (jupytext): edit that file, then run `make notebooks-sync`.*
+# *This notebook is generated from `notebooks/src/06_reppo_wpo_sac.py` (jupytext): edit that file, then run `make notebooks-sync`.*
 
 # %% [markdown]
-# # 05 · REPPO, WPO and SAC on the diffusion-augmented MDP
+# # 06 · REPPO, WPO and SAC on the diffusion-augmented MDP
 #
-# DiffPPO (notebook 04) learns from returns alone: a likelihood ratio per chain step, weighted by an
+# DiffPPO (notebook 05) learns from returns alone: a likelihood ratio per chain step, weighted by an
 # advantage. The paper's best method, **DA-MDP REPPO**, and its siblings **DA-MDP WPO** and **DiffSAC**
 # instead learn a critic $Q(\tilde s, a^{k-1})$ on the augmented state $\tilde s=(s, a^k, k)$ and move
 # each chain step along that critic's *action gradient*. Each is one file in `damdp_lite/algos/`,
@@ -43,9 +43,9 @@
 #   and check both against finite differences.
 # - *Read* the turning double-well histograms and the MuJoCo table honestly: what the shipped budget
 #   shows and what it cannot.
-# - *Write* REPPO's trust-region actor loss (exercise 5.1).
+# - *Write* REPPO's trust-region actor loss (exercise 6.1).
 #
-# **Prerequisites:** notebooks 02–04 (soft rewards, the per-step bound, the runner).
+# **Prerequisites:** notebooks 02–05 (soft rewards, the per-step bound, the runner).
 # **Estimated time:** reading ~40 min. Running top to bottom on 2 CPU cores: under 3 minutes, most of it the live run of §5 (the
 # last cell prints the time); under `DAMDP_SMOKE=1` (CI) well under a minute. The shipped runs are
 # **not** re-run here (`benchmarks/mujoco_runs.py`, `benchmarks/toys_turning.py`).
@@ -101,12 +101,12 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 # pinned at +1.
 
 # %%
-Image(filename=results.shipped("figures/05_curves.png"))
+Image(filename=results.shipped("figures/06_curves.png"))
 
 # %% [markdown]
 # ## 1 · What changes from PPO
 #
-# | | DiffPPO (04) | DA-MDP REPPO | DA-MDP WPO | DiffSAC (reconstruction) |
+# | | DiffPPO (05) | DA-MDP REPPO | DA-MDP WPO | DiffSAC (reconstruction) |
 # |---|---|---|---|---|
 # | data | on-policy rollout | on-policy rollout | on-policy rollout | replay of augmented transitions |
 # | critic | $V(\tilde s)$ | $Q(\tilde s, a^{k-1})$, HL-Gauss bins | same, more bins | twin $Q$, MSE, Polyak targets |
@@ -281,21 +281,21 @@ print(f"cosine(pathwise, WPO surrogate) over all {flat(pathwise).numel()} parame
 #
 # **Trust region switch.** Inside $K\cdot\mathrm{KL}<\epsilon$ a state contributes the pathwise objective;
 # outside, only $\operatorname{sg}(\lambda)\,\mathrm{KL}$ pulls it back, and $\lambda$ itself grows while the mean KL
-# exceeds $\epsilon$ (`lagrangian_loss`). Exercise 5.1 below asks for exactly this switch.
+# exceeds $\epsilon$ (`lagrangian_loss`). Exercise 6.1 below asks for exactly this switch.
 #
 # ## 3 · The turning double-well: does REPPO's diffusion policy find both modes?
 #
 # The paper's toy (`damdp_lite/envs/turning.py`): 8 headings, the reward depends only on the turn, and the MaxEnt
-# optimum $\pi^*(a\mid s)\propto e^{r(a)/\mathcal T}$ has two modes at $a=\pm0.5$ in every state. Notebook 03
+# optimum $\pi^*(a\mid s)\propto e^{r(a)/\mathcal T}$ has two modes at $a=\pm0.5$ in every state. Notebook 04
 # showed DiffPPO bimodal in all 8 states and PPO (tanh-Gaussian) unimodal and *centred*, about half of its mass on
 # each side (its rows are in the table below). Here the same protocol for REPPO
-# (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out damdp_lite/shipped/05_turning_reppo.json`,
+# (`python benchmarks/toys_turning.py --only diffreppo gaussian_reppo --out damdp_lite/shipped/06_turning_reppo.json`,
 # 3 seeds each, $\mathcal T=0.05$ fixed so that the same exact optimum applies; the shipped file was run as
 # two processes, one per core, joined with `--merge`):
 
 # %%
-TOY = json.loads(results.shipped("05_turning_reppo.json").read_text())  # package data
-PPO_TOY = json.loads(results.shipped("03_turning_wells.json").read_text())
+TOY = json.loads(results.shipped("06_turning_reppo.json").read_text())  # package data
+PPO_TOY = json.loads(results.shipped("04_turning_wells.json").read_text())
 TEMPERATURE = TOY["results"]["diffreppo"]["temperature"]
 turning = TurningDoubleWellEnv()
 grid = np.linspace(-1, 1, 801)
@@ -304,7 +304,7 @@ reward = (grid, turning.reward_of_action(grid))
 lo, hi, bins = TOY["results"]["diffreppo"]["seeds"]["0"]["hist_edges"]
 edges = np.linspace(lo, hi, int(bins) + 1)
 ROWS = (("REPPO", TOY, "gaussian_reppo"), ("DA-MDP REPPO", TOY, "diffreppo"),
-        ("PPO (nb 03)", PPO_TOY, "gaussian_ppo"), ("DiffPPO (nb 03)", PPO_TOY, "diffppo"))
+        ("PPO (nb 04)", PPO_TOY, "gaussian_ppo"), ("DiffPPO (nb 04)", PPO_TOY, "diffppo"))
 counts = {label: np.array(src["results"][m]["seeds"]["0"]["hist_counts"]) for label, src, m in ROWS}
 KIND = {label: "gaussian" if m.startswith("gaussian") else "diffusion" for label, _, m in ROWS}
 heads = [f"{h}°" for h in TurningDoubleWellEnv.headings_deg]
@@ -312,13 +312,13 @@ fig = plotting.plot_state_histograms(counts, edges, target=target, reward=reward
                                      colors={label: plotting.COLORS[KIND[label]] for label in counts},
                                      title=f"Action histograms per heading, seed 0 (black: exact optimum at "
                                            f"T = {TEMPERATURE:g})")
-fig.savefig(FIGURES / "05_turning_reppo.png")
+fig.savefig(FIGURES / "06_turning_reppo.png")
 plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
 TOY_LABELS = {"gaussian_reppo": "REPPO (tanh-Gaussian)", "diffreppo": "DA-MDP REPPO",
-              "gaussian_ppo": "PPO (tanh-Gaussian, notebook 03)", "diffppo": "DiffPPO (notebook 03)"}
+              "gaussian_ppo": "PPO (tanh-Gaussian, notebook 04)", "diffppo": "DiffPPO (notebook 04)"}
 print(f"{'method':32s} {'seed':>4s} {'bimodal':>8s} {'one-sided':>9s} {'valley ratio':>12s} {'mass a>0':>9s} {'std':>5s} {'env steps':>9s} {'seconds':>7s}")
 for name, src in (("gaussian_reppo", TOY), ("diffreppo", TOY), ("gaussian_ppo", PPO_TOY), ("diffppo", PPO_TOY)):
     r = src["results"][name]
@@ -332,12 +332,12 @@ print(f"{'exact optimum':32s} {'':4s} {'8/8':>8s} {'0/8':>9s} {ref['valley_ratio
 
 # %% [markdown]
 # "Bimodal" in a state means $0.3\le$ mass on $a>0$ $\le0.7$ and a valley ratio (window density at 0 over the
-# smaller one at $\pm0.5$) below 0.5; "one-sided" means more than 90% of the mass on one side (notebook 03
+# smaller one at $\pm0.5$) below 0.5; "one-sided" means more than 90% of the mass on one side (notebook 04
 # defines both, `metrics.turning_state_stats`). Valley ratio and std are medians/means over the 8 states.
 #
 # **Where REPPO's Gaussian ends, on the objective.** For a tanh-Gaussian with latent $\mathcal N(m, s^2)$ the
 # MaxEnt objective $J(m,s)=\mathbb E\,r(\tanh x)+\mathcal T\,H$ (action-space entropy, with the tanh Jacobian as in
-# these runs) is notebook 03's eq. (5), computed by quadrature. REPPO's learned policy has its latent mean at 0
+# these runs) is notebook 04's eq. (5), computed by quadrature. REPPO's learned policy has its latent mean at 0
 # (per-state action means within a few hundredths of 0) and the latent std recorded in the JSON; the check
 # that this describes the policy: the action std it predicts against the one measured from 100,000 samples.
 
@@ -350,7 +350,7 @@ w_gh = w_gh / w_gh.sum()
 
 
 def j_tanh_gaussian(m: float, s: float, temp: float = TEMPERATURE) -> float:
-    """J(m, s) = E r(tanh x) + T (H(N(m, s^2)) + E log(1 - tanh^2 x)) by Gauss-Hermite quadrature (notebook 03, eq. 5)."""
+    """J(m, s) = E r(tanh x) + T (H(N(m, s^2)) + E log(1 - tanh^2 x)) by Gauss-Hermite quadrature (notebook 04, eq. 5)."""
     x = m + s * x_gh
     log_jac = 2 * (np.log(2) - x - np.logaddexp(0, -2 * x))
     return float(w_gh @ turning.reward_of_action(np.tanh(x)) + temp * (0.5 * np.log(2 * np.pi * np.e * s * s) + w_gh @ log_jac))
@@ -405,7 +405,7 @@ display(Markdown(f"""
 **What the runs show** (3 seeds each, {cfg_toy['total_env_steps']:,} env steps =
 {cfg_toy['total_env_steps'] // (cfg_toy['num_envs'] * cfg_toy['num_env_steps'])} iterations of {cfg_toy['num_envs']} envs
 × {cfg_toy['num_env_steps']} steps, lr {cfg_toy['lr']:g}, $\\mathcal T = {TEMPERATURE:g}$ fixed; the PPO and DiffPPO rows are
-notebook 03's runs at {PPO_TOY['results']['diffppo']['config']['total_env_steps']:,} env steps; DA-MDP REPPO took
+notebook 04's runs at {PPO_TOY['results']['diffppo']['config']['total_env_steps']:,} env steps; DA-MDP REPPO took
 {span([r['run_seconds'] / 60 for r in diff_runs], '.0f')} minutes a seed on one core, REPPO
 {span([r['run_seconds'] / 60 for r in reppo_runs], '.0f')}):
 
@@ -415,7 +415,7 @@ notebook 03's runs at {PPO_TOY['results']['diffppo']['config']['total_env_steps'
   {span(per_state(diff_runs, 'mass_pos'))}, std {span(per_state(diff_runs, 'std'))} (optimum {ref['std']:.2f}), evaluation
   return {span([r['eval_return'] for r in diff_runs], '.1f')} (DiffPPO
   {span([r['eval_return'] for r in dppo_runs], '.1f')}).
-- **REPPO is unimodal and centred, like PPO in notebook 03**: one-sided in
+- **REPPO is unimodal and centred, like PPO in notebook 04**: one-sided in
   {span([r['n_one_sided'] for r in reppo_runs], 'd')}/8 states (PPO: {span([r['n_one_sided'] for r in gppo_runs], 'd')}/8),
   a flat-topped hump over most of $[-1, 1]$ (valley ratio {span(per_state(reppo_runs, 'valley_ratio', np.median))}, mass on
   $a>0$ {span(per_state(reppo_runs, 'mass_pos'))}, std {span(per_state(reppo_runs, 'std'))}, evaluation return
@@ -426,7 +426,7 @@ notebook 03's runs at {PPO_TOY['results']['diffppo']['config']['total_env_steps'
   (one-sided). The two Gaussian optima are only {OPT['one-sided'][2] - OPT['centred'][2]:.4f} apart, and both lie
   {span([OPT['T log Z'] - OPT[n][2] for n in ('one-sided', 'centred')], '.3f')} below $\\mathcal T\\log Z = {OPT['T log Z']:.4f}$, the value of the bimodal
   optimum. REPPO's policy is too broad by {min(stds) / OPT['centred'][1]:.1f}× or more in latent std; these runs do not show
-  why. (PPO in notebook 03, whose latent std is {span(ppo_stds)}, ended at the centred optimum.)
+  why. (PPO in notebook 04, whose latent std is {span(ppo_stds)}, ended at the centred optimum.)
 """))
 
 # %% [markdown]
@@ -478,7 +478,7 @@ PINNED = {e: report.pinned_action_return(e, 1.0, episodes=REF_EPISODES) for e in
 summary = {env: results.summarise(env, [a for pair in PAIRS for a in pair]) for env in ENVS}
 fig = plotting.plot_learning_curves(summary, labels=LABELS, random=RANDOM, pinned=PINNED,
                                     reference_labels={"pinned": "actions pinned at +1"})
-fig.savefig(FIGURES / "05_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
+fig.savefig(FIGURES / "06_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
 # %% [markdown]
@@ -487,7 +487,7 @@ plt.show()
 # ("logged" below counts them per seed). **Evaluation return**: the mean of the episodes of the evaluation every run
 # makes at its end (frozen normalisers, stochastic policy; the score `damdp-lite report` uses). The CI is a 95%
 # percentile bootstrap over the 3 seeds of the training return. The **pooled IQM** is the IQM (`results.iqm`: sort,
-# drop ⌊n/4⌋ values at each end, average the rest; exercise 4.1 of notebook 04 writes it) of the last-10% training
+# drop ⌊n/4⌋ values at each end, average the rest; exercise 5.1 of notebook 05 writes it) of the last-10% training
 # returns of all seeds pooled; n counts them.
 
 # %%
@@ -536,8 +536,8 @@ print(f"evaluation episodes per run: {EVAL_EPISODES}")
 # %%
 # NBVAL_CHECK_OUTPUT
 RATIOS = {}
-for fname, what in (("05_runtime_ratio.json", "presets as shipped (kappa = 2 chain steps per env step in the update)"),
-                    ("05_runtime_ratio_kappa8.json", "DA-MDP REPPO/WPO with kappa = K = 8, as the official code")):
+for fname, what in (("06_runtime_ratio.json", "presets as shipped (kappa = 2 chain steps per env step in the update)"),
+                    ("06_runtime_ratio_kappa8.json", "DA-MDP REPPO/WPO with kappa = K = 8, as the official code")):
     RATIO = RATIOS[fname] = json.loads(results.shipped(fname).read_text())
     print(f"{what}; {RATIO['env_id']}, {RATIO['device']}, {RATIO['threads']} torch thread:")
     for name, v in RATIO["learners"].items():
@@ -649,9 +649,9 @@ print(f"fresh diffusion policy of the shipped runs (sigma_0 = {cfg0.policy.prior
 
 # %%
 ratio_text = ", ".join(f"{r:.2f}× ({LABELS[p.split(' / ')[0]]} over {LABELS[p.split(' / ')[1]]})"
-                       for p, r in RATIOS["05_runtime_ratio.json"]["ratios"].items())
-k8_text = " and ".join(f"{r:.2f}×" for r in RATIOS["05_runtime_ratio_kappa8.json"]["ratios"].values())
-paper_text = " and ".join(f"{p[0]}–{p[1]}×" for p in RATIOS["05_runtime_ratio_kappa8.json"]["paper_ratios"].values())
+                       for p, r in RATIOS["06_runtime_ratio.json"]["ratios"].items())
+k8_text = " and ".join(f"{r:.2f}×" for r in RATIOS["06_runtime_ratio_kappa8.json"]["ratios"].values())
+paper_text = " and ".join(f"{p[0]}–{p[1]}×" for p in RATIOS["06_runtime_ratio_kappa8.json"]["paper_ratios"].values())
 wall_mean = span([np.mean(summary[e][d]["minutes"]) / np.mean(summary[e][b]["minutes"]) for e, b, d in pairs_run])
 wall_seed = span([m / n for e, b, d in pairs_run for m, n in zip(summary[e][d]["minutes"], summary[e][b]["minutes"])])
 SCORE_NAMES = {"train": "training return", "eval": "evaluation"}
@@ -781,7 +781,7 @@ display(widgets.training_panel(controls, run_panel))
 
 
 # %% [markdown]
-# ## 6 · Exercise 5.1: REPPO's trust-region actor loss
+# ## 6 · Exercise 6.1: REPPO's trust-region actor loss
 #
 # Write `my_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound)`: per state (inputs of shape
 # `(B,)`, `temperature` and `lagrangian` 0-d tensors), use $\operatorname{sg}(\mathcal T)\hat\ell-\hat Q$ where the state's
@@ -811,7 +811,7 @@ display(widgets.training_panel(controls, run_panel))
 # %%
 def my_actor_loss(ell_hat, q_hat, kl, temperature, lagrangian, kl_bound):
     """REPPO's actor loss with the KL trust-region switch -> 0-d tensor."""
-    raise NotImplementedError("Exercise 5.1: write the trust-region actor loss")
+    raise NotImplementedError("Exercise 6.1: write the trust-region actor loss")
 
 
 # %%
@@ -860,7 +860,7 @@ print(f"loss with 2 of 4 states outside the region: {val.item():.4f}")
 #    and pulls the latent back.
 # </details>
 #
-# **Next:** the exercises of notebooks 01–05 form a course; `README.md` lists them with their checkers.
+# **Next:** the exercises of notebooks 01–06 form a course; `README.md` lists them with their checkers.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

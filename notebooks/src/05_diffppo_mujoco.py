@@ -13,15 +13,15 @@
 # ---
 
 # %% [markdown]
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/04_diffppo_mujoco.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/04_diffppo_mujoco.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/05_diffppo_mujoco.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/05_diffppo_mujoco.ipynb)
 
 # %% [markdown]
-# *This notebook is generated from `notebooks/src/04_diffppo_mujoco.py` (jupytext): edit that file, then run `make notebooks-sync`.*
+# *This notebook is generated from `notebooks/src/05_diffppo_mujoco.py` (jupytext): edit that file, then run `make notebooks-sync`.*
 
 # %% [markdown]
-# # 04 · DiffPPO on MuJoCo: the runner, the CLI, throughput and shipped results
+# # 05 · DiffPPO on MuJoCo: the runner, the CLI, throughput and shipped results
 #
-# Notebooks 02 and 03 trained DiffPPO on toys where the optimum is known. Here the *same* `PPO`
+# Notebooks 03 and 04 trained DiffPPO on toys where the optimum is known. Here the *same* `PPO`
 # class (no line of it knows whether the policy is a diffusion chain or a Gaussian) runs on Gymnasium
 # MuJoCo v5: HalfCheetah and Hopper. Around it sit the pieces a real run needs: a vector-env layer,
 # a training runner that writes a run directory and resumes bit-identically, a `damdp-lite` command,
@@ -34,12 +34,12 @@
 # **Learning goals**
 # - *Run* DiffPPO and its Gaussian base, PPO, from the CLI or from Python, and *resume* an interrupted run exactly.
 # - *Read* learning curves with a bootstrap confidence band over seeds, and final scores: how many episodes each
-#   rests on, and the interquartile mean (IQM, exercise 4.1).
+#   rests on, and the interquartile mean (IQM, exercise 5.1).
 # - *Explain* where a diffusion policy's extra wall-clock goes (env, denoising chain, update) and which
 #   levers close the gap: batching the chain across envs, and $\kappa<K$ chain steps per env step in the update.
 # - *Compare* our numbers with published anchors honestly (different env versions, budgets and metrics).
 #
-# **Prerequisites:** notebooks 02–03 (DiffPPO, soft rewards, the per-step ratio; [`docs/method.md`](../docs/method.md) derives them).
+# **Prerequisites:** notebooks 02–04 (DiffPPO, soft rewards, the per-step ratio; [`docs/method.md`](../docs/method.md) derives them).
 # **Estimated time:** reading ~30 min. Running top to bottom on 2 CPU cores: under 3 minutes, most of it the
 # live run of §5 (the last cell prints the time); under `DAMDP_SMOKE=1` (CI) well under a minute. The shipped
 # 1M-step runs are **not** re-run here: they took hours of CPU (`benchmarks/mujoco_runs.py`).
@@ -93,7 +93,7 @@ print(f"damdp_lite {dl.__version__}, torch {torch.__version__}, SMOKE={SMOKE}")
 # random policy (grey, dashed) and CleanRL's PPO (grey, dash-dot) for reference.
 
 # %%
-Image(filename=results.shipped("figures/04_curves.png"))
+Image(filename=results.shipped("figures/05_curves.png"))
 
 # %% [markdown]
 # ## 1 · From toys to MuJoCo: what changes, what does not
@@ -147,7 +147,7 @@ for algo, policy in (("ppo", "gaussian"), ("ppo", "diffusion"), ("dppo", "diffus
 # (`PPOConfig`: env, budget, seed, PPO's fields) or of its nested policy config (`DiffusionConfig` / `GaussianConfig`),
 # documented once in the dataclass (`damdp-lite train --help` prints those docstrings). Bad input is one line naming
 # the field, and exit code 2. From Python the same run is `train(algo_config("ppo", policy="diffusion", ...), RunConfig(...))`;
-# `train(config)` without a `RunConfig` trains in memory (notebooks 02 and 03).
+# `train(config)` without a `RunConfig` trains in memory (notebooks 03 and 04).
 #
 # A run directory holds `config.json`, `progress.csv` (one row per iteration, appended as it goes),
 # `checkpoint.pt` (written atomically; tensors, numbers and strings only, read without unpickling) and `policy.pt` at the end.
@@ -208,7 +208,7 @@ REF_EPISODES = 10  # the same in SMOKE: a few seconds, and the tables below stay
 RANDOM = {e: report.random_policy_return(e, episodes=REF_EPISODES) for e in ENVS}
 summary = {env: results.summarise(env, METHODS) for env in ENVS}
 fig = plotting.plot_learning_curves(summary, anchors=results.CLEANRL_PPO_V4_1M, labels=LABELS, random=RANDOM)
-fig.savefig(FIGURES / "04_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
+fig.savefig(FIGURES / "05_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
 # %% [markdown]
@@ -216,7 +216,7 @@ plt.show()
 # run's env steps (an iteration is logged when at least one episode finished in it; "logged" counts them per seed).
 # **Evaluation return**: the mean of the episodes of the evaluation every run makes at its end (frozen
 # normalisers, stochastic policy; the score `damdp-lite report` uses). The CI is a 95% percentile bootstrap over
-# the 3 seeds' final training returns. The **pooled IQM** is the IQM (`results.iqm`, exercise 4.1) of the
+# the 3 seeds' final training returns. The **pooled IQM** is the IQM (`results.iqm`, exercise 5.1) of the
 # last-10% training returns of all three seeds pooled; n counts them. The anchor is CleanRL's PPO on **v4**
 # (`damdp_lite.results.CLEANRL_PPO_V4_1M`, with its source); v5 changes model details, and CleanRL uses one env
 # and no entropy term, so the comparison is indicative only.
@@ -300,7 +300,7 @@ display(Markdown(f"""
   numbers matter more than the means.
 - Wall clock, two runs sharing the 2 cores: DiffPPO took {span(mean_time, '.1f')}× as long as PPO per run on
   average over the seeds of a task ({span(per_seed_time, '.1f')}× seed by seed; {span([m for env in ENVS for m in summary[env]['diffppo']['minutes']])}
-  min against {span([m for env in ENVS for m in summary[env]['ppo']['minutes']])} min). Notebook 05 compares measured ratios with the
+  min against {span([m for env in ENVS for m in summary[env]['ppo']['minutes']])} min). Notebook 06 compares measured ratios with the
   paper's runtime table.
 """))
 
@@ -314,7 +314,7 @@ display(Markdown(f"""
 
 # %%
 # NBVAL_CHECK_OUTPUT
-tp = json.loads(results.shipped("04_throughput.json").read_text())
+tp = json.loads(results.shipped("05_throughput.json").read_text())
 print(f"HalfCheetah-v5, {tp['num_envs']} envs, {tp['budget']} env steps each, device {tp['device']}, {tp['threads']} torch thread")
 print(f"{'learner':24s} {'env steps/s':>11s}   env   chain+rollout   update")
 print(f"{'raw env (random actions)':24s} {tp['raw_env_sps']:11.0f}")
@@ -328,7 +328,7 @@ for key, val in tp["ratios"].items():
     print(f"{key:45s} {val:.2f}")
 
 # %%
-tp1 = json.loads(results.shipped("04_throughput_kappa1.json").read_text())
+tp1 = json.loads(results.shipped("05_throughput_kappa1.json").read_text())
 R = tp["ratios"]
 ppo, k8 = tp["ours_ppo"], tp["ours_diffppo_k8"]
 display(Markdown(f"""
@@ -347,7 +347,7 @@ interleaved, so they saw the same load, and the ratios are the meaningful part):
   {k8['fraction_update_and_setup']:.0%}. The update is the lever the method offers: with $\\kappa=1$ instead of 2 chain steps per
   env step, DiffPPO $K=8$ ran at {tp1['ratios']['diffppo_k8 / ours_ppo']:.2f}× our PPO in a separate interleaved pair
   (`python benchmarks/throughput.py --learners ours_ppo ours_diffppo_k8 --kappa 1`, stored in
-  `damdp_lite/shipped/04_throughput_kappa1.json`). The shipped runs keep $\\kappa=2$, the preset they were trained with.
+  `damdp_lite/shipped/05_throughput_kappa1.json`). The shipped runs keep $\\kappa=2$, the preset they were trained with.
 """))
 
 # %% [markdown]
@@ -434,7 +434,7 @@ display(widgets.training_panel(controls, run_panel))
 # stochastic policy (the chain samples a fresh $a^K$ every step), rendered off-screen with `MUJOCO_GL=egl`
 # (or `osmesa`). The video goes to `runs/`, which git ignores; where no off-screen backend works the cell
 # says why and shows the copy kept in the repository,
-# [`figures/04_diffppo_video.mp4`](figures/04_diffppo_video.mp4), instead.
+# [`figures/05_diffppo_video.mp4`](figures/05_diffppo_video.mp4), instead.
 # From the command line: `damdp-lite evaluate damdp_lite/shipped/mujoco/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4`.
 
 # %%
@@ -446,20 +446,20 @@ policy, env_id = load_policy(SHIPPED), load_run(SHIPPED)[1].env_id
 FRAMES = 30 if SMOKE else 300
 try:
     rets, lens, frames = evaluate_policy(policy, env_id, episodes=1, seed=10_000, render=True, max_frames=FRAMES)
-    video = plotting.write_video(frames, str(HERE / "runs" / "04_diffppo_video.mp4"))  # git-ignored
+    video = plotting.write_video(frames, str(HERE / "runs" / "05_diffppo_video.mp4"))  # git-ignored
     shown = f"video of the first {len(frames)} frames"
 except RenderingUnavailable as err:  # no off-screen OpenGL here: the same episode, without frames
     rets, lens, _ = evaluate_policy(policy, env_id, episodes=1, seed=10_000)
-    video = str(HERE / "figures" / "04_diffppo_video.mp4")
+    video = str(HERE / "figures" / "05_diffppo_video.mp4")
     shown = ("the repository's video of it" if Path(video).exists() else
-             "no video here (the repository keeps one in notebooks/figures/04_diffppo_video.mp4)")
+             "no video here (the repository keeps one in notebooks/figures/05_diffppo_video.mp4)")
     print(f"No frames rendered: {err}")
 print(f"{env_id}: episode return {rets[0]:.0f} over {lens[0]} steps; {shown}")
 Video(video, embed=True, width=360) if Path(video).exists() else None
 
 
 # %% [markdown]
-# ## 7 · Exercise 4.1: the interquartile mean
+# ## 7 · Exercise 5.1: the interquartile mean
 #
 # Aggregate scores in deep RL are reported as the **IQM**, the interquartile mean: sort the $n$ values,
 # drop the $\lfloor n/4\rfloor$ lowest and the $\lfloor n/4\rfloor$ highest, and average the rest (a 25%
@@ -496,7 +496,7 @@ Video(video, embed=True, width=360) if Path(video).exists() else None
 # %%
 def my_iqm(values):
     """Interquartile mean of a list of numbers -> float."""
-    raise NotImplementedError("Exercise 4.1: write the interquartile mean")
+    raise NotImplementedError("Exercise 5.1: write the interquartile mean")
 
 
 # %%
@@ -550,7 +550,7 @@ for env in ENVS:
 #    per seed do not change. Only more seeds narrow it.
 # </details>
 #
-# **Next:** notebook 05 replaces the clipped ratio by REPPO's pathwise actor and KL trust region, and adds
+# **Next:** notebook 06 replaces the clipped ratio by REPPO's pathwise actor and KL trust region, and adds
 # WPO and the DiffSAC reconstruction.
 
 # %%

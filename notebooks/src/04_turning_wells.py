@@ -13,13 +13,13 @@
 # ---
 
 # %% [markdown]
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/03_turning_wells.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/03_turning_wells.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/damdp-lite/damdp_lite/blob/main/notebooks/04_turning_wells.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/damdp-lite/damdp_lite/HEAD?urlpath=lab/tree/notebooks/04_turning_wells.ipynb)
 
 # %% [markdown]
-# *This notebook is generated from `notebooks/src/03_turning_wells.py` (jupytext): edit that file, then run `make notebooks-sync`.*
+# *This notebook is generated from `notebooks/src/04_turning_wells.py` (jupytext): edit that file, then run `make notebooks-sync`.*
 
 # %% [markdown]
-# # 03 · Turning wells: a multimodal policy in every state
+# # 04 · Turning wells: a multimodal policy in every state
 #
 # An agent walks in the plane and, at every step, turns left or right. Turning by about 45° either way
 # is equally good, going straight is slightly worse. The MaxEnt optimum $\pi^*$ therefore keeps **both** turns
@@ -34,18 +34,18 @@
 # %% [markdown]
 # **Learning goals**
 # - *Explain* why the MaxEnt optimum $\pi^*$ of the turning double-well is the same bimodal density in all 8 states.
-# - *Write* one environment step of the diffusion-augmented MDP as its $K$ augmented transitions (exercise 3.1).
+# - *Write* one environment step of the diffusion-augmented MDP as its $K$ augmented transitions (exercise 4.1).
 # - *Measure* bimodality per state with a stated density estimator, for three methods and three seeds.
 # - *Predict* when a Gaussian policy sits between the wells instead of committing to one.
 #
-# **Prerequisites:** notebooks 01 (the bound and its gap) and 02 (DA-MDP PPO on bandits); the method reference
-# [`docs/method.md`](../docs/method.md) (§4 the DA-MDP, §5.3 DiffPPO and DPPO, §7.3 this environment) and the symbol
-# table [`docs/notation.md`](../docs/notation.md).
+# **Prerequisites:** notebooks 01 (the bound and its gap), 02 (the DA-MDP) and 03 (DA-MDP PPO on bandits); the
+# method reference [`docs/method.md`](../docs/method.md) (§4 the DA-MDP, §5.3 DiffPPO and DPPO, §7.3 this environment)
+# and the symbol table [`docs/notation.md`](../docs/notation.md).
 #
 # **Estimated time:** reading ~30 min. Running top to bottom takes under 3 minutes on 2 CPU cores at the teaching
 # defaults, most of it one live training run (the last cell prints the measured time), and seconds with
 # `DAMDP_SMOKE=1`. The 3-seed figures use results shipped with the repository
-# (`damdp_lite/shipped/03_turning_wells.json`, made by `python benchmarks/toys_turning.py`; §4 prints how long
+# (`damdp_lite/shipped/04_turning_wells.json`, made by `python benchmarks/toys_turning.py`; §4 prints how long
 # those runs took).
 
 # %%
@@ -105,7 +105,7 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # Gaussian PPO and DPPO, with the exact optimum $\pi^*(a)=e^{r(a)/\mathcal T}/Z$ in black and the reward $r(a)$ in grey.
 
 # %%
-Image(filename=results.shipped("figures/03_turning_histograms.png"))
+Image(filename=results.shipped("figures/04_turning_histograms.png"))
 
 # %% [markdown]
 # ## 1 · The turning double-well (`damdp_lite/envs/turning.py`)
@@ -170,7 +170,7 @@ plt.show()
 # The env is stepped only at $k=1$; for $k>1$ the env state is frozen, and after the $k=1$ step the next augmented state
 # $(s',a'^K,K)$ starts a fresh chain. PPO then runs unchanged on these augmented transitions (per-step ratio, GAE over
 # augmented steps, `damdp_lite/algos/ppo.py`). `collect_rollout` writes exactly these rows; here is **one** env step of an
-# untrained $K=8$ policy in one env. Exercise 3.1 asks you to write these rows yourself.
+# untrained $K=8$ policy in one env. Exercise 4.1 asks you to write these rows yourself.
 
 # %%
 # The configs of this notebook are the presets in damdp_lite.presets, with which benchmarks/toys_turning.py
@@ -299,7 +299,7 @@ print("learned step sizes eta_1..eta_K:", policy.step_sizes()[:, 0].detach().num
 N_EVAL = 10_000 if SMOKE else 100_000
 RULE = {k: v.default for k, v in inspect.signature(metrics.turning_state_stats).parameters.items()
         if v.default is not inspect.Parameter.empty}  # the bimodality test's thresholds
-shipped = json.loads(results.shipped("03_turning_wells.json").read_text())  # package data
+shipped = json.loads(results.shipped("04_turning_wells.json").read_text())  # package data
 res, targets = shipped["results"], shipped["compare"]
 REF = res["diffppo"]["reference"]  # the estimators of the benchmark applied to the exact optimum
 display(Markdown(
@@ -396,7 +396,7 @@ plt.show()
 HERE = Path.cwd()
 FIGURES = HERE / "figures" / "generated"  # what this notebook saves (git-ignored)
 FIGURES.mkdir(parents=True, exist_ok=True)
-fig.savefig(FIGURES / "03_turning_histograms.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
+fig.savefig(FIGURES / "04_turning_histograms.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 
 
 # %%
@@ -603,7 +603,7 @@ widgets.training_panel(demo_controls(), run_demo)
 #
 # ## Exercises
 #
-# **Exercise 3.1 — one env step as $K$ augmented transitions.** Write the rows that `collect_rollout` stores for one env
+# **Exercise 4.1 — one env step as $K$ augmented transitions.** Write the rows that `collect_rollout` stores for one env
 # step of $N$ envs ([`docs/method.md`](../docs/method.md) §4.1). You get the env's observations `obs` $s$ and `next_obs`
 # $s'$ (each `(N, obs_dim)`), the chain `latents` of shape `(K + 1, N, d)` with `latents[k]` $=a^k$ (as
 # `ChainSample.latents`), `log_ratios` of shape `(K, N)` with `log_ratios[k - 1]` $=\ell_k$, and the env step's `reward`
@@ -636,7 +636,7 @@ widgets.training_panel(demo_controls(), run_demo)
 # %%
 def my_augmented_step(obs, next_obs, latents, log_ratios, reward, terminated):
     """The K augmented transitions of one env step: a dict of (K, N[, ...]) tensors, row i for k = K - i."""
-    raise NotImplementedError("Exercise 3.1: write the K augmented transitions of one env step")
+    raise NotImplementedError("Exercise 4.1: write the K augmented transitions of one env step")
 
 
 # %%
