@@ -5,7 +5,7 @@ The chain runs *inside the agent* (method.md §10): per env step the collector d
 sample, runs the K denoising steps batched over envs, squashes `a^0`, steps the env once and
 writes K augmented transitions with k = K, ..., 1. Nothing here branches on the policy type: a
 `GaussianPolicy` (K = 1) gives plain MaxEnt RL transitions, a `DiffusionPolicy` DA-MDP ones.
-Introduced in notebook 05.
+Introduced in notebook 02 (one env step as K augmented transitions) and used from notebook 03 on.
 """
 
 from __future__ import annotations

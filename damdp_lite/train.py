@@ -15,7 +15,7 @@ Running the same command again on the same run directory resumes from `checkpoin
 after the checkpoint are dropped from `progress.csv` and recomputed, so on CPU an interrupted and
 resumed run writes the same file as an uninterrupted one (every column but the wall-clock ones,
 `elapsed_s` and `sps`). A NaN / inf loss stops the run with a message naming the loss and the
-iteration; the last good checkpoint is kept. Introduced in notebook 04.
+iteration; the last good checkpoint is kept. Introduced in notebook 05.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ policy type; `policies.build_policy` builds the policy that `config.policy` desc
     -> update_epochs x num_minibatches Adam steps on
        L = clipped surrogate (per-step ratio) + dest_loss (appendix G) + vf_coef * value MSE
 
-Introduced in notebooks 02-04; `damdp-lite train --algo ppo --policy {diffusion,gaussian}`.
+Introduced in notebooks 02-05; `damdp-lite train --algo ppo --policy {diffusion,gaussian}`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class PPOConfig(EpochUpdates, AlgoConfig):
 
     @classmethod
     def mujoco(cls, **fields) -> PPOConfig:
-        """CPU-scale preset for Gymnasium MuJoCo (notebook 04, `damdp-lite train`).
+        """CPU-scale preset for Gymnasium MuJoCo (notebook 05, `damdp-lite train`).
 
         16 sync envs x 128 env steps (2048 env steps per iteration), 10 epochs x 16 minibatches,
         lr 3e-4, gamma_env 0.99 and lambda_env 0.95 spread over the K steps (method.md §10),
