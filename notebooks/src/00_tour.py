@@ -31,7 +31,7 @@
 # - *Recognise* the chain-policy protocol that every algorithm in the suite is written against.
 # - *Run* a diffusion sampler on a bimodal target and *measure* whether it splits into two modes.
 #
-# **Prerequisites:** none. **Estimated time:** ~10 min reading; running top to bottom 10–20 s on 2 CPU cores
+# **Prerequisites:** none. **Estimated time:** ~10 min reading; running top to bottom about 10 s on 2 CPU cores
 # (the last cell prints this run's time), a few seconds with `DAMDP_SMOKE=1`.
 
 # %%

@@ -365,7 +365,7 @@ plt.show()
 # by `benchmarks/bound_vs_K.py` and ships as `01_bound_vs_K.json` (package data); the figure at the top is drawn from
 # it by the same script. For each run
 # we compare the certified $J_{bound}$ (Monte Carlo) with $J$(marginal) (exact quadrature); the distance between
-# them is the gap $\mathcal T\,\mathbb E\,\mathrm{KL}(\text{posterior}\,\|\,\text{noising chain})$, shown in nats.
+# them is the gap $\mathcal T\,\mathbb E\,\mathrm{KL}(\text{posterior}\,\|\,\text{noising chain})$, shown in nats (divided by $\mathcal T$).
 
 # %%
 # NBVAL_CHECK_OUTPUT

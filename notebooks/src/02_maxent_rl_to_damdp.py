@@ -298,10 +298,12 @@ display(Markdown(
 # | discount | $\gamma_{aug}$ per augmented step |
 #
 # Any MaxEnt RL algorithm can now run on the DA-MDP with $-\mathcal T\ell_k$ where it had $-\mathcal T\log q(a\mid s)$:
-# the policy's "action" is always a single Gaussian denoising step with a known density. The discount: the package spreads
-# the environment's $\gamma$ over the chain, $\gamma_{aug}=\gamma^{1/K}$ (`damdp.per_augmented_step`), so that $K$ augmented
-# steps discount as much as one environment step; the option `env_time_discounting` discounts only at $k=1$ instead
-# (`damdp.augmented_discounts`). The method reference `../docs/method.md` §4 lists every element with its source.
+# the policy's "action" is always a single Gaussian denoising step with a known density. The discount: an algorithm's
+# `gamma` is applied on every augmented step (`damdp.augmented_discounts`). The MuJoCo presets set it to
+# $\gamma_{aug}=\gamma^{1/K}$ (`damdp.per_augmented_step`), so that $K$ augmented steps discount as much as one
+# environment step, and so does this notebook; the turning-wells toy of notebook 04 keeps the official choice,
+# $\gamma$ itself on every augmented step. The option `env_time_discounting` discounts only at $k=1$ instead. The method
+# reference [`../docs/method.md`](../docs/method.md) §4 lists every element with its source.
 #
 # ### One environment step, $K$ augmented transitions: the package's rollout
 #
@@ -398,8 +400,8 @@ plt.show()
 # (`soft_reward_next`): the soft Bellman equation (2)–(3) written on the DA-MDP. Both sum to the same soft return
 # along a trajectory, up to the first and last terms.
 #
-# **Nothing is back-propagated through the chain.** An update touches one augmented transition. How large $k$ learns
-# about the environment reward, which arrives only at $k=1$, is the job of the value function $V(s,a^k,k)$: it is
+# **Nothing is back-propagated through the chain.** An update touches one augmented transition. The states with large $k$ learn
+# about the environment reward, which arrives only at $k=1$, through the value function $V(s,a^k,k)$, which is
 # learned by bootstrapping over augmented steps (GAE or TD($\lambda$)), exactly as an ordinary critic propagates a
 # reward backwards over time.
 #
@@ -517,7 +519,7 @@ display(Markdown(
 # with $\mathbb E_q[\nabla_\theta\log q_\theta]=0$, gives
 # $$\nabla_\theta L=\mathbb E\Big[\big(Q-\mathcal T\ell_\theta\big)\,\nabla_\theta\log q_\theta(x\mid\tilde s)\Big]\;+\;\mathcal T\,\mathbb E\big[\nabla_\theta\log\pi_\theta(a^k\mid x,s)\big]. \tag{9}$$
 # (Appendix G of the DA-MDP paper, arXiv 2512.02019.) Each term becomes one piece of DiffPPO's loss
-# (`damdp_lite/algos/ppo.py`, method reference `../docs/method.md` §5.3):
+# (`damdp_lite/algos/ppo.py`, method reference [`../docs/method.md`](../docs/method.md) §5.3):
 #
 # **The actor advantage** (first term). PPO's clipped surrogate with the per-step ratio (7) follows
 # $\mathbb E[\hat A\,\nabla\log q_\theta]$ at $w=1$, so $\hat A$ must estimate $Q-\mathcal T\ell_\theta$ minus a baseline. GAE over
@@ -656,7 +658,7 @@ print("T = 0: dest_loss = 0:", dest_loss(torch.ones_like(ell_now), log_pi_now, a
 #   $-\mathcal T\ell_k$: the DA-MDP, with states $(s,a^k,k)$ and $K$ augmented transitions per environment step. Any MaxEnt RL
 #   algorithm runs on it; nothing is back-propagated through the chain.
 # - DiffPPO's importance ratio covers one denoising step. The whole-chain ratio compounds $K$ of them and its variance
-#   grows with $K$; clipping it would discard most samples.
+#   grows with $K$; for long chains, clipping it would discard most samples (§3).
 # - DiffPPO's actor advantage re-evaluates the current step's $\ell$ with the current parameters, and `dest_loss` adds the
 #   gradient that flows through the learnable noising kernel (appendix G); together they follow the gradient of the
 #   MaxEnt objective. At $\mathcal T=0$ both corrections vanish and DiffPPO is DPPO.

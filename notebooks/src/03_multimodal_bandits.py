@@ -31,8 +31,8 @@
 # policy finds both wells and beats every Gaussian on the true objective while certifying less. On the 2-D four-mode
 # bandit, with the official prior width $\sigma_0=3$, the diffusion policy reaches all four modes but the Gaussian,
 # which covers one, is the better MaxEnt policy: the diffusion policy leaves mass piled up in the corners of the box,
-# where tanh saturates. With a narrower prior, $\sigma_0=1$, most of the pile-up goes and the diffusion policy becomes
-# the better MaxEnt policy; §4 gives the numbers and how sure they are.
+# where tanh saturates. With a narrower prior, $\sigma_0=1$, most of the pile-up goes and the diffusion policy overtakes
+# the Gaussian on the objective in most seeds; §4 gives the numbers and how sure they are.
 #
 # *The end result is the pair of figures after the setup cell.*
 
@@ -289,7 +289,8 @@ for name, fields in {"diffusion K=8": DIFFUSION_1D, "Gaussian": GAUSSIAN}.items(
     cfg = bandit_config(DOUBLE_WELL_ID, T, seed=0, smoke=SMOKE, **fields)
     t1 = time.perf_counter()
     runs[name] = train_traced(cfg, well, well.log_z(T))
-    print(f"{name}: {cfg.total_env_steps} env steps, K = {cfg.policy.num_steps}, trained in {time.perf_counter() - t1:.1f} s")
+    print(f"{name}: {cfg.num_iterations * cfg.env_steps_per_iteration} env steps ({cfg.num_iterations} iterations), "
+          f"K = {cfg.policy.num_steps}, trained in {time.perf_counter() - t1:.1f} s")
 print(f"total {time.perf_counter() - t0:.1f} s")
 
 # %%
@@ -438,7 +439,7 @@ for name, fields in POLICIES4.items():
     cfg = bandit_config(ENV4, T4, seed=0, smoke=SMOKE, **fields)
     t1 = time.perf_counter()
     runs4[name] = train_traced(cfg, target4, LOG_Z4["DQL"])
-    print(f"{name}: trained in {time.perf_counter() - t1:.1f} s")
+    print(f"{name}: {cfg.num_iterations * cfg.env_steps_per_iteration} env steps, trained in {time.perf_counter() - t1:.1f} s")
 print(f"total {time.perf_counter() - t0:.1f} s")
 
 # %%
@@ -588,7 +589,7 @@ plt.show()
 
 # %% [markdown]
 # **The gap against $K$.** Notebook 01 measured $J_{bound}$ and $J$(marginal) against $K$ for samplers trained through the chain.
-# Here are the same two numbers for DA-MDP PPO on the double well at $\mathcal T=0.25$ (means over 3 seeds), for both
+# Here are the same two numbers for DiffPPO on the double well at $\mathcal T=0.25$ (means over 3 seeds), for both
 # noising-step pairings: `"previous"` (official: $\pi_\theta$ at step $k$ uses $\eta_{k-1}$, steps 1 and 2 share $\eta_1$) and
 # `"same"` ($\eta_k$).
 
@@ -602,7 +603,7 @@ sweep = [dict(K=K, pairing=p, **{k: np.mean([r[k] for r in rs]) for k in
               per_seed_dip=[r["dip_ratio"] for r in rs]) for (K, p), rs in sorted(rows.items())]
 ref = shipped["main"][DW]["references"]
 fig = plotting.plot_bound_vs_steps(sweep, ref["t_log_z"], best_gaussian=ref["best_gaussian"]["j"],
-                                   title="DA-MDP PPO, T = 0.25: J_bound and J(marginal) against K")
+                                   title="DiffPPO, T = 0.25: J_bound and J(marginal) against K")
 plt.show()
 print("pairing    K   J_bound  J(marginal)  gap (nats)  mass x>=0  q(0)/max q(+-1)  env steps")
 for r in sweep:
@@ -725,7 +726,7 @@ widgets.training_panel(demo_controls(), run_demo)
 #   $\sigma_0=3$ the diffusion policy leaves mass saturated in the corners of the box and the one-mode Gaussian has the
 #   higher objective. The prior's width matters once actions are squashed; §4 gives the $\sigma_0=1$ numbers.
 # - The gap also shapes how mass is shared between unequal modes (greedier than $\pi^*$ about the narrow low-reward
-#   modes), and with `noising_step_pairing="same"` it shrinks enough at $K=4$–$8$ for PPO to find the two wells at all.
+#   modes), and with `noising_step_pairing="same"` it shrinks enough for PPO to find the two wells at smaller $K$ and in more seeds (§5).
 #
 # ## Exercises
 #
@@ -818,9 +819,10 @@ print("mean soft return + T H(p_0) agrees with J_bound (within 4 standard errors
 #    The §4 cell evaluates $\sigma_r/(1-0.8^2)$; compare both bounds with the presets' initial $\eta_1$ printed in §3.
 # 4. The double well is a latent bandit without a squash: a latent far out earns $r=-(x^2-1)^2$, a strongly negative
 #    reward, so its advantage pulls it in quickly. In the box, tanh maps every far latent to the edge: the reward sees only
-#    the action, so it cannot tell a latent at 2 from one at 5 ($\tanh'\approx0$ there), and next to a mode the corner's
-#    reward is not much lower than the mode's. Only the tanh Jacobian in $\ell_1$ charges saturated latents, and the chain
-#    must learn to bring them in from wherever the prior started them: with $\sigma_0=3$ that is most of them (§4).
+#    the action, so it cannot tell a latent at 2 from one at 5 ($\tanh'\approx0$ there), so the reward gives a saturated latent no
+#    gradient back towards a mode. Only the tanh Jacobian in $\ell_1$ charges saturated latents, and the chain
+#    must learn to bring them in from wherever the prior started them: with $\sigma_0=3$ the prior starts many of them in saturation
+#    (§4 prints the fractions).
 # </details>
 #
 # **Further reading:** DA-MDP paper (arXiv 2512.02019) §4 and the multimodal experiments; DPPO (arXiv 2409.00588) for PPO on
