@@ -38,7 +38,7 @@
 # - *Measure* bimodality per state with a stated density estimator, for three methods and three seeds.
 # - *Predict* when a Gaussian policy sits between the wells instead of committing to one.
 #
-# **Prerequisites:** notebooks 01 (the bound and its gap), 02 (the DA-MDP) and 03 (DA-MDP PPO on bandits); the
+# **Prerequisites:** notebooks 01 (the bound and its gap), 02 (the DA-MDP) and 03 (DiffPPO on bandits); the
 # method reference [`docs/method.md`](../docs/method.md) (§4 the DA-MDP, §5.3 DiffPPO and DPPO, §7.3 this environment)
 # and the symbol table [`docs/notation.md`](../docs/notation.md).
 #
@@ -465,7 +465,7 @@ curv = (j_tanh_gaussian(eps, centred.x) + j_tanh_gaussian(-eps, centred.x) - 2 *
 print(f"T log Z                       = {T * env.log_z(T):.4f}")
 print(f"centred maximum   m = 0,    s = {centred.x:.3f}: J = {-centred.fun:.4f}")
 print(f"one-sided maximum m = {side.x[0]:.3f}, s = {abs(side.x[1]):.3f}: J = {-side.fun:.4f}")
-print(f"one-sided better by {(-side.fun) - (-centred.fun):.1e} nats; centred point is a local maximum "
+print(f"one-sided better by {(-side.fun) - (-centred.fun):.1e} (reward units); centred point is a local maximum "
       f"(d2J/dm2 = {curv:.2f} < 0): {curv < 0}")
 gs = [run["latent_std"][0] for run in res["gaussian_ppo"]["seeds"].values() if run.get("latent_std")]
 print("Gaussian PPO's learned latent std per seed:", [round(v, 2) for v in gs])
@@ -473,7 +473,7 @@ print("Gaussian PPO's learned latent std per seed:", [round(v, 2) for v in gs])
 # %%
 # NBVAL_IGNORE_OUTPUT
 display(Markdown(
-    f"At $\\mathcal T$ = {T} the two Gaussian optima are tied to {(-side.fun) - (-centred.fun):.1e} nats, and the "
+    f"At $\\mathcal T$ = {T} the two Gaussian optima differ in $J$ by only {(-side.fun) - (-centred.fun):.1e} (reward units), and the "
     "centred one is a strict local maximum. PPO starts from the symmetric initialisation (mean ≈ 0, std 1) and, by "
     "symmetry, the gradient in $m$ vanishes there, so it converges to the centred optimum: its learned latent std "
     f"({span(np.array(gs))} over the seeds) is that optimum's $s$ = {centred.x:.2f}. A Gaussian is thus unimodal "
@@ -593,7 +593,7 @@ widgets.training_panel(demo_controls(), run_demo)
 #
 # ## Summary
 # - The turning double-well has the same bimodal MaxEnt optimum $\pi^*=e^{r(a)/\mathcal T}/Z$ in all 8 states; with the
-#   tanh Jacobian it is exactly the target of our DA-MDP PPO.
+#   tanh Jacobian it is exactly the target of our DiffPPO.
 # - One env step of the DA-MDP is $K$ augmented transitions, each with its own $-\mathcal T\ell_k$; the env reward and the
 #   env's next state come on the last ($k=1$), and the next augmented state starts a fresh chain.
 # - DiffPPO (pairing `"same"`, the geometric initial step sizes) learns two peaks in every state for all three seeds;
