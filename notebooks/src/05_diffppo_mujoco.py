@@ -193,8 +193,28 @@ shutil.rmtree(tmp)
 # presets of the time (each run's `config.json` records its settings; the diffusion preset has changed since:
 # `PPOConfig.mujoco`), 1M env steps each, two runs at a time on the 2-core CPU (so the minutes below are
 # contended wall-clock). Each run's `config.json` and `progress.csv` ship with the package in
-# `damdp_lite/shipped/mujoco/` (`results.summarise` reads them there); `damdp-lite reproduce NAME` re-runs one.
-#
+# `damdp_lite/shipped/mujoco/` (`results.summarise` reads them there); `damdp-lite reproduce NAME` re-runs one
+# with its recorded settings. The cell below prints every field in which the recorded configs differ from today's
+# preset (`algo_config`), so the numbers of this section belong to the recorded settings, not to the current preset.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def flat_config(config) -> dict:
+    """A config's fields, its nested policy fields included, as one flat dict."""
+    d = config.to_dict()
+    return {**{k: v for k, v in d.items() if k != "policy"}, **d["policy"]}
+
+
+for env in ("HalfCheetah-v5", "Hopper-v5"):
+    for algo in ("ppo", "diffppo"):
+        recorded = [flat_config(load_run(d)[1]) for d in results.find_runs(env, algo)]
+        now = flat_config(algo_config("ppo", policy=recorded[0]["kind"], env_id=env))
+        differ = [k for k in now if k != "seed" and any(r.get(k) != now[k] for r in recorded)]
+        print(f"{env:15s} {algo:8s} {len(recorded)} runs; recorded -> current preset: "
+              + (", ".join(f"{k} {recorded[0].get(k)} -> {now[k]}" for k in differ) or "no difference"))
+
+
+# %% [markdown]
 # The curves show the **training episodic return** (CleanRL's metric: the mean return of the episodes
 # that finished in an iteration, carried forward between them), its mean over seeds and a 95%
 # percentile-bootstrap band. With 3 seeds the band only reflects the spread of three numbers. The grey
@@ -358,7 +378,7 @@ interleaved, so they saw the same load, and the ratios are the meaningful part):
 #
 # ## 5 · A short live run, then the panel
 #
-# A DiffPPO run on Hopper-v5 with $K=4$, small enough for a laptop (the cell prints how long it took; a few
+# A DiffPPO run on Hopper-v5 with today's preset at $K=4$ (not the settings of the shipped runs), small enough for a laptop (the cell prints how long it took; a few
 # seconds under `SMOKE`), drawn by the same function as the panel below with the panel's default settings: the
 # training return, the evaluation at the end of the run (2 episodes) and the random policy.
 
@@ -535,8 +555,8 @@ for env in ENVS:
 #
 # 1. `mean_ell` is the mean of the per-step log-ratios $\ell_k=\log q_\theta(a^{k-1}\mid a^k,s)-\log\pi_\theta(a^k\mid a^{k-1},s)$
 #    over the rollout's augmented steps. $K$ times it, subtracted from the prior's entropy, is the lower bound
-#    $H(p_0)-\mathbb E\sum_k\ell_k\le H(q_\theta(a^0\mid s))$ on the policy's entropy in latent space
-#    (`bound.entropy_lower_bound`). It is not the entropy itself: the gap of the bound depends on how well the
+#    $H(p_0)-\mathbb E\sum_k\ell_k\le H(q_\theta(a^0\mid s))$ on the policy's entropy, in latent space
+#    without the tanh Jacobian (the shipped runs) and in action space with it (`bound.entropy_lower_bound`). It is not the entropy itself: the gap of the bound depends on how well the
 #    noising kernel $\pi_\theta$ reverses the denoising chain. Both kernels use the learned $\eta_k$, so as the step
 #    sizes change, `mean_ell` moves even where the action distribution does not.
 # 2. The surrogate is an expectation over $k$. With $k=1$ only, the policy would be trained on its last step
