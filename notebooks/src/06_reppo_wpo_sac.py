@@ -109,7 +109,7 @@ Image(filename=results.shipped("figures/06_curves.png"))
 # | | DiffPPO (05) | DA-MDP REPPO | DA-MDP WPO | DiffSAC (reconstruction) |
 # |---|---|---|---|---|
 # | data | on-policy rollout | on-policy rollout | on-policy rollout | replay of augmented transitions |
-# | critic | $V(\tilde s)$ | $Q(\tilde s, a^{k-1})$, HL-Gauss bins | same, more bins | twin $Q$, MSE, Polyak targets |
+# | critic | $V(\tilde s)$ | $Q(\tilde s, a^{k-1})$, HL-Gauss bins | same (today's preset: more bins) | twin $Q$, MSE, Polyak targets |
 # | soft reward | $\tilde R-\mathcal T\ell_k$ (current step) | $\tilde R-\gamma_e\mathcal T\ell(\tilde s',x')$ (next step) | same | same, inside the target |
 # | actor step | per-step ratio × advantage, clipped | pathwise: $\operatorname{sg}(\mathcal T)\hat\ell-Q(\tilde s,\hat x)$ | WPO-style surrogate: $\operatorname{sg}(\mathcal T\nabla_a\ell-\nabla_aQ)\cdot\nabla_a\ell$ | pathwise, $\min_i Q_i$ |
 # | step size control | ratio clip 0.2 | $K\cdot\mathrm{KL}<\epsilon$, learned $\lambda_{KL}$ | same | none |
@@ -337,8 +337,8 @@ print(f"{'exact optimum':32s} {'':4s} {'8/8':>8s} {'0/8':>9s} {ref['valley_ratio
 #
 # **Where REPPO's Gaussian ends, on the objective.** For a tanh-Gaussian with latent $\mathcal N(m, s^2)$ the
 # MaxEnt objective $J(m,s)=\mathbb E\,r(\tanh x)+\mathcal T\,H$ (action-space entropy, with the tanh Jacobian as in
-# these runs) is notebook 04's eq. (5), computed by quadrature. REPPO's learned policy has its latent mean at 0
-# (per-state action means within a few hundredths of 0) and the latent std recorded in the JSON; the check
+# these runs) is notebook 04's eq. (5), computed by quadrature. The JSON records REPPO's learned latent std but not its
+# mean; we set the mean to 0, since its per-state action means (printed) are within a few hundredths of 0. The check
 # that this describes the policy: the action std it predicts against the one measured from 100,000 samples.
 
 # %%
@@ -373,7 +373,7 @@ for s, run in TOY["results"]["gaussian_reppo"]["seeds"].items():
                         predicted=action_std(0.0, std), measured=float(np.mean([p["std"] for p in run["per_state"]])))
 print(f"{'':28s} {'latent m':>8s} {'latent s':>8s} {'action std':>10s} {'J':>7s}")
 for s, f in REPPO_FIT.items():
-    print(f"REPPO seed {s} (learned){'':5s} {0.0:8.2f} {f['std']:8.2f} {f['predicted']:10.3f} {f['j']:7.4f}   "
+    print(f"REPPO seed {s} (learned){'':5s} {'0 (set)':>8s} {f['std']:8.2f} {f['predicted']:10.3f} {f['j']:7.4f}   "
           f"measured action std {f['measured']:.3f}, largest |action mean| {f['max_mean']:.2f}")
 for name in ("centred", "one-sided"):
     m, s_, j = OPT[name]
@@ -433,8 +433,8 @@ notebook 04's runs at {PPO_TOY['results']['diffppo']['config']['total_env_steps'
 # **Why the split is slow.** The split does not come early. A probe with the same config on seed 0 (not shipped)
 # saw the median valley ratio fall slowly and cross the bimodality threshold only late in the run, and at the first
 # budget we tried (lr 1e-3, an eighth of these env steps; `damdp_lite.presets.REPPO_TURNING` records both) DA-MDP
-# REPPO was still a centred hump in all 8 states for all 3 seeds. The live run of §5 shows the same at 40
-# iterations. A rough count with the shipped numbers says where the split must form:
+# REPPO was still a centred hump in all 8 states for all 3 seeds. The live run of §5, at a small fraction of the
+# budget, shows the same. A rough count with the shipped numbers says where the split must form:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -574,6 +574,7 @@ hc_logged = sorted({n for a in ("reppo", "diffreppo", "wpo", "diffwpo") for n in
 hc_total = {int((np.isfinite([r["episode_return"] for r in results.read_progress(d / "progress.csv")])).sum())
             for a in ("reppo", "diffreppo", "wpo", "diffwpo") for d in results.find_runs("HalfCheetah-v5", a)}
 hc_cfg = load_run(results.find_runs("HalfCheetah-v5", "reppo")[0])[1]
+sac_cfg = load_run(results.find_runs("HalfCheetah-v5", "sac")[0])[1]
 sac_logged = sorted({n for a in ("sac", "diffsac") for n in LOGGED["HalfCheetah-v5", a]})
 hop_logged = [n for a in summary["Hopper-v5"] for n in LOGGED["Hopper-v5", a]]
 under_random = {env: [LABELS[a] for a in summary[env] if mean_of(env, a, "train") < RANDOM[env]
@@ -598,13 +599,13 @@ display(Markdown(f"""
 **What the runs show** (3 seeds, {steps:,} env steps each; training return, evaluation return in brackets, means over
 seeds):
 
-- **A HalfCheetah REPPO or WPO "final" rests on one iteration per run.** HalfCheetah's episodes never terminate
+- **A HalfCheetah REPPO or WPO "final" rests on {span(hc_logged, 'd')} logged iteration(s) per run.** HalfCheetah's episodes never terminate
   early, and the {hc_cfg.num_envs} envs of a run start together, so all {hc_cfg.num_envs} episodes end on the same env step.
   With {hc_cfg.num_env_steps} env steps per iteration a run logs a training return in {span(sorted(hc_total), 'd')} of its
   {steps // (hc_cfg.num_envs * hc_cfg.num_env_steps)} iterations, and its last 10% holds {span(hc_logged, 'd')} of them: each
   such "final" is the mean of the {hc_cfg.num_envs} episodes of one iteration, and the pooled IQM pools
   {span([sum(LOGGED['HalfCheetah-v5', a]) for a in ('reppo', 'diffreppo', 'wpo', 'diffwpo')], 'd')} numbers (for $n\\le3$
-  the IQM drops nothing: it is their mean). SAC's 4 envs log {span(sac_logged, 'd')} iterations in the last 10%. On
+  the IQM drops nothing: it is their mean). SAC's {sac_cfg.num_envs} envs log {span(sac_logged, 'd')} iterations in the last 10%. On
   Hopper, where episodes end at different steps, the last 10% holds {span(hop_logged, 'd')} logged iterations per run.
   The evaluation at the end ({', '.join(map(str, EVAL_EPISODES))} fresh episodes) is a second, independent reading.
 - **{headline}** ({seed_note}). {pair_lines}. The paper reports the DA-MDP variants matching or beating their bases (12 DMC tasks, 50M steps,
@@ -669,7 +670,7 @@ where_text = (f"{' and '.join(between) or 'no diffusion method'} end{'s' if len(
               f"the random policy by both scores" + (f"; outside that range: {', '.join(outside)}" if outside else ""))
 display(Markdown(f"""
 - **The diffusion policy hardly moves.** Per update its $K\\cdot$KL is far smaller than the Gaussian's (table above), so
-  its trust region almost never binds. Probes on the seed-0 checkpoints (not shipped) found its pathwise gradients
+  its trust region binds in far fewer states. Probes on the seed-0 checkpoints (not shipped) found its pathwise gradients
   consistent across minibatches but small at every $k$.
 - **The cause we found is saturation.** With the prior's $\\sigma_0 = {cfg0.policy.prior_std:g}$ a freshly initialised
   chain puts {SAT:.0%} of its action coordinates at $|a|>0.99$ (the output above), and where $\\tanh$ is flat so is $Q$
@@ -860,7 +861,8 @@ print(f"loss with 2 of 4 states outside the region: {val.item():.4f}")
 #    and pulls the latent back.
 # </details>
 #
-# **Next:** the exercises of notebooks 01–06 form a course; `README.md` lists them with their checkers.
+# **Next:** the exercises of notebooks 01–06 form a course; the notebook table of `README.md` lists them, and their checkers live in
+# `damdp_lite/exercises.py`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
