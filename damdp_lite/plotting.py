@@ -208,12 +208,14 @@ def reference_lines(ax: Axes, random: float | None = None, pinned: float | None 
 
 def _levels(ax: Axes, levels: Mapping[str, float] | None) -> None:
     """Horizontal levels `{label: value}` in the house style: the target black, references grey
-    (`reference_lines` styles), anything else dotted in its label's colour."""
+    (`reference_lines` styles), a level of a policy family (e.g. "best Gaussian") dotted in its
+    colour, and any other level (a threshold such as "1: no dip") a grey dotted reference."""
     st = styles_for(list(levels or {}))
     for label, value in (levels or {}).items():
-        s = st[label]
-        ls = s["ls"] if label_kind(label) in ("target", *REFERENCE_STYLES) else ":"
-        ax.axhline(value, color=s["color"], ls=ls, lw=1.1, label=label)
+        s, kind = st[label], label_kind(label)
+        ls = s["ls"] if kind in ("target", *REFERENCE_STYLES) else ":"
+        color = s["color"] if kind is not None else COLORS["reference"]
+        ax.axhline(value, color=color, ls=ls, lw=1.1, label=label)
 
 
 # ---------------------------------------------------------------------------------------------
