@@ -105,10 +105,12 @@ def label_kind(label: str) -> str | None:
     text = label.lower()
     for kind, pattern in _KIND_PATTERNS:
         if pattern.search(text):
-            if kind == "diffusion" and _T_ZERO.search(text):
-                return "dppo"
-            return kind
+            return _AT_T_ZERO.get(kind, kind) if _T_ZERO.search(text) else kind
     return None
+
+
+_AT_T_ZERO = {"diffusion": "dppo"}
+"""A label kind at T = 0 that has a name of its own (a diffusion policy at T = 0 is DPPO)."""
 
 
 def label_algorithm(label: str) -> str | None:
