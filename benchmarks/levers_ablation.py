@@ -75,25 +75,27 @@ def summarise_run(run_dir: Path) -> dict:
     return out
 
 
-def finished_runs(sweep_dir: Path, label: str = "diffreppo") -> list[Path]:
-    """Run directories of `label` jobs in a sweep whose training reached its budget."""
+def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[Path]:
+    """Run directories of `label` jobs on `env` in a sweep whose training reached its budget."""
     out = []
     for d in sorted((sweep_dir / "runs").glob(f"*_{label}_s*")):
         if not (d / "progress.csv").exists():
             continue
         _, cfg = load_run(d)
+        if cfg.env_id != env:
+            continue
         rows = read_progress(d / "progress.csv")
         if rows and rows[-1]["env_steps"] >= cfg.num_iterations * cfg.env_steps_per_iteration:
             out.append(d)
     return out
 
 
-def collect(root: Path, base: Path | None, out: Path) -> dict:
-    result = {"script": "benchmarks/levers_ablation.py", "algo": "diffreppo",
+def collect(root: Path, base: Path | None, out: Path, env: str = "HalfCheetah-v5") -> dict:
+    result = {"script": "benchmarks/levers_ablation.py", "algo": "diffreppo", "env_id": env,
               "versions": simulator_versions(), "variants": {}}
     for name, change in VARIANTS.items():
         src = base if (name == "preset" and base is not None) else root / name
-        runs = [summarise_run(d) for d in finished_runs(src)] if src.exists() else []
+        runs = [summarise_run(d) for d in finished_runs(src, env)] if src.exists() else []
         finals = [r["final_eval_return"] for r in runs if r["final_eval_return"] is not None]
         result["variants"][name] = {
             "change": change, "description": DESCRIPTIONS[name], "source": str(src.name),
@@ -117,11 +119,12 @@ def main() -> None:
     c.add_argument("root", type=Path)
     c.add_argument("--base", type=Path, default=None)
     c.add_argument("--out", type=Path, default=SHIPPED / "levers_ablation.json")
+    c.add_argument("--env", default="HalfCheetah-v5")
     args = ap.parse_args()
     if args.cmd == "run":
         run(args.root, args.seeds, args.steps, args.env, args.variants)
     else:
-        res = collect(args.root, args.base, args.out)
+        res = collect(args.root, args.base, args.out, args.env)
         for name, v in res["variants"].items():
             print(f"{name:15s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
 

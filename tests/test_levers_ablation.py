@@ -35,7 +35,10 @@ def test_run_and_collect_on_a_tiny_budget(tmp_path):
     levers_ablation.run(tmp_path, seeds=[0], steps=1024, env="damdp_lite/TurningDoubleWell-v0",
                         variants=["preset", "no_jacobian"])
     out = tmp_path / "ablation.json"
-    res = levers_ablation.collect(tmp_path, None, out)
+    res = levers_ablation.collect(tmp_path, None, out, env="damdp_lite/TurningDoubleWell-v0")
+    assert levers_ablation.collect(tmp_path, None, out, env="Hopper-v5")["variants"]["preset"][
+        "seeds"] == 0  # runs of another env are not counted
+    res = levers_ablation.collect(tmp_path, None, out, env="damdp_lite/TurningDoubleWell-v0")
     assert json.loads(out.read_text()) == res
     for name in ("preset", "no_jacobian"):
         v = res["variants"][name]
