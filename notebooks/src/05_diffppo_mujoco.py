@@ -217,17 +217,20 @@ for env in ("HalfCheetah-v5", "Hopper-v5"):
 # %% [markdown]
 # The curves show the **training episodic return** (CleanRL's metric: the mean return of the episodes
 # that finished in an iteration, carried forward between them), its mean over seeds and a 95%
-# percentile-bootstrap band. With 3 seeds the band only reflects the spread of three numbers. The grey
-# dashed line is the **random policy** (uniform actions, `report.random_policy_return`, through the same
-# evaluation loop as the runs), measured here.
+# percentile-bootstrap band. With 3 seeds the band only reflects the spread of three numbers. Two grey
+# reference levels are measured here through the same evaluation loop as the runs: the dashed **random
+# policy** (uniform actions, `report.random_policy_return`) and the dotted **actions pinned at +1** (every
+# coordinate at the top of its range, `report.pinned_action_return`: where a saturated policy plays).
 
 # %%
 ENVS, METHODS = ("HalfCheetah-v5", "Hopper-v5"), ("ppo", "diffppo")
 LABELS = {"ppo": "PPO (Gaussian)", "diffppo": "DiffPPO (diffusion, K=8)"}
 REF_EPISODES = 10  # the same in SMOKE: a few seconds, and the tables below stay checkable
 RANDOM = {e: report.random_policy_return(e, episodes=REF_EPISODES) for e in ENVS}
+PINNED = {e: report.pinned_action_return(e, 1.0, episodes=REF_EPISODES) for e in ENVS}
 summary = {env: results.summarise(env, METHODS) for env in ENVS}
-fig = plotting.plot_learning_curves(summary, anchors=results.CLEANRL_PPO_V4_1M, labels=LABELS, random=RANDOM)
+fig = plotting.plot_learning_curves(summary, anchors=results.CLEANRL_PPO_V4_1M, labels=LABELS, random=RANDOM,
+                                    pinned=PINNED, reference_labels={"pinned": "actions pinned at +1"})
 fig.savefig(FIGURES / "05_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
 plt.show()
 
