@@ -392,6 +392,12 @@ class Sweep:
         the job was submitted to SLURM."""
         st = self.read_state(name)
         state, error, log = st.get("state", "pending"), st.get("error"), self.log_path(name)
+        if state == "stopped" and st.get("slurm_job_id"):
+            # a task stopped by a timeout or preemption signal requeues itself (same id) and
+            # resumes when SLURM starts it again: while it waits in the queue it is queued
+            queue = slurm_queue() if alive is ASK else alive
+            if queue is not None and st["slurm_job_id"] in queue:
+                state = "queued"
         if state in ("running", "queued"):
             if st.get("slurm_job_id"):
                 queue = slurm_queue() if alive is ASK else alive

@@ -299,6 +299,12 @@ def test_the_slurm_executor_passes_its_settings_to_submitit(tmp_path, monkeypatc
     sweep.write_state(jobs[0].name, state="running")
     assert sweep.status(jobs[0].name, alive=set())["state"] == "stopped"
     assert sweep.status(jobs[0].name, alive={"7_0"})["state"] == "running"
+    # stopped by a timeout / preemption signal, the task requeued itself under the same id: while
+    # it waits in the queue it is queued (not resubmitted), once gone it is stopped
+    sweep.write_state(jobs[0].name, state="stopped")
+    assert sweep.status(jobs[0].name, alive={"7_0"})["state"] == "queued"
+    assert sweep.status(jobs[0].name, alive=set())["state"] == "stopped"
+    assert sweep.status(jobs[0].name, alive=None)["state"] == "stopped"  # squeue failed
 
 
 def test_the_slurm_executor_without_sbatch_is_one_line_before_anything_is_written(
