@@ -423,14 +423,16 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
             row = {**row, "elapsed_s": elapsed0 + now - start, "eval_return": ev_ret,
                    "eval_length": ev_len,
                    "sps": config.env_steps_per_iteration / (now - t0)}
-            result.history.append(row)
             if run_dir is not None:  # written before the callback sees it: nothing is lost
                 with open(progress_path, "a", newline="") as f:
                     csv.DictWriter(f, columns).writerow(row)
-                if writer is not None:
-                    for key in columns[2:]:
-                        if row[key] != "" and math.isfinite(row[key]):
-                            writer.add_scalar(key, row[key], row["env_steps"])
+            # counted right after the file has it: "stopped at iteration N" after a Ctrl-C
+            # names exactly the rows on disk
+            result.history.append(row)
+            if writer is not None:
+                for key in columns[2:]:
+                    if row[key] != "" and math.isfinite(row[key]):
+                        writer.add_scalar(key, row[key], row["env_steps"])
             stop = callback is not None and bool(callback(row))
             if run_dir is not None:
                 if last or stop or (it + 1) % run.checkpoint_every == 0:
