@@ -1,0 +1,74 @@
+"""The DA-MDP grid's finished runs (benchmarks/results/damdp_grid/<sweep>/runs/<job>): each ships
+its config.json and progress.csv, trained to its budget and scored by a final evaluation over at
+least 10 episodes; it restarts from its config.json now (what `damdp-lite reproduce` does first)
+and, on a machine with the recorded MuJoCo version, recomputes its first iteration as recorded.
+Also: git never ignores those files (a broad `runs/` pattern once kept them out of a commit)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from damdp_lite.algos import algo_of
+from damdp_lite.envs.make import simulator_versions
+from damdp_lite.results import read_progress
+from damdp_lite.train import WALL_CLOCK_FIELDS, load_run, recorded_versions
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ROOT / "benchmarks" / "results" / "damdp_grid"
+RUNS = sorted(p.parent for p in GRID.glob("*/runs/*/config.json"))
+IDS = [f"{p.parents[1].name}/{p.name}" for p in RUNS]
+
+
+def test_git_keeps_the_run_files_of_the_grid() -> None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    probe = ["benchmarks/results/damdp_grid/dmc/runs/x_s0/config.json",
+             "benchmarks/results/damdp_grid/dmc/runs/x_s0/progress.csv"]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *probe], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "", f"git would ignore: {out.stdout.split()}"
+    ckpt = "benchmarks/results/damdp_grid/dmc/runs/x_s0/checkpoint.pt"
+    assert subprocess.run(["git", "check-ignore", "-q", "--no-index", ckpt], cwd=ROOT).returncode == 0
+
+
+def test_every_sweep_names_its_shipped_runs() -> None:
+    """Each shipped run is a job of its sweep.json, with the grid's budget and evaluation."""
+    assert RUNS, "no grid run is shipped"
+    for run_dir in RUNS:
+        sweep = json.loads((run_dir.parents[1] / "sweep.json").read_text())
+        assert run_dir.name in {j["name"] for j in sweep["jobs"]}, run_dir
+        assert sweep["run"]["eval_episodes"] >= 10
+
+
+@pytest.mark.parametrize("run_dir", RUNS, ids=IDS)
+def test_run_finished_with_a_final_evaluation(run_dir: Path) -> None:
+    _, config = load_run(run_dir)
+    rows = read_progress(run_dir / "progress.csv")
+    assert rows[-1]["env_steps"] == config.num_iterations * config.env_steps_per_iteration
+    assert np.isfinite(rows[-1]["eval_return"]), "the last row holds the final evaluation"
+    versions = recorded_versions(run_dir)
+    assert versions is not None and versions.get("mujoco"), "the MuJoCo version is recorded"
+
+
+@pytest.mark.parametrize("run_dir", RUNS, ids=IDS)
+def test_run_restarts_from_its_config(run_dir: Path) -> None:
+    """Iteration 0 recomputed from config.json: finite where the recorded one is and, under the
+    recorded MuJoCo version, equal to it in every logged number but the clock."""
+    _, config = load_run(run_dir)
+    learner = algo_of(config).learner_cls(config)
+    try:
+        row = learner.train_iteration()
+    finally:
+        learner.close()
+    shipped = read_progress(run_dir / "progress.csv")[0]
+    keys = [k for k in row if k not in WALL_CLOCK_FIELDS and np.isfinite(shipped.get(k, np.nan))]
+    assert row["env_steps"] == shipped["env_steps"] and len(keys) >= 3
+    if recorded_versions(run_dir).get("mujoco") != simulator_versions()["mujoco"]:
+        assert all(np.isfinite(row[k]) for k in keys), row
+        return
+    for key in keys:
+        assert row[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-7), key
