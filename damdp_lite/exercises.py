@@ -723,3 +723,113 @@ def check_ppo_actor_loss(fn: Callable, number: str = "2.2") -> Callable:
                     "the loss, then its gradients w.r.t. log q_theta and log pi_theta",
                     lambda c: f"B = {c['adv_hat'].shape[0]}", tol=1e-7, kind="a vector")
     return ppo_actor_loss_reference if passed is reference else fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07 (four gradient routes): the FPO-style ratio of two Monte Carlo ELBOs
+# ---------------------------------------------------------------------------------------------
+
+
+def _fpo_ratio_cases(seed: int = 0):
+    """Draws `(M, B)` in float64: K = 1 with one draw, then several draws and steps; the new
+    log-ratios near the old ones, so that every ratio stays well below the cap."""
+    g = torch.Generator().manual_seed(seed)
+    for M, B, K in [(1, 5, 1), (4, 6, 8), (16, 3, 4)]:
+        ell_old = torch.randn(M, B, generator=g, dtype=torch.float64)
+        yield dict(log_prior=-2.0 + torch.randn(M, B, generator=g, dtype=torch.float64),
+                   ell_new=ell_old + 0.05 * torch.randn(M, B, generator=g, dtype=torch.float64),
+                   ell_old=ell_old, num_steps=K)
+
+
+def _fpo_ratio_value_and_gradients(fn: Callable, number: str) -> Callable:
+    """`case -> [r_hat (B), d sum r_hat / d ell_new (M B), d sum r_hat / d ell_old (M B)]`."""
+
+    def wrapped(**case) -> torch.Tensor:
+        new = case["ell_new"].clone().requires_grad_(True)
+        old = case["ell_old"].clone().requires_grad_(True)
+        out = fn(case["log_prior"], new, old, case["num_steps"])
+        M, B = new.shape
+        if not isinstance(out, torch.Tensor) or out.shape != (B,):
+            shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+            per_draw = " (one ratio per action: average the M draws inside the exp)" if (
+                shape == (M, B)) else ""
+            raise AssertionError(f"Exercise {number}: expected a tensor of shape ({B},), one "
+                                 f"ratio per action, got {shape}{per_draw}")
+        grads = (torch.autograd.grad(out.sum(), [new, old], allow_unused=True)
+                 if out.requires_grad else (None, None))
+        return torch.cat([out.detach().reshape(-1), *(
+            torch.zeros_like(x).reshape(-1) if gr is None else gr.reshape(-1)
+            for x, gr in zip((new, old), grads, strict=True))])
+    return wrapped
+
+
+def _fpo_ratio_mistakes() -> dict[str, Callable]:
+    """Common wrong answers to exercise 7.1, `{what is wrong: fn(log_prior, new, old, K)}`."""
+    def elbo(lp, ell, K):
+        return (lp + K * ell).mean(0)
+
+    return {
+        "the factor K: one random step stands for all K steps, ELBO_hat = mean[log p_0 + K ell_k]":
+            lambda lp, new, old, K: torch.exp((new - old.detach()).mean(0)),
+        "the ratio is inverted: r_hat = exp(ELBO_hat_new - ELBO_hat_old) (FPO's exp(L_old - "
+        "L_new) is written with losses, which are negative ELBOs)":
+            lambda lp, new, old, K: torch.exp(elbo(lp, old.detach(), K) - elbo(lp, new, K)),
+        "the M draws are summed; average them (ELBO_hat is a mean over the draws)":
+            lambda lp, new, old, K: torch.exp(K * (new - old.detach()).sum(0)),
+        "the mean is outside the exp: r_hat = exp(mean of the log-ratios), not the mean of "
+        "per-draw ratios":
+            lambda lp, new, old, K: torch.exp(K * (new - old.detach())).mean(0),
+        "log p_0(a^K) is in one ELBO only; it is in both (and cancels)":
+            lambda lp, new, old, K: torch.exp(elbo(lp, new, K) - (K * old.detach()).mean(0)),
+        "the old ELBO is not detached: it is a constant (sg), so d r_hat / d ell_old must be 0":
+            lambda lp, new, old, K: torch.exp(elbo(lp, new, K) - elbo(lp, old, K)),
+        "the new ELBO is detached: the ratio must carry the gradient through ell_new":
+            lambda lp, new, old, K: torch.exp(elbo(lp, new.detach(), K)
+                                              - elbo(lp, old.detach(), K)),
+        "the log-ratio is returned; return the ratio r_hat = exp(...)":
+            lambda lp, new, old, K: elbo(lp, new, K) - elbo(lp, old.detach(), K),
+    }
+
+
+def check_fpo_ratio(fn: Callable, number: str = "7.1") -> Callable:
+    """Check `fn(log_prior, ell_new, ell_old, num_steps) -> (B,)`, the FPO-style ratio
+    r_hat = exp(ELBO_hat_new - sg(ELBO_hat_old)) with ELBO_hat = mean over M draws of
+    log p_0(a^K) + K ell_k, against `damdp_lite.routes.fpo_ratio` (method.md §5.7, notebook 07):
+    its values and its gradients w.r.t. ell_new and ell_old (which must be 0). A wrong answer
+    that is a known mistake (K missing, the ratio inverted, the draws summed, the mean of
+    per-draw ratios, the prior on one side, a missing or misplaced detach, no exp) is named in
+    the `AssertionError`; otherwise the first entry that differs is shown."""
+    from .routes import fpo_ratio  # lazy: routes imports this module
+
+    reference = _fpo_ratio_value_and_gradients(fpo_ratio, number)
+    learner = _fpo_ratio_value_and_gradients(fn, number)
+
+    def close(a, b):
+        return a.shape == b.shape and torch.allclose(a, b, rtol=1e-7, atol=1e-9)
+
+    def diagnosed(**case):
+        got, want = learner(**case), reference(**case)
+        if close(got.to(want.dtype), want):
+            return got
+        where = f"M = {case['ell_new'].shape[0]}, B = {case['ell_new'].shape[1]}, " \
+                f"K = {case['num_steps']}"
+        for name, wrong_fn in _fpo_ratio_mistakes().items():
+            wrong = _fpo_ratio_value_and_gradients(wrong_fn, number)(**case)
+            if close(got.to(want.dtype), wrong) and not close(wrong, want):
+                raise AssertionError(f"Exercise {number}: wrong ratio ({where}): {name}")
+        return got
+
+    def entry(case: dict, i: int) -> str:
+        M, B = case["ell_new"].shape
+        if i < B:
+            return f"r_hat of action {i}"
+        part, j = divmod(i - B, M * B)
+        m, b = divmod(j, B)
+        return (f"d r_hat[{b}] / d ell_{'new' if part == 0 else 'old'}[{m}, {b}]"
+                + ("" if part == 0 else ", which must be 0"))
+
+    passed = _check(diagnosed, reference, _fpo_ratio_cases(), number,
+                    "the B ratios, then their gradients w.r.t. ell_new and ell_old",
+                    lambda c: f"M = {c['ell_new'].shape[0]}, K = {c['num_steps']}",
+                    tol=1e-7, kind="a vector", entry=entry)
+    return fpo_ratio if passed is reference else fn

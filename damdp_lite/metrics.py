@@ -107,3 +107,15 @@ def box_saturation(actions, weights=None, edge: float = BOX_EDGE,
         to_numpy(weights), float)
     return {"frac_edge": float(w @ (a.max(-1) > edge)),
             "frac_corners": float(w @ (a.min(-1) > corner))}
+
+
+def dip_ratio(grid, density) -> float:
+    """q(0) / max(q(-1), q(+1)) of a 1-D density `(N,)` on `grid` `(N,)`, at the nearest grid
+    points: below 1 only if the density dips between the double well's modes at +-1 (the exact
+    optimum has exp(-1/T)). The measure of notebook 01 and `benchmarks/bound_vs_K.py`."""
+    g, d = np.asarray(to_numpy(grid), float), np.asarray(to_numpy(density), float)
+
+    def at(x: float) -> float:
+        return float(d[np.argmin(np.abs(g - x))])
+
+    return at(0.0) / max(at(-1.0), at(1.0))

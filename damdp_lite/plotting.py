@@ -519,6 +519,50 @@ def plot_traces(traces: Mapping[str, tuple], hlines: Mapping[str, float] | None 
     return fig
 
 
+def plot_seed_bars(values: Mapping[str, Mapping[str, Sequence]], ylabel: str,
+                   hlines: Mapping[str, float] | None = None, log: bool = False,
+                   title: str = "") -> Figure:
+    """Grouped bars of the mean over seeds with a dot per seed: `values[group][label]` holds the
+    seed values of `label` in the x-group `group` (e.g. a target or a K). A value that is None
+    or not finite (a run without that number) is left out of the mean and marked by an x at
+    the bottom of the axis. Colours follow the labels (`styles_for`); `hlines` `{label: value}`
+    are reference levels as in `plot_traces`; `log` puts the y axis on a log scale. The legend
+    sits to the right of the axes."""
+    groups = list(values)
+    labels = list(dict.fromkeys(lab for g in groups for lab in values[g]))
+    st = styles_for(labels)
+    fig, ax = plt.subplots(figsize=(max(5.6, 1.6 * len(groups) + 3.6), 3.0))
+    width, missing = 0.8 / max(1, len(labels)), False
+    for i, label in enumerate(labels):
+        named = False
+        for j, group in enumerate(groups):
+            vals = [float(v) if v is not None else np.nan for v in values[group].get(label, [])]
+            ok = [v for v in vals if np.isfinite(v)]
+            x = j - 0.4 + (i + 0.5) * width
+            if ok:
+                ax.bar(x, float(np.mean(ok)), width=0.95 * width, color=st[label]["color"],
+                       alpha=0.85, label=None if named else label)
+                named = True
+                ax.plot([x] * len(ok), ok, "o", color="0.15", ms=2.5,
+                        label="seeds" if i == j == 0 else None)
+            for _ in range(len(vals) - len(ok)):
+                missing = True
+                ax.plot(x, 0.02, "x", color=st[label]["color"], ms=6, mew=1.5,
+                        transform=ax.get_xaxis_transform(), clip_on=False)
+        if not named:  # no bar anywhere: the label's crosses still need a legend entry
+            ax.plot([], [], "x", color=st[label]["color"], mew=1.5, label=f"{label} (no value)")
+    if missing:
+        ax.plot([], [], "x", color="0.3", label="no value (run escaped)")
+    _levels(ax, hlines)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
 def write_video(frames: Sequence[np.ndarray], path: str, fps: int = 30) -> str:
     """Write RGB frames `(H, W, 3)` uint8 to `path` (.mp4 via imageio-ffmpeg, .gif via Pillow).
 

@@ -199,3 +199,62 @@ def config_fields(config: AlgoConfig) -> dict:
     d = {k: v for k, v in config.to_dict().items() if k not in ("policy", "device")}
     policy = policy_to_dict(config.policy)
     return {**d, "policy": policy.pop("kind"), **policy}
+
+
+# ---------------------------------------------------------------------------------------------
+# Four gradient routes through one diffusion policy (notebook 07; benchmarks/gradient_routes.py)
+# ---------------------------------------------------------------------------------------------
+
+ROUTE_SAMPLER = dict(obs_dim=0, squash="identity", num_steps=8, noising_step_pairing="same",
+                     hidden_sizes=(64, 64))
+"""DiffusionConfig fields of every route's sampler: notebook 01's sampler (K = 8, the "same"
+pairing of the teaching preset, a 2 x 64 control network); `action_dim` comes from the target."""
+
+ROUTE_TARGETS: dict[str, dict] = {
+    "double_well": dict(name="double_well", kwargs={}, temperature=0.25),
+    "ring": dict(name="ring", kwargs=dict(num_modes=4, radius=2.0, std=0.4), temperature=1.0),
+}
+"""The two targets of notebook 07 (`targets.make_target` name and arguments, T): notebook 01's
+double well at T = 0.25 (exact J(marginal), dip ratio) and its ring of four Gaussians at T = 1
+(log Z = 0, exact mode masses 0.25)."""
+
+ROUTE_TRAINING = dict(iterations=200, batch_size=256, update_epochs=4, lr=1e-2, clip_coef=0.2,
+                      elbo_draws=4, diffusion_steps_per_update=0, max_grad_norm=1.0)
+"""`routes.RouteConfig` fields shared by every route: 200 batches of 256 chains, 4 Adam steps
+on each (800 updates, 51,200 chains), lr 1e-2 (notebook 01's sweep), PPO's clip 0.2, M = 4
+ELBO draws per action, all K chain steps in each per-step update."""
+
+ROUTE_SMOKE = dict(iterations=3, batch_size=32, update_epochs=2)
+"""Tiny budgets for CI (`smoke=True`)."""
+
+
+def route_target(name: str):
+    """`(target, T)` of a key of `ROUTE_TARGETS`."""
+    from .targets import make_target
+
+    if name not in ROUTE_TARGETS:
+        raise ValueError(f"target={name!r} is not allowed; expected one of {tuple(ROUTE_TARGETS)}")
+    spec = ROUTE_TARGETS[name]
+    return make_target(spec["name"], **spec["kwargs"]), spec["temperature"]
+
+
+def route_policy(target_name: str, seed: int = 0, **fields):
+    """The sampler of notebook 07 for a target, built right after `seed_everything(seed)`
+    (`ROUTE_SAMPLER`, then `fields`, e.g. num_steps)."""
+    from .diffusion import DiffusionConfig, DiffusionPolicy
+
+    target, _ = route_target(target_name)
+    seed_everything(seed)
+    return DiffusionPolicy(DiffusionConfig(**{**ROUTE_SAMPLER, "action_dim": target.dim,
+                                              **fields}))
+
+
+def route_config(target_name: str, seed: int = 0, smoke: bool = False, **overrides):
+    """The `routes.RouteConfig` of a training run on a target: `ROUTE_TRAINING`, the target's T,
+    the seed, `ROUTE_SMOKE` under `smoke`, then `overrides`."""
+    from .routes import RouteConfig
+
+    _, temperature = route_target(target_name)
+    fields = {**ROUTE_TRAINING, "temperature": temperature, "seed": seed,
+              **(ROUTE_SMOKE if smoke else {}), **overrides}
+    return RouteConfig(**fields)

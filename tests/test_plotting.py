@@ -222,6 +222,11 @@ def _figures():
     yield ("plot_mode_masses", plotting.plot_mode_masses(
         {"diffusion": [0.3, 0.2, 0.2, 0.3], "Gaussian": [0, 0, 0, 1]}, [0.25] * 4,
         ("LU", "LD", "RU", "RD")), ["diffusion", "Gaussian", "exact"])
+    yield ("plot_seed_bars", plotting.plot_seed_bars(
+        {"double well": {"DiffPPO": [1.0, 2.0, None], "DPPO (T = 0)": [3.0, 1.0, 2.0],
+                         "FPO-style": [None, None]}}, "relative variance", {"1: no dip": 1.0}),
+        ["DiffPPO", "DPPO (T = 0)", "seeds", "FPO-style (no value)", "no value (run escaped)",
+         "1: no dip"])
     yield ("plot_traces", plotting.plot_traces(
         {"DiffPPO": ([0, 1, 2], [0.0, 0.5, 0.7])}, {r"$\mathcal{T}\log Z$": 1.0}),
         ["DiffPPO", r"$\mathcal{T}\log Z$"])
