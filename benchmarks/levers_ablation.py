@@ -1,15 +1,18 @@
 """Ablation of the levers that make DA-MDP REPPO learn on MuJoCo (method.md §10): starting from
 the working preset (`damdp-lite train --algo diffreppo`), switch each lever back to its
 official / old value on its own, train, and compare final evaluation returns and the
-diagnostics every run logs.
+diagnostics every run logs. `--algo diffppo` does the same for DiffPPO's preset, with the
+levers suspected of its saturation (chain steps per update, T, sigma_0, the Jacobian).
 
-    python benchmarks/levers_ablation.py run RUNS_DIR [--seeds 0 1 2] [--steps 196608]
-    python benchmarks/levers_ablation.py collect RUNS_DIR [--base SWEEP_DIR] [--out PATH]
+    python benchmarks/levers_ablation.py run RUNS_DIR [--algo diffppo] [--seeds 0 1 2]
+        [--steps 196608]
+    python benchmarks/levers_ablation.py collect RUNS_DIR [--algo diffppo] [--base SWEEP_DIR]
+        [--out PATH]
 
 `run` starts (or continues: every run is resumable) one `damdp-lite sweep` per variant in
-RUNS_DIR/<variant>; `collect` writes damdp_lite/shipped/levers_ablation.json. The working preset
-itself is the `diffreppo` jobs of a main sweep (`--base`, e.g. the grid behind README's results
-table) when given, else RUNS_DIR/preset.
+RUNS_DIR/<variant>; `collect` writes damdp_lite/shipped/levers_ablation.json (or
+levers_ablation_diffppo.json). The working preset itself is the algorithm's jobs of a main sweep
+(`--base`, e.g. the grid behind README's results table) when given, else RUNS_DIR/preset.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from damdp_lite.envs.make import simulator_versions
 from damdp_lite.results import SHIPPED, read_progress
 from damdp_lite.train import load_run
 
-VARIANTS: dict[str, dict] = {
+VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
     "preset": {},
     "mc_kl": {"kl_estimator": "mc"},
     "scaled_rewards": {"scale_rewards": True},
@@ -45,16 +48,45 @@ DESCRIPTIONS = {
     "torch_init": "PyTorch's default init of the control network instead of LeCun normal",
 }
 
-DIAGNOSTICS = ("saturated", "kl", "kl_violation", "dq_dx", "clipped_targets", "temperature")
-"""progress.csv columns averaged over the last quarter of each run."""
+DIFFPPO_VARIANTS: dict[str, dict] = {
+    "preset": {},
+    "kappa_8": {"diffusion_steps_per_update": 8},
+    "dppo": {"temperature": 0.0},
+    "prior_std_1": {"prior_std": 1.0},
+    "no_jacobian": {"tanh_jacobian": False},
+}
+"""DiffPPO's: each changes one field of its preset (kappa_8 and prior_std_1 are not switches back
+to an official value but probes of the saturation DiffPPO shows and PPO does not)."""
+
+DIFFPPO_DESCRIPTIONS = {
+    "preset": "the DiffPPO preset (kappa = 2 of K = 8 chain steps per update, T = 2e-4, "
+              "sigma_0 = 1.5, tanh Jacobian)",
+    "kappa_8": "all K = 8 chain steps of each env step in every update (official)",
+    "dppo": "T = 0: DPPO, no entropy",
+    "prior_std_1": "sigma_0 = 1 instead of 1.5",
+    "no_jacobian": "latent-space entropy (official: no tanh Jacobian)",
+}
+
+ABLATIONS: dict[str, tuple[dict[str, dict], dict[str, str], str]] = {
+    "diffreppo": (VARIANTS, DESCRIPTIONS, "levers_ablation.json"),
+    "diffppo": (DIFFPPO_VARIANTS, DIFFPPO_DESCRIPTIONS, "levers_ablation_diffppo.json"),
+}
+"""Per algorithm: its variants, their descriptions and the shipped file `collect` writes."""
+
+DIAGNOSTICS = ("saturated", "kl", "kl_violation", "clip_fraction", "dq_dx", "clipped_targets",
+               "temperature")
+"""progress.csv columns averaged over the last quarter of each run (those a run logs: PPO logs
+`clip_fraction` where REPPO logs `kl_violation`, `dq_dx` and `clipped_targets`)."""
 
 
-def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str]) -> None:
+def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
+        algo: str = "diffreppo") -> None:
     from damdp_lite.cli import main as cli_main
 
+    table = ABLATIONS[algo][0]
     for name in variants:
-        sets = [f"{k}={json.dumps(v)}" for k, v in VARIANTS[name].items()]
-        argv = ["sweep", str(root / name), "--algos", "diffreppo", "--envs", env, "--seeds",
+        sets = [f"{k}={json.dumps(v)}" for k, v in table[name].items()]
+        argv = ["sweep", str(root / name), "--algos", algo, "--envs", env, "--seeds",
                 *map(str, seeds), "--steps", str(steps), "--eval-every", "48",
                 "--eval-episodes", "10", "--threads", "1"]
         if cli_main(argv + (["--set", *sets] if sets else [])) != 0:
@@ -71,7 +103,8 @@ def summarise_run(run_dir: Path) -> dict:
            "final_eval_return": evals[-1]["eval_return"] if evals else None}
     for name in DIAGNOSTICS:
         vals = [r[name] for r in late if math.isfinite(r.get(name, math.nan))]
-        out[name] = float(np.mean(vals)) if vals else None
+        if vals or name in rows[0]:
+            out[name] = float(np.mean(vals)) if vals else None
     return out
 
 
@@ -90,15 +123,17 @@ def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[P
     return out
 
 
-def collect(root: Path, base: Path | None, out: Path, env: str = "HalfCheetah-v5") -> dict:
-    result = {"script": "benchmarks/levers_ablation.py", "algo": "diffreppo", "env_id": env,
+def collect(root: Path, base: Path | None, out: Path, env: str = "HalfCheetah-v5",
+            algo: str = "diffreppo") -> dict:
+    table, descriptions, _ = ABLATIONS[algo]
+    result = {"script": "benchmarks/levers_ablation.py", "algo": algo, "env_id": env,
               "versions": simulator_versions(), "variants": {}}
-    for name, change in VARIANTS.items():
+    for name, change in table.items():
         src = base if (name == "preset" and base is not None) else root / name
-        runs = [summarise_run(d) for d in finished_runs(src, env)] if src.exists() else []
+        runs = [summarise_run(d) for d in finished_runs(src, env, algo)] if src.exists() else []
         finals = [r["final_eval_return"] for r in runs if r["final_eval_return"] is not None]
         result["variants"][name] = {
-            "change": change, "description": DESCRIPTIONS[name], "source": str(src.name),
+            "change": change, "description": descriptions[name], "source": str(src.name),
             "runs": runs, "seeds": len(finals),
             "mean_final_eval_return": float(np.mean(finals)) if finals else None}
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -113,18 +148,28 @@ def main() -> None:
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
     r.add_argument("--steps", type=int, default=196_608)
     r.add_argument("--env", default="HalfCheetah-v5")
-    r.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "preset"],
-                   choices=list(VARIANTS))
+    r.add_argument("--algo", choices=list(ABLATIONS), default="diffreppo")
+    r.add_argument("--variants", nargs="+", default=None,
+                   help="variants to run (default: all but the preset)")
     c = sub.add_parser("collect")
     c.add_argument("root", type=Path)
+    c.add_argument("--algo", choices=list(ABLATIONS), default="diffreppo")
     c.add_argument("--base", type=Path, default=None)
-    c.add_argument("--out", type=Path, default=SHIPPED / "levers_ablation.json")
+    c.add_argument("--out", type=Path, default=None,
+                   help="default: damdp_lite/shipped/levers_ablation[_diffppo].json")
     c.add_argument("--env", default="HalfCheetah-v5")
     args = ap.parse_args()
+    table = ABLATIONS[args.algo][0]
     if args.cmd == "run":
-        run(args.root, args.seeds, args.steps, args.env, args.variants)
+        variants = args.variants or [v for v in table if v != "preset"]
+        unknown = [v for v in variants if v not in table]
+        if unknown:
+            ap.error(f"--variants {unknown[0]!r} is not a variant of {args.algo}; "
+                     f"expected one of {sorted(table)}")
+        run(args.root, args.seeds, args.steps, args.env, variants, args.algo)
     else:
-        res = collect(args.root, args.base, args.out, args.env)
+        out = args.out or SHIPPED / ABLATIONS[args.algo][2]
+        res = collect(args.root, args.base, out, args.env, args.algo)
         for name, v in res["variants"].items():
             print(f"{name:15s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
 

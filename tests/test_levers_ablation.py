@@ -14,21 +14,37 @@ from damdp_lite.train import load_run
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import levers_ablation  # noqa: E402
+import pytest  # noqa: E402
 
 
-def test_each_variant_switches_one_preset_lever_back():
-    preset = ALGOS["reppo"].config(policy="diffusion")
-    for name, change in levers_ablation.VARIANTS.items():
-        assert name in levers_ablation.DESCRIPTIONS
+@pytest.mark.parametrize("algo,base", [("diffreppo", "reppo"), ("diffppo", "ppo")])
+def test_each_variant_changes_one_preset_field(algo, base):
+    variants, descriptions, _ = levers_ablation.ABLATIONS[algo]
+    preset = ALGOS[base].config(policy="diffusion")
+    for name, change in variants.items():
+        assert name in descriptions
         if name == "preset":
             assert change == {}
             continue
         assert len(change) == 1
         (field, value), = change.items()
-        cfg = ALGOS["reppo"].config(policy="diffusion", **change)
+        cfg = ALGOS[base].config(policy="diffusion", **change)
         owner = cfg.policy if hasattr(cfg.policy, field) else cfg
-        base = preset.policy if owner is cfg.policy else preset
-        assert getattr(owner, field) == value != getattr(base, field)
+        before = preset.policy if owner is cfg.policy else preset
+        assert getattr(owner, field) == value != getattr(before, field), (algo, name)
+
+
+def test_diffppo_ablation_runs_and_reports_its_clip_fraction(tmp_path):
+    levers_ablation.run(tmp_path, seeds=[0], steps=2048, env="damdp_lite/TurningDoubleWell-v0",
+                        variants=["dppo"], algo="diffppo")
+    res = levers_ablation.collect(tmp_path, None, tmp_path / "a.json",
+                                  env="damdp_lite/TurningDoubleWell-v0", algo="diffppo")
+    assert res["algo"] == "diffppo"
+    assert set(res["variants"]) == set(levers_ablation.DIFFPPO_VARIANTS)
+    run = res["variants"]["dppo"]["runs"][0]
+    assert 0 <= run["clip_fraction"] <= 1 and "kl_violation" not in run
+    _, cfg = load_run(next((tmp_path / "dppo" / "runs").iterdir()))
+    assert cfg.temperature == 0.0
 
 
 def test_run_and_collect_on_a_tiny_budget(tmp_path):
