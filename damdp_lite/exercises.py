@@ -833,3 +833,126 @@ def check_fpo_ratio(fn: Callable, number: str = "7.1") -> Callable:
                     lambda c: f"M = {c['ell_new'].shape[0]}, K = {c['num_steps']}",
                     tol=1e-7, kind="a vector", entry=entry)
     return fpo_ratio if passed is reference else fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 08 (sequential multimodality): which goals did the episodes reach?
+# ---------------------------------------------------------------------------------------------
+
+def goals_reached_reference(final_positions: torch.Tensor, goals: torch.Tensor,
+                            threshold: float) -> tuple[int, torch.Tensor]:
+    """(number of distinct goals reached, `(G,)` fraction of the E episodes ending at each goal)
+    from the final positions `(E, 2)` and the goals `(G, 2)`: an episode reached goal g when it
+    ended strictly within `threshold` of it (`metrics.goals_reached`, `MultiGoalEnv`)."""
+    from .metrics import goals_reached
+
+    count, fractions = goals_reached(final_positions, goals, threshold)
+    return count, torch.as_tensor(fractions, dtype=torch.float64)
+
+
+def _goals_cases(seed: int = 0):
+    """Hand-made final positions: one episode at each goal; episodes on the goal radius (exactly
+    1 from a goal: not reached, the env terminates at < 1), just inside it, and far from every
+    goal; none reached; 60 random ends around the goals; three goals of another layout with
+    threshold 0.5 (points 0.6 from a goal: reached under d^2 < threshold only)."""
+    g4 = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]], dtype=torch.float64)
+    yield dict(final_positions=g4.clone(), goals=g4, threshold=1.0)
+    yield dict(final_positions=torch.tensor([[4.0, 0.0], [0.0, 4.05], [0.3, 4.2], [0.0, 0.0],
+                                             [-0.5, -4.5], [2.0, 2.0]], dtype=torch.float64),
+               goals=g4, threshold=1.0)
+    yield dict(final_positions=torch.tensor([[0.0, 0.0], [2.5, 2.5], [-3.0, 1.0]],
+                                            dtype=torch.float64), goals=g4, threshold=1.0)
+    gen = torch.Generator().manual_seed(seed)
+    which = torch.randint(0, 4, (60,), generator=gen)
+    ends = g4[which] + 1.4 * torch.rand(60, 2, generator=gen, dtype=torch.float64) - 0.7
+    yield dict(final_positions=ends, goals=g4, threshold=1.0)
+    g3 = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [0.0, -3.0]], dtype=torch.float64)
+    yield dict(final_positions=torch.tensor([[2.6, 2.0], [2.2, 2.1], [-2.0, 2.3], [0.0, -2.6],
+                                             [0.0, 0.0]], dtype=torch.float64),
+               goals=g3, threshold=0.5)
+
+
+def _goals_mistakes(final_positions, goals, threshold) -> dict[str, tuple[int, torch.Tensor]]:
+    """What common wrong answers return, `{what is wrong: (count, fractions)}`."""
+    s, g = final_positions.double(), goals.double()
+    d = torch.cdist(s, g)  # (E, G)
+    E, G = d.shape
+    nearest = d.argmin(-1)
+
+    def answer(hit: torch.Tensor, denominator: float | None = None) -> tuple[int, torch.Tensor]:
+        counts = torch.bincount(nearest[hit], minlength=G).double()
+        frac = counts / (E if denominator is None else max(denominator, 1.0))
+        return int((counts > 0).sum()), frac
+
+    inside = d.min(-1).values < threshold
+    counts = torch.bincount(nearest[inside], minlength=G).double()
+    return {
+        "the goal radius is strict: an episode ending exactly `threshold` from a goal did not "
+        "reach it (the env terminates when the distance is < threshold)":
+            answer(d.min(-1).values <= threshold),
+        "compare the distance with the threshold, not the squared distance":
+            answer((d**2).min(-1).values < threshold),
+        "an episode ending far from every goal reached none: check the threshold before "
+        "taking the nearest goal": answer(torch.ones(E, dtype=torch.bool)),
+        "the fractions are over all E episodes, not over the episodes that reached a goal":
+            answer(inside, float(inside.sum())),
+        "the fractions are fractions of the E episodes, not counts of episodes":
+            (int((counts > 0).sum()), counts),
+        "the count is of distinct goals reached, not of episodes that reached one":
+            (int(inside.sum()), counts / E),
+    }
+
+
+def check_goals_reached(fn: Callable, number: str = "8.1") -> Callable:
+    """Check `fn(final_positions, goals, threshold) -> (count, fractions)` on hand-made final
+    positions (`_goals_cases`): `count` the number of distinct goals at least one episode
+    reached (an int or 0-d tensor), `fractions` `(G,)` the fraction of the E episodes that
+    ended within `threshold` of each goal (`goals_reached_reference`). A wrong answer names
+    the quantity (the count, or the fraction at goal g) and the known mistake, else the case.
+    Prints one fixed line; returns `fn`, or the reference when `fn` raises
+    `NotImplementedError`."""
+    try:
+        for case in _goals_cases():
+            got = fn(**case)
+            count, want = goals_reached_reference(**case)
+            E, G = case["final_positions"].shape[0], case["goals"].shape[0]
+            where = f"E = {E} episodes, G = {G} goals, threshold {case['threshold']:g}"
+            if not isinstance(got, tuple | list) or len(got) != 2:
+                raise AssertionError(f"Exercise {number}: expected a pair (count, fractions), "
+                                     f"got {type(got).__name__}")
+            g_count = torch.as_tensor(got[0])
+            g_frac = torch.as_tensor(np.asarray(got[1], dtype=np.float64)
+                                     if not isinstance(got[1], torch.Tensor) else got[1])
+            if g_count.numel() != 1:
+                raise AssertionError(f"Exercise {number}: count ({where}): expected one "
+                                     f"number, got shape {tuple(g_count.shape)}")
+            if g_frac.shape != want.shape:
+                raise AssertionError(f"Exercise {number}: fractions ({where}): expected shape "
+                                     f"{tuple(want.shape)} (one per goal), got "
+                                     f"{tuple(g_frac.shape)}")
+            g_frac = g_frac.to(torch.float64)
+            frac_ok = torch.allclose(g_frac, want, rtol=1e-9, atol=1e-12)
+            count_ok = float(g_count) == count
+            if frac_ok and count_ok:
+                continue
+            for name, (w_count, w_frac) in _goals_mistakes(**case).items():
+                same_as_wrong = float(g_count) == w_count and torch.allclose(
+                    g_frac, w_frac, rtol=1e-9, atol=1e-12)
+                right = w_count == count and torch.allclose(w_frac, want, rtol=1e-9, atol=1e-12)
+                if same_as_wrong and not right:
+                    what = "fractions" if not frac_ok else "count"
+                    raise AssertionError(f"Exercise {number}: wrong {what} ({where}): {name}")
+            if not count_ok:
+                raise AssertionError(f"Exercise {number}: wrong count ({where}): got "
+                                     f"{float(g_count):g} distinct goals reached, expected "
+                                     f"{count}")
+            i = int((~torch.isclose(g_frac, want, rtol=1e-9, atol=1e-12)).nonzero()[0])
+            goal = tuple(round(float(x), 6) for x in case["goals"][i])
+            raise AssertionError(f"Exercise {number}: wrong fractions ({where}): the fraction "
+                                 f"of episodes at goal {i} {goal}: got {g_frac[i].item():.6g}, "
+                                 f"expected {want[i].item():.6g}")
+    except NotImplementedError:
+        print(NOT_ATTEMPTED.format(n=number))
+        return goals_reached_reference
+    print(PASSED.format(n=number))
+    return fn

@@ -119,3 +119,31 @@ def dip_ratio(grid, density) -> float:
         return float(d[np.argmin(np.abs(g - x))])
 
     return at(0.0) / max(at(-1.0), at(1.0))
+
+
+def goals_reached(final_positions, goals, threshold: float) -> tuple[int, np.ndarray]:
+    """Which goals a set of episodes reached, from where they ended (multi-goal toy, notebook 08).
+
+    An episode reached goal g when its final position lies strictly within `threshold` of g
+    (`MultiGoalEnv` terminates there); with goals further apart than 2 `threshold` at most one
+    goal qualifies.
+
+    Args:
+        final_positions: `(E, 2)` last position of each episode.
+        goals: `(G, 2)` goal positions (`MultiGoalEnv.goals`).
+        threshold: the goal radius, > 0 (`MultiGoalEnv.goal_threshold`, 1.0).
+    Returns:
+        (number of distinct goals reached by at least one episode, `(G,)` fraction of the E
+        episodes that ended at each goal; the rest of the mass reached none).
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold={threshold!r} must be > 0")
+    s = np.asarray(to_numpy(final_positions), float)
+    g = np.asarray(to_numpy(goals), float)
+    if s.ndim != 2 or g.ndim != 2 or s.shape[1] != g.shape[1]:
+        raise ValueError(f"final_positions has shape {s.shape} and goals {g.shape}; expected "
+                         f"(E, 2) and (G, 2)")
+    d = np.sqrt(((s[:, None, :] - g[None]) ** 2).sum(-1))  # (E, G)
+    hit = d.min(-1) < threshold  # (E,)
+    fractions = np.bincount(d.argmin(-1)[hit], minlength=len(g)) / max(len(s), 1)
+    return int((fractions > 0).sum()), fractions

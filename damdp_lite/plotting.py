@@ -379,7 +379,8 @@ def plot_state_histograms(counts: Mapping[str, object], edges, target=None, rewa
         counts: `{label: (S, bins)}` histogram counts (pool seeds by summing them first).
         edges: bin edges `(bins + 1,)`, shared by every row (fixed action range).
         target: optional `(grid, density)` of the exact optimum e^{r/T}/Z, drawn in black on
-            every panel (the optimum is the same in every state).
+            every panel: `density` `(G,)` when the optimum is the same in every state, `(S, G)`
+            when it differs (row s on column s, e.g. the turning GMM's heading bins).
         reward: optional `(grid, r)`, drawn in light grey scaled so that r = 1 is the top of
             the panel.
         state_labels: one column title per state (default "s0", "s1", ...).
@@ -410,7 +411,9 @@ def plot_state_histograms(counts: Mapping[str, object], edges, target=None, rewa
                                 lw=0)
             ax.stairs(dens[s], edges, color=col, fill=True, alpha=0.55)
             if target is not None:
-                ax.plot(to_numpy(target[0]), to_numpy(target[1]), color=COLORS["target"], lw=0.8)
+                tgt = np.asarray(to_numpy(target[1]))
+                ax.plot(to_numpy(target[0]), tgt[s] if tgt.ndim == 2 else tgt,
+                        color=COLORS["target"], lw=0.8)
             ax.set_ylim(0, top)
             ax.set_xlim(edges[0], edges[-1])
             if i == 0:

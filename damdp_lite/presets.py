@@ -6,6 +6,8 @@ Each preset is a dict of flat config fields (the algorithm's and the policy's, b
 `mujoco()` classmethods of the algorithm configs.
 
     turning_config("diffppo", seed=0)       notebook 04 (PPO family), notebook 06 (REPPO)
+    multigoal_config("diffsac", seed=0)     notebook 08 (the multi-goal toy)
+    turning_multi_config("gmm", "diffppo")  notebook 08 (turning multi-well and GMM)
     bandit_config(DOUBLE_WELL_ID, 0.25, 0, **DIFFUSION_1D)        notebook 03
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from .algos import PPOConfig, REPPOConfig
+from .algos import PPOConfig, REPPOConfig, SACConfig
 from .algos.common import AlgoConfig
 from .chain import ChainPolicy
 from .policies import build_policy, policy_to_dict, tunable_fields
@@ -119,6 +121,129 @@ def seeded_policy(config: AlgoConfig, obs_dim: int, action_space: gym.spaces.Box
 def turning_policy(config: AlgoConfig) -> ChainPolicy:
     """`seeded_policy` for the turning double-well (observation (cos, sin), action in [-1, 1])."""
     return seeded_policy(config, 2, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# The multi-goal point env and the turning multi-well / GMM (notebook 08;
+# benchmarks/toys_multigoal.py)
+# ---------------------------------------------------------------------------------------------
+
+MULTIGOAL_ID = "damdp_lite/MultiGoal-v0"
+MULTIGOAL_TEMPERATURE = 2.0
+"""T of every multi-goal run, fixed (`auto_temperature=False`). Soft Q-Learning's multi-goal
+run (Haarnoja et al. 2017, `examples/multigoal_sql.py`: reward scale 0.1 at temperature 1) is
+T = 10 in the unscaled rewards of `MultiGoalEnv` (method.md §7.6). We use 2: in short probes
+(seed 0, not shipped) at T = 10 DiffSAC still ended two thirds of its episodes at no goal after
+16,384 env steps, and SAC reached all four goals from s0 = 0 about equally often, its centred
+first steps picking the goal at random (so the goal count does not tell a multimodal policy from
+a broad one); at T = 2 SAC committed to one goal and DiffSAC reached a goal in every episode
+after 32,768 env steps (the shipped 3-seed runs: notebook 08)."""
+MULTIGOAL_GAMMA_ENV, MULTIGOAL_LAMBDA_ENV = 0.99, 0.95
+"""Per env step (Soft Q-Learning's discount 0.99), spread over the K augmented steps,
+gamma = 0.99^(1/K) (method.md §10)."""
+
+MULTIGOAL_SHARED = dict(
+    env_id=MULTIGOAL_ID, temperature_init=MULTIGOAL_TEMPERATURE, auto_temperature=False,
+    tanh_jacobian=True, hidden_sizes=(64, 64), critic_hidden_sizes=(128, 128))
+"""Fields of every multi-goal run: a fixed MaxEnt objective with action-space entropy (the tanh
+Jacobian, D2: the env clips actions to the box, as Soft Q-Learning's squashed sampler does),
+2 x 64 policy networks and 2 x 128 critics (Soft Q-Learning: 2 x 128 for both)."""
+
+SAC_MULTIGOAL = dict(
+    num_envs=4, num_env_steps=16, total_env_steps=32_768, learning_starts=1_024,
+    batch_size=256, gradient_steps_per_env_step=0.25, actor_lr=3e-4, critic_lr=1e-3)
+"""SACConfig fields of DiffSAC and SAC (method.md §5.4): 512 iterations of 4 envs x 16 env
+steps. Against Soft Q-Learning's run (100,000 env steps, one gradient step of batch 64 per env
+step, lr 3e-4, learning from 100 transitions on): a third of the env steps and 0.25 gradient
+steps of batch 256 per env step (the MuJoCo preset's rate; 7,952 gradient steps, 2.4-5 min per
+DiffSAC run on one core of a loaded machine), the package's CleanRL-based lrs. At 16,384 env
+steps DiffSAC reached no goal in about two thirds of its episodes (probes at T = 2 and 10); one
+gradient step per env step did not help at 8,192 env steps (T = 10)."""
+
+REPPO_MULTIGOAL = dict(
+    num_envs=16, num_env_steps=32, total_env_steps=98_304, update_epochs=4, num_minibatches=4,
+    lr=3e-3, kl_bound=0.1, kl_estimator="exact", v_min=-2_000.0, v_max=200.0, num_bins=201)
+"""REPPOConfig fields of DA-MDP REPPO and REPPO (method.md §5.1): 192 iterations of 16 envs x 32
+env steps (on-policy: three times SAC's env steps, in less wall clock), the turning
+preset's lr 3e-3 and KL bound 0.1, the closed-form KL (§10), and a critic support sized to the
+returns: an episode's reward is about -60 per step at worst (|a| = 1 costs 30 per coordinate)
+and +10 at a goal, so soft returns lie within [-2000, 200] (201 bins of width 11; with
+[-1500, 100] at T = 10 a DA-MDP REPPO probe clipped most of its targets)."""
+
+MULTIGOAL_DIFFUSION = dict(policy="diffusion", num_steps=4, prior_std=1.0,
+                           noising_step_pairing="same")
+"""The diffusion policy of DiffSAC and DA-MDP REPPO: K = 4 (a DiffSAC probe with K = 2 at T = 2
+also reached goals, but 80 % of its episodes went to one of them), sigma_0 = 1 (at the official
+3 about 40 % of the initial action coordinates are pinned at the box, method.md §3, and a pinned
+step costs up to 60 here: a DiffSAC probe at sigma_0 = 3, learned T, had not improved on its
+initial return after 16,384 env steps), the noising pairing of the other toy presets ("same",
+D13) and the algorithms' linear initial step sizes."""
+
+MULTIGOAL_GAUSSIAN = dict(policy="gaussian", state_dependent_std=True)
+"""SAC's and REPPO's own tanh-Gaussian: a state-dependent std (their papers), init std 1."""
+
+MULTIGOAL_METHODS: dict[str, tuple[type, dict, dict]] = {
+    "diffsac": (SACConfig, SAC_MULTIGOAL, MULTIGOAL_DIFFUSION),
+    "sac": (SACConfig, SAC_MULTIGOAL, MULTIGOAL_GAUSSIAN),
+    "diffreppo": (REPPOConfig, REPPO_MULTIGOAL, MULTIGOAL_DIFFUSION),
+    "reppo": (REPPOConfig, REPPO_MULTIGOAL, MULTIGOAL_GAUSSIAN),
+}
+"""Method -> (config class, algorithm fields, policy fields)."""
+
+MULTIGOAL_LABELS = {"diffsac": "DiffSAC", "sac": "SAC (tanh-Gaussian)",
+                    "diffreppo": "DA-MDP REPPO", "reppo": "REPPO (tanh-Gaussian)"}
+"""How the notebook and the shipped JSON name each multi-goal method."""
+
+MULTIGOAL_SMOKE = {SACConfig: dict(total_env_steps=256, learning_starts=128),
+                   REPPOConfig: dict(total_env_steps=1_024)}
+"""Budgets of a multi-goal run under `smoke=True` (CI): 4 SAC iterations (2 learning), 2 REPPO
+iterations."""
+
+
+def multigoal_config(method: str, seed: int = 0, smoke: bool = False, **overrides
+                     ) -> AlgoConfig:
+    """The config of a multi-goal method (a key of `MULTIGOAL_METHODS`) for one seed.
+
+    `overrides` are flat fields on top (e.g. `num_steps=2`, `temperature_init=10.0`); unless
+    they set `gamma` (or REPPO's `td_lambda`), both are the per-env-step values
+    `MULTIGOAL_GAMMA_ENV`, `MULTIGOAL_LAMBDA_ENV` spread over the final K."""
+    if method not in MULTIGOAL_METHODS:
+        raise ValueError(f"method={method!r} is not allowed; expected one of "
+                         f"{tuple(MULTIGOAL_METHODS)}")
+    cls, algo, policy = MULTIGOAL_METHODS[method]
+    fields = {**MULTIGOAL_SHARED, **algo, **policy, "seed": seed, **overrides}
+    if smoke:
+        fields.update(MULTIGOAL_SMOKE[cls])
+    env_values = {"gamma": MULTIGOAL_GAMMA_ENV}
+    if cls is REPPOConfig:
+        env_values["td_lambda"] = MULTIGOAL_LAMBDA_ENV
+    return cls.build(**fields).with_env_discounts(overrides, **env_values)
+
+
+TURNING_MULTI_ENVS: dict[str, dict] = {
+    "multi_well": dict(env_id="damdp_lite/TurningMultiWell-v0", temperature=TURNING_TEMPERATURE,
+                       total_env_steps=81_920),
+    "gmm": dict(env_id="damdp_lite/TurningGMM-v0", temperature=1.0, total_env_steps=81_920),
+}
+"""The other two turning toys (method.md §7.4, §7.5), trained with notebook 04's PPO presets
+(`turning_config`: DiffPPO and Gaussian PPO) at a third of that budget (160 iterations; about
+40 s per DiffPPO run on one core). At this budget neither method separates the modes of either
+toy (the shipped numbers, notebook 08 §4). Multi-well: four preferred turns, T = 0.05 as on the
+double well; its optimum exp(r/T)/Z is the same in every state for any T. GMM: T = 1, the only
+temperature at which the optimum is the state's Gaussian mixture itself for any discount (its
+normaliser is 1 in every heading bin, §7.5)."""
+
+
+def turning_multi_config(env: str, method: str, seed: int = 0, smoke: bool = False,
+                         **overrides) -> AlgoConfig:
+    """`turning_config(method, ...)` (a PPO method: "diffppo" or "gaussian_ppo") on the turning
+    env `env` (a key of `TURNING_MULTI_ENVS`), with its T and budget; `overrides` on top."""
+    if env not in TURNING_MULTI_ENVS:
+        raise ValueError(f"env={env!r} is not allowed; expected one of {tuple(TURNING_MULTI_ENVS)}")
+    if method not in PPO_TURNING_METHODS:
+        raise ValueError(f"method={method!r} is not allowed; expected one of "
+                         f"{tuple(PPO_TURNING_METHODS)}")
+    return turning_config(method, seed, smoke, **{**TURNING_MULTI_ENVS[env], **overrides})
 
 
 # ---------------------------------------------------------------------------------------------

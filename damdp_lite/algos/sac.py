@@ -81,6 +81,9 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """Polyak factor of the target critics, in (0, 1]."""
     critic_hidden_sizes: tuple[int, ...] = param((256, 256), WIDTHS)
     """Critic widths."""
+    auto_temperature: bool = True
+    """Learn T toward the entropy target (method.md §4.5); False keeps T = temperature_init, a
+    fixed MaxEnt objective (the multi-goal toy preset, as REPPO's turning presets)."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {
         "diffusion": dict(num_steps=4, hidden_sizes=(256, 256), step_size_schedule="linear",
@@ -280,11 +283,12 @@ class SAC(Learner):
         actor_loss.backward()
         self.actor_opt.step()
         self.critics.zero_grad(set_to_none=True)
-        t_loss = temperature_loss(self.temperature, ell_hat.detach(), K,
-                                  cfg.entropy_target_mult, self.policy.action_dim)
-        self.temp_opt.zero_grad()
-        t_loss.backward()
-        self.temp_opt.step()
+        if cfg.auto_temperature:
+            t_loss = temperature_loss(self.temperature, ell_hat.detach(), K,
+                                      cfg.entropy_target_mult, self.policy.action_dim)
+            self.temp_opt.zero_grad()
+            t_loss.backward()
+            self.temp_opt.step()
         with torch.no_grad():
             for c, t in zip(self.critics, self.targets, strict=True):
                 for p, tp in zip(c.parameters(), t.parameters(), strict=True):

@@ -8,13 +8,15 @@ policy reaches (`goal_index` of final positions).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..utils import check_nonnegative, check_positive
+from ..utils import check_int_at_least, check_nonnegative, check_positive
 from .bandits import ArrayLike, as_float64
 
 
@@ -93,3 +95,48 @@ class MultiGoalEnv(gym.Env[np.ndarray, np.ndarray]):
         thr = self.goal_threshold if threshold is None else float(threshold)
         d = np.sqrt(((s[..., None, :] - self.goals) ** 2).sum(-1))  # (B, 4)
         return np.where(d.min(-1) < thr, d.argmin(-1), -1).astype(np.int64)
+
+    def rollout_paths(self, act: Callable[[np.ndarray], np.ndarray], num_episodes: int,
+                      num_steps: int = 30, start: ArrayLike = (0.0, 0.0)
+                      ) -> dict[str, np.ndarray]:
+        """Run `num_episodes` episodes from the fixed position `start`, all in lockstep.
+
+        Uses copies of this env (same parameters; `self` is not stepped) and the ordinary
+        `reset(options={"position": start})` / `step`, so the dynamics are exactly the env's.
+        An episode ends at a goal (`terminated`) or after `num_steps` steps (the registered
+        horizon is 30); after its end its position is repeated and its actions and rewards are 0.
+
+        Args:
+            act: policy, observations `(E, 2)` float32 -> actions `(E, 2)`.
+            num_episodes: E, integer >= 1.
+            num_steps: steps per episode at most, integer >= 1.
+            start: the initial position `(2,)` (the origin: the symmetric start state).
+
+        Returns:
+            `positions` `(E, num_steps + 1, 2)` (row 0 is `start`), `actions` and `rewards`
+            `(E, num_steps[, 2])`, `lengths` `(E,)` int64 and `goal` `(E,)` int64: the index into
+            `goals` of the goal that ended the episode, -1 if none did.
+        """
+        check_int_at_least("num_episodes", num_episodes, 1)
+        check_int_at_least("num_steps", num_steps, 1)
+        envs = [copy.deepcopy(self) for _ in range(num_episodes)]
+        obs = np.stack([e.reset(options={"position": start})[0] for e in envs])  # (E, 2)
+        E = num_episodes
+        pos = np.zeros((E, num_steps + 1, 2))
+        pos[:, 0] = obs
+        acts, rews = np.zeros((E, num_steps, 2)), np.zeros((E, num_steps))
+        lengths, goal = np.full(E, num_steps, np.int64), np.full(E, -1, np.int64)
+        alive = np.ones(E, bool)
+        for t in range(num_steps):
+            a = np.asarray(act(obs.astype(np.float32)), dtype=np.float64).reshape(E, 2)
+            for i in np.flatnonzero(alive):
+                obs[i], rews[i, t], terminated, _, info = envs[i].step(a[i])
+                acts[i, t] = a[i]
+                if terminated:
+                    alive[i], lengths[i], goal[i] = False, t + 1, info["goal_index"]
+            pos[:, t + 1] = obs
+            if not alive.any():
+                pos[:, t + 2:] = obs[:, None]
+                break
+        return {"positions": pos, "actions": acts, "rewards": rews, "lengths": lengths,
+                "goal": goal}
