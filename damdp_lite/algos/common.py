@@ -242,6 +242,9 @@ class LearnedTemperature:
     """Initial temperature T (official ent_start 0.01); learned in log space."""
     entropy_target_mult: float = param(5.0, nonnegative())
     """m in the entropy target -m d on sum_k ell (official: REPPO 5, WPO 8; method.md §4.5)."""
+    auto_temperature: bool = True
+    """Learn T toward the entropy target (method.md §4.5); False keeps T = temperature_init, a
+    fixed MaxEnt objective with a known optimum (the toy presets)."""
 
 
 DIFFUSION_MUJOCO = dict(tanh_jacobian=True, prior_std=1.5, hidden_init="lecun_normal")

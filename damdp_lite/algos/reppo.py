@@ -61,9 +61,6 @@ class REPPOConfig(LearnedTemperature, EpochUpdates, AlgoConfig,
     """Adam learning rate of log T and log lambda_KL (official: REPPO 3e-4, WPO 6e-4)."""
     td_lambda: float = param(0.98, unit_interval(low_open=False))
     """TD(lambda) per augmented step, in [0, 1] (official 0.98)."""
-    auto_temperature: bool = True
-    """Learn T toward the entropy target; False keeps T = temperature_init (a fixed MaxEnt
-    objective with a known optimum, as on the toys)."""
     actor_update: str = param("pathwise", one_of("pathwise", "wasserstein"))
     """Actor step: "pathwise" (REPPO, reparameterised soft Q) or "wasserstein" (WPO, §5.2)."""
     kl_bound: float = param(0.04, positive())

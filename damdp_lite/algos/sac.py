@@ -81,9 +81,6 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """Polyak factor of the target critics, in (0, 1]."""
     critic_hidden_sizes: tuple[int, ...] = param((256, 256), WIDTHS)
     """Critic widths."""
-    auto_temperature: bool = True
-    """Learn T toward the entropy target (method.md §4.5); False keeps T = temperature_init, a
-    fixed MaxEnt objective (the multi-goal toy preset, as REPPO's turning presets)."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {
         "diffusion": dict(num_steps=4, hidden_sizes=(256, 256), step_size_schedule="linear",

@@ -90,6 +90,8 @@ print(f"damdp_lite {dl.__version__} | torch {torch.__version__} | SMOKE={SMOKE}"
 # | `04_turning_wells` | the paper's multimodal figure: DiffPPO bimodal in every state, Gaussian PPO and DPPO not |
 # | `05_diffppo_mujoco` | DiffPPO on Gymnasium MuJoCo: the training loop, the CLI, throughput, shipped runs |
 # | `06_reppo_wpo_sac` | DA-MDP REPPO, DA-MDP WPO and DiffSAC against their Gaussian bases REPPO, ME-WPO and SAC, on the toy and on MuJoCo |
+# | `07_gradient_routes` | four ways to train one diffusion policy (the DA-MDP per step, back-propagation through the chain, DPPO, an FPO-style ratio): which gradient each estimates, its variance, memory and time against $K$, what each learns (after 02) |
+# | `08_sequential_multimodality` | multimodality when the state matters: DiffSAC and DA-MDP REPPO against SAC and REPPO on the multi-goal point mass, and the turning multi-well and GMM against their exact optima (after 04 and 06) |
 #
 # The method itself is written up in [`docs/method.md`](../docs/method.md), its symbols in
 # [`docs/notation.md`](../docs/notation.md) and the names it has had across the paper's versions in
