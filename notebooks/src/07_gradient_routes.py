@@ -40,13 +40,13 @@
 # - *Implement* the FPO-style ratio of two Monte Carlo ELBOs (exercise 7.1).
 # - *Compare* variance, memory and time against $K$ and the learned densities, and *decide* where each route wins.
 #
-# **Prerequisites:** notebooks 01 (the bound $J_{bound}$, the exact marginal, the dip ratio) and
+# **Prerequisites:** [`01_reverse_kl_bound`](01_reverse_kl_bound.ipynb) (the bound $J_{bound}$, the exact marginal, the dip ratio) and
 # [`02_maxent_rl_to_damdp`](02_maxent_rl_to_damdp.ipynb) (the DA-MDP, per-step soft rewards, DiffPPO's clipped
 # per-step surrogate); PPO's clipped ratio. Symbols as in [`docs/notation.md`](../docs/notation.md).
 #
-# **Estimated time:** reading ~30 min. Running top to bottom takes one to two minutes on 2 CPU cores at the teaching
+# **Estimated time:** reading ~30 min. Running top to bottom takes about a minute on 2 CPU cores at the teaching
 # defaults, most of it one live training run per route (the last cell prints the measured time), and seconds with
-# `DAMDP_SMOKE=1`. The 3-seed comparisons are read from `damdp_lite/shipped/07_gradient_routes.json`, made by
+# `DAMDP_SMOKE=1`. The multi-seed comparisons are read from `damdp_lite/shipped/07_gradient_routes.json`, made by
 # `python benchmarks/gradient_routes.py` (§4 prints how long it took).
 
 # %%
@@ -116,7 +116,8 @@ plt.show()
 # $p_0$, denoising kernels $q_\theta$ and noising kernels $\pi_\theta$. The certified objective is
 # $$J_{bound}(\theta)=\mathbb E\big[r(a^0)\big]+\mathcal T\,\mathcal H(p_0)-\mathcal T\,\mathbb E\Big[\textstyle\sum_{k=1}^K\ell_k\Big],\qquad
 # \ell_k=\log q_\theta(a^{k-1}\mid a^k)-\log\pi_\theta(a^k\mid a^{k-1}). \tag{1}$$
-# Per chain write the soft return $G=r(a^0)-\mathcal T\sum_k\ell_k$ and the return-to-go of the step $a^k\to a^{k-1}$,
+# Per chain write the soft return $G=r(a^0)-\mathcal T\sum_k\ell_k$ and the return-to-go of the step $a^k\to a^{k-1}$
+# (both are the TD($\lambda$) target $G$ of [`docs/notation.md`](../docs/notation.md) at $\gamma=\lambda=1$ with $V\equiv0$),
 # $G_k=r(a^0)-\mathcal T\sum_{j\le k}\ell_j$: the sum of the DA-MDP's per-step soft rewards from that step on
 # ([`docs/method.md`](../docs/method.md) §4.4). Each route below is a scalar loss $L$ whose gradient estimates $-\nabla_\theta J$
 # for one batch of $B$ chains (`damdp_lite/routes.py`).
@@ -124,9 +125,13 @@ plt.show()
 # **(a) The DA-MDP, one step at a time** ([`docs/method.md`](../docs/method.md) §4.3, §5.3; the paper, arXiv 2512.02019).
 # Each chain is $K$ augmented transitions; each has its own ratio $w_\theta=q_\theta(a^{k-1}\mid a^k)/q_{old}(a^{k-1}\mid a^k)$,
 # its own advantage $\hat A$ (from $G_k$, centred by the batch mean) and its own clip:
-# $$L_a=K\Big[-\operatorname{mean}_{\text{transitions}}\min\big(w_\theta\hat A,\ \operatorname{clip}(w_\theta,1\pm\epsilon)\hat A\big)+\texttt{dest\_loss}\Big]. \tag{2}$$
-# This is DiffPPO's actor loss (`algos.ppo.policy_loss`, `dest_loss`, `actor_advantage`), times $K$ so that it refers to a
-# whole chain. On-policy ($w=1$) its expected gradient is $-\nabla J_{bound}$.
+# $$L_a=K\Big[-\operatorname{mean}_{\text{transitions}}\min\big(w_\theta\hat A,\ \operatorname{clip}(w_\theta,1\pm\epsilon_{clip})\hat A\big)+L_{dest}\Big],\qquad
+# L_{dest}=-\mathcal T\operatorname{mean}_{\text{unclipped}}\big[\operatorname{sg}(w_\theta)\log\pi_\theta(a^k\mid a^{k-1})\big]. \tag{2}$$
+# $L_{dest}$ (`algos.ppo.dest_loss`, [`docs/method.md`](../docs/method.md) §4.3) is the paper's appendix-G term: $\ell_k$
+# depends on $\theta$ also through $\log\pi_\theta$ (the noising kernel shares the step sizes), which the ratio does not
+# see; it gives the noising kernel's step sizes their gradient and is 0 at $\mathcal T=0$. This is DiffPPO's actor loss (`algos.ppo.policy_loss`, `dest_loss`, `actor_advantage`),
+# times $K$ so that it refers to a whole chain. On-policy ($w=1$) its expected gradient is $-\nabla J_{bound}$, up to an
+# $O(1/B)$ bias from using the batch's own mean as the baseline (the same holds for (c)).
 #
 # **(b) Through the whole chain** (notebook 01; DIME, arXiv 2502.02316). Reparameterise every step,
 # $a^{k-1}=\mu_\theta(a^k)+\sqrt{2\eta_k}\,\varepsilon_k$, and differentiate (1) end to end:
@@ -143,7 +148,7 @@ plt.show()
 # noising chain and one step $k_m\sim U\{1..K\}$ each:
 # $$\widehat{\mathrm{ELBO}}(a^0)=\frac1M\sum_{m=1}^M\Big[\log p_0(a^K_m)+K\,\ell_{k_m}\Big],\qquad
 # \hat r=\exp\big(\widehat{\mathrm{ELBO}}_\theta-\operatorname{sg}\widehat{\mathrm{ELBO}}_{old}\big),\qquad
-# L_d=-\operatorname{mean}_{\text{chains}}\min\big(\hat rA,\ \operatorname{clip}(\hat r,1\pm\epsilon)A\big), \tag{5}$$
+# L_d=-\operatorname{mean}_{\text{chains}}\min\big(\hat rA,\ \operatorname{clip}(\hat r,1\pm\epsilon_{clip})A\big), \tag{5}$$
 # with the same draws in both ELBOs and $A=G-\operatorname{mean}G$ (the whole chain is one action, so only a state baseline is
 # allowed, and there is no state).
 #
@@ -177,7 +182,8 @@ print("sampler =", ROUTE_SAMPLER)
 # %% [markdown]
 # ## 3 · Which gradient does each route estimate? A live check
 #
-# Take one fixed sampler (the double-well sampler after some steps of notebook 01's training) and draw many independent
+# Take one fixed sampler (the double-well sampler after a short fit with notebook 01's pathwise training; the cell prints
+# how many steps) and draw many independent
 # batches. Per route, average the per-batch gradients: an unbiased route for $-\nabla J_{bound}$ points where the pathwise
 # mean points (cosine near 1, up to noise). The *relative variance* is the total variance of one batch's gradient
 # (summed over parameters) over the squared norm of the mean (less its own noise): how many batches it takes to see the
@@ -193,14 +199,15 @@ N_BATCHES = 4 if SMOKE else RES["variance"]["rows"][0]["batches"]
 fixed = route_policy("double_well", seed=0)
 dl.fit_sampler(fixed, TARGET, T, steps=10 if SMOKE else REF["fit_steps"], batch_size=CFG.batch_size, lr=REF["lr"], seed=0)
 t0 = time.perf_counter()
-G = {}
+GRADS = {}  # route -> (batches, parameters): one gradient per batch
 for name in R.ROUTES:
     gens = (torch.Generator().manual_seed(1000), torch.Generator().manual_seed(2000))  # the benchmark's, seed 0
-    G[name] = torch.stack([R.route_gradient(name, fixed, TARGET, CFG, *gens) for _ in range(N_BATCHES)]).double()
-ref = G["pathwise"].mean(0)
-print(f"{N_BATCHES} batches of {CFG.batch_size} chains per route, {time.perf_counter() - t0:.1f} s")
+    GRADS[name] = torch.stack([R.route_gradient(name, fixed, TARGET, CFG, *gens) for _ in range(N_BATCHES)]).double()
+ref = GRADS["pathwise"].mean(0)
+print(f"sampler fitted for {10 if SMOKE else REF['fit_steps']} steps at lr {REF['lr']:g}; "
+      f"{N_BATCHES} batches of {CFG.batch_size} chains per route, {time.perf_counter() - t0:.1f} s")
 print("route                             cosine to pathwise   relative variance   shipped (seed 0): cosine, rel. var.")
-for name, g in G.items():
+for name, g in GRADS.items():
     mean, total = g.mean(0), g.var(0).sum()
     signal = mean @ mean - total / len(g)
     rel = f"{float(total / signal):10.2f}" if signal > 0 else "  (noise > signal)"
@@ -230,9 +237,9 @@ print("DPPO's loss is the per-step loss at T = 0:",
 # %% [markdown]
 # ## 4 · Gradient variance at a fixed policy (shipped)
 #
-# `benchmarks/gradient_routes.py` does §3 at the sampler after a longer fit, with more batches, for every seed and both
-# targets: the double well and notebook 01's ring of four Gaussians (at its temperature the target is the mixture itself,
-# $\log Z=0$, with equal mode masses).
+# `benchmarks/gradient_routes.py` does §3, with the same fit and number of batches, for every seed and both targets:
+# the double well and notebook 01's ring of four Gaussians (its temperature, $\mathcal T\log Z$ and exact mode masses are
+# printed below the figure).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -247,6 +254,8 @@ fig = plotting.plot_seed_bars({t.replace("_", " "): var_seeds("relative_variance
                               "relative variance of one batch's gradient", log=True,
                               title=f"{V['rows'][0]['batches']} batches of {V['rows'][0]['batch_size']} chains per point")
 plt.show()
+print(f"ring: T = {RES['targets']['ring']['temperature']:g}, T log Z = {RES['targets']['ring']['t_log_z']:.4f}, exact mode masses "
+      f"{np.round(RES['targets']['ring']['exact_mode_masses'], 3).tolist()}")
 print(f"the whole benchmark took {RES['total_seconds'] / 60:.1f} min on one thread "
       f"({RES['machine']['processor']}, torch {RES['machine']['torch']})")
 
@@ -279,14 +288,17 @@ display(Markdown(
 # ## 5 · What each route learns (shipped)
 #
 # Every route trained each seed's sampler with the same budget, `ROUTE_TRAINING` (printed in §2): the same number of
-# batches of fresh chains, Adam steps per batch and learning rate. The first figure of the notebook shows $J$(marginal) on the double well; here are the shape of the learned
-# marginal (the dip ratio $q(0)/\max q(\pm1)$ of notebook 01: below 1 only with two modes) and the mode masses on the ring.
+# batches of fresh chains, Adam steps per batch and learning rate. The first figure of the notebook shows $J$(marginal)
+# on the double well; here are the shape of the learned marginal and the mode masses on the ring. The shape is read from
+# the dip ratio $q(0)/\max_\pm q(\pm1)$ of notebook 01: 1 or more for one hump over $0$; below 1 when the density at $0$ is
+# lower than at the fuller well, which is true of two modes with a dip between them *and* of a sampler with all its mass in
+# one well (ratio near 0). The mode masses, next cell, tell these two apart.
 
 # %%
 fig = plotting.plot_seed_bars(
     {"double well": per_seed("dip_ratio", "double_well")}, r"dip ratio $q(0)/\max_\pm q(\pm1)$",
     hlines={"1: no dip": 1.0, rf"exact optimum $e^{{-1/\mathcal{{T}}}}$": DW["exact_dip_ratio"]},
-    title="Below 1: two modes; 0: one mode only")
+    title="Below 1: a dip at 0 (two modes, or near 0: one well only)")
 plt.show()
 RING = RES["targets"]["ring"]
 ring_masses = {}
@@ -318,8 +330,9 @@ def f3(x):
 gb = DW["best_gaussian"]["j"]
 esc = {(n, t): sum(r["escaped"] for r in pick(n, t)) for n in RES["routes"] for t in RES["targets"]}
 one_mode = all(max(r["mode_masses"]) > 0.99 for t in RES["targets"] for r in pick("dppo", t))
-split = {n: all(r["dip_ratio"] is not None and r["dip_ratio"] < 1 for r in pick(n, "double_well"))
-         for n in ("pathwise", "per_step")}
+minor = {n: min(min(r["mode_masses"]) for r in pick(n, "double_well")) for n in ("pathwise", "per_step")}  # emptier well
+split = {n: minor[n] > 0.25 and all(r["dip_ratio"] is not None and r["dip_ratio"] < 1 for r in pick(n, "double_well"))
+         for n in ("pathwise", "per_step")}  # a dip at 0 and more than a quarter of the mass in each well
 mean_j = {n: np.mean([r["j_marginal"] for r in pick(n, "double_well")]) for n in ("pathwise", "per_step")}
 mean_ring = {n: np.mean([r["j_bound"] for r in pick(n, "ring")]) for n in ("pathwise", "per_step")}
 low = RES["lower_lr"]["runs"]
@@ -331,7 +344,8 @@ display(Markdown(
     + f": $J$(marginal) {span([r['j_marginal'] for r in pick('pathwise', 'double_well')])} (pathwise) and "
     f"{span([r['j_marginal'] for r in pick('per_step', 'double_well')])} (per step), against the best Gaussian's {gb:.3f}"
     f" and $\\mathcal T\\log Z$ = {DW['t_log_z']:.4f}; dip ratios {span([r['dip_ratio'] for r in pick('pathwise', 'double_well')], '.2f')}"
-    f" and {span([r['dip_ratio'] for r in pick('per_step', 'double_well')], '.2f')}. On the ring their mode masses are within a "
+    f" and {span([r['dip_ratio'] for r in pick('per_step', 'double_well')], '.2f')}, with at least {minor['pathwise']:.2f} and"
+    f" {minor['per_step']:.2f} of the mass in the emptier well. On the ring their mode masses are within a "
     f"total variation of {max(r['mode_tv'] for r in pick('pathwise', 'ring')):.2f} (pathwise) and "
     f"{max(r['mode_tv'] for r in pick('per_step', 'ring')):.2f} (per step) of the exact ({exact_ring}), and their $J_{{bound}}$ are "
     f"{span([r['j_bound'] for r in pick('pathwise', 'ring')], '.2f')} and {span([r['j_bound'] for r in pick('per_step', 'ring')], '.2f')}"
@@ -395,15 +409,21 @@ def cost(route, kappa, K, key):
     return next(r[key] for r in C["rows"] if (r["route"], r["kappa"], r["K"]) == (route, kappa, K))
 
 
+def mib(route, kappa):
+    """The saved MiB of one route over every K of the benchmark: one value if they agree to 2 decimals, else lo to hi."""
+    lo, hi = (f"{f(cost(route, kappa, K, 'saved_bytes') for K in C['Ks']) / 2**20:.2f}" for f in (min, max))
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 k_lo, k_hi = min(C["Ks"]), max(C["Ks"])
 display(Markdown(
     f"- From $K$ = {k_lo} to {k_hi} the pathwise update's saved bytes grow {cost('pathwise', 0, k_hi, 'saved_bytes') / cost('pathwise', 0, k_lo, 'saved_bytes'):.0f}×"
     f" ({cost('pathwise', 0, k_hi, 'saved_bytes') / 2**20:.1f} MiB at $K$ = {k_hi}); so do those of the per-step route when it uses all"
     f" $K$ steps ({cost('per_step', 0, k_hi, 'bytes_ratio_to_pathwise'):.2f}× pathwise): it evaluates one network call per transition,"
     " $KB$ of them.\n"
-    f"- With $\\kappa=1$ the per-step update holds {cost('per_step', 1, k_lo, 'saved_bytes') / 2**20:.2f} MiB at every $K$"
+    f"- With $\\kappa=1$ the per-step update holds {mib('per_step', 1)} MiB at every $K$"
     f" ({cost('per_step', 1, k_hi, 'bytes_ratio_to_pathwise'):.3f}× pathwise at $K$ = {k_hi}): one step at a time is what lets the DA-MDP"
-    f" sub-sample the chain. FPO-style holds {cost('fpo_style', 0, k_hi, 'saved_bytes') / 2**20:.2f} MiB at every $K$ (its"
+    f" sub-sample the chain. FPO-style holds {mib('fpo_style', 0)} MiB at every $K$ (its"
     f" {ROUTE_TRAINING['elbo_draws']} draws per action).\n"
     f"- Time at $K$ = {k_hi}, relative to pathwise: per step {cost('per_step', 0, k_hi, 'seconds_ratio_to_pathwise'):.2f}"
     f" (all steps), {cost('per_step', 1, k_hi, 'seconds_ratio_to_pathwise'):.2f} ($\\kappa=1$), DPPO"
@@ -519,7 +539,7 @@ widgets.training_panel(demo_controls(), run_demo)
 #   DPPO drops the entropy and estimates $\nabla\mathbb E[r]$; the FPO-style ratio of ELBOs is biased and, here, unstable.
 # - Through the chain has the least variance when $r$ is differentiable, but its memory grows with $K$; one step at a
 #   time lets an update use any subset of chain steps, at a memory cost independent of $K$, and needs no $\nabla_a r$.
-# - With one budget the two unbiased routes learn both modes on both targets; DPPO keeps one mode, and FPO-style's samples
+# - With one budget the two unbiased routes learn every mode on both targets; DPPO keeps one mode, and FPO-style's samples
 #   escaped the target's range in the shipped runs.
 #
 # ## Exercises
@@ -599,7 +619,7 @@ print("your ratio equals the package's after one update:", torch.allclose(mine, 
 #    baseline that reads $a^K$ is correlated with the "action" and biases it. Only a baseline of the (absent) state is allowed.
 # 2. A learned critic $Q(\tilde s,a^{k-1})$ over augmented states: REPPO back-propagates $Q$ through one reparameterised step
 #    (a pathwise gradient, one step at a time). Learning $Q$ costs a second network, its own loss and the bootstrapping of
-#    §4 of the method reference; errors in $\nabla_aQ$ become errors in the actor's gradient.
+#    [`docs/method.md`](../docs/method.md) §4.2; errors in $\nabla_aQ$ become errors in the actor's gradient.
 # 3. The clip bounds the change of $\widehat{\mathrm{ELBO}}$ at the noising chain's latents $a^{k_m}_m,a^{k_m-1}_m$, drawn from $a^0$ by
 #    $\pi_\theta$. The policy samples its own chain from $a^K\sim p_0$ through $q_\theta$, whose latents can lie elsewhere (the prior's
 #    tails, for example). A step that leaves the ELBO estimate within $1\pm\epsilon$ can change $q_\theta$ a lot where it samples;

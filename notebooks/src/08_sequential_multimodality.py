@@ -46,9 +46,9 @@
 # and 06 (REPPO and SAC on the DA-MDP); the method reference [`docs/method.md`](../docs/method.md) (§5.4 DiffSAC and
 # its replay buffer, §7.4–§7.6 these environments) and the symbol table [`docs/notation.md`](../docs/notation.md).
 #
-# **Estimated time:** reading ~30 min. Running top to bottom takes under 3 minutes on 2 CPU cores at the teaching
+# **Estimated time:** reading ~30 min. Running top to bottom takes about a minute on 2 CPU cores at the teaching
 # defaults, most of it one short live DiffSAC run (the last cell prints the measured time), and seconds with
-# `DAMDP_SMOKE=1`. The 3-seed results come shipped with the repository (`damdp_lite/shipped/08_multigoal.json`, made
+# `DAMDP_SMOKE=1`. The multi-seed results come shipped with the repository (`damdp_lite/shipped/08_multigoal.json`, made
 # by `python benchmarks/toys_multigoal.py`; §3 prints how long those runs took).
 
 # %%
@@ -82,6 +82,7 @@ from damdp_lite.algos.sac import SAC, SACConfig, sac_target
 from damdp_lite.damdp import augmented_discounts
 from damdp_lite.envs import MultiGoalEnv, TurningGMMEnv, TurningMultiWellEnv
 from damdp_lite.presets import (
+    MULTIGOAL_ID,
     MULTIGOAL_LABELS,
     MULTIGOAL_TEMPERATURE,
     TURNING_MULTI_ENVS,
@@ -149,7 +150,8 @@ plt.show()
 # $s'=\operatorname{clip}(s+a)$ without noise. With goals $g\in\{(\pm5,0),(0,\pm5)\}$,
 # $$r(s,a)=-30\,\|a\|^2-\min_g\|s'-g\|^2\;(+10\text{ and the episode ends when }\min_g\|s'-g\|<1), \tag{1}$$
 # over at most 30 steps ([`docs/method.md`](../docs/method.md) §7.6). Standing still costs the squared distance to
-# the nearest goal at every step; moving costs $30\|a\|^2$. So a good episode walks briskly to *some* goal.
+# the nearest goal at every step; moving costs $30\|a\|^2$. So a good episode walks to *some* goal, at a speed that
+# trades the two costs (the cell below compares two speeds with standing still).
 #
 # **The optimum from the origin.** Rotating the plane by a quarter turn about the origin maps the goals onto each
 # other and leaves (1) unchanged. The soft optimal values are therefore rotation-symmetric, and the MaxEnt optimum
@@ -166,7 +168,8 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 env = MultiGoalEnv()
-print("goals:", env.goals.tolist(), "| goal radius", env.goal_threshold, "| horizon 30 steps")
+print("goals:", env.goals.tolist(), "| goal radius", env.goal_threshold,
+      f"| horizon {gym.spec(MULTIGOAL_ID).max_episode_steps} steps")
 walk = {f"speed {v:g} towards (5, 0)": env.rollout_paths(lambda o, v=v: np.tile([v, 0.0], (len(o), 1)), 1)
         for v in (1.0, 0.5)}
 walk["standing still"] = env.rollout_paths(lambda o: np.zeros((len(o), 2)), 1)
@@ -175,8 +178,8 @@ for name, ep in walk.items():
 
 # %% [markdown]
 # Walking at full speed pays the largest action cost per step but arrives soonest; half speed pays a quarter of the
-# action cost per step, for twice the steps and more distance cost on the way; standing still pays the squared
-# distance at every step. The temperature weighs all of this against the entropy of the actions. The shipped runs use a fixed
+# action cost per step, for more steps and more distance cost on the way, and here ends with the higher return;
+# standing still pays the squared distance at every step. The temperature weighs all of this against the entropy of the actions. The shipped runs use a fixed
 # $\mathcal T$ (`damdp_lite.presets.MULTIGOAL_TEMPERATURE`; its docstring says why it is not Soft Q-Learning's choice):
 
 # %%
@@ -194,7 +197,7 @@ for m in METHODS:
 #
 # DiffSAC ([`docs/method.md`](../docs/method.md) §5.4, `damdp_lite/algos/sac.py`) is SAC on the diffusion-augmented
 # MDP of notebook 02: its states are $\tilde s=(s,a^k,k)$ and its actions the next latents $a^{k-1}$. It is our
-# reconstruction from the paper's derivation (the authors report DiffSAC but their code has none). Compared with the
+# reconstruction from the paper's derivation (the authors report DiffSAC, but their code has no SAC on the DA-MDP). Compared with the
 # on-policy methods of notebooks 04–06, what is new is the **replay buffer**. Per env step, the chain inside the agent
 # writes its $K$ augmented transitions (exercise 4.1's rows) into a ring buffer of augmented transitions:
 #
@@ -267,7 +270,7 @@ demo.envs.close()
 #
 # ## 3 · Shipped results: where the episodes go, and what the policy does at $s_0$
 #
-# `benchmarks/toys_multigoal.py` trained each method for 3 seeds with the presets of `damdp_lite.presets`
+# `benchmarks/toys_multigoal.py` trained each method for several seeds (the rows below) with the presets of `damdp_lite.presets`
 # (`multigoal_config`) and ran episodes of the stochastic policy from $s_0=0$ (how many: printed below). "Goals
 # reached" counts the goals at least one episode ended at (in brackets: those with at least the share printed below);
 # the fractions are per goal in the order of `MultiGoalEnv.goals`; the optimum's are a quarter each.
@@ -389,8 +392,8 @@ display(Markdown("\n".join(
 # ([`docs/method.md`](../docs/method.md) §7.4) has several preferred turns and, as the double well, the same optimum
 # $e^{r(a)/\mathcal T}/Z$ in every state. The **turning GMM** (§7.5) gives each heading bin its own mixture of narrow
 # Gaussians over the action; at $\mathcal T=1$ the optimum in a state *is* that state's mixture, for any discount. Both
-# were trained with notebook 04's DiffPPO and Gaussian-PPO presets (`damdp_lite.presets.turning_multi_config`), 3 seeds,
-# and evaluated in 8 states: a histogram of the actions in each state against the exact optimum's bin masses, the same
+# were trained with notebook 04's DiffPPO and Gaussian-PPO presets (`damdp_lite.presets.turning_multi_config`), with
+# the seeds listed in the table below, and evaluated in a few fixed states (the panels): a histogram of the actions in each state against the exact optimum's bin masses, the same
 # plug-in KL divergences as notebook 04 (`damdp_lite.bound.histogram_kl` computes them for one sampler), and the total
 # variation of the mode masses (modes split half-way between neighbouring preferred turns or mixture means).
 
@@ -441,7 +444,7 @@ for name, part in TU.items():
         for s, run in r["seeds"].items():
             print(f"{TITLES[name]:18s} {TLABEL[m]:13s} {s:>4s} {run['mean_kl_q_pi']:10.3f} {run['mean_kl_pi_q']:10.3f} "
                   f"{run['mean_mode_tv']:8.3f} {run['train_seconds'] / 60:7.1f}")
-print("(means over the 8 states; 0 for the optimum itself)")
+print(f"(means over the {len(TU['multi_well']['state_headings_deg'])} states; 0 for the optimum itself)")
 
 # %%
 def compare_line(name: str) -> str:
@@ -493,9 +496,10 @@ display(Markdown("**Per seed, diffusion against Gaussian** (state means):\n\n" +
 #
 # ## 5 · A short live run, then the panel
 #
-# DiffSAC on the multi-goal env with the shipped preset but a laptop-sized budget (printed below the figure): the
-# episodes from $s_0$ (left) and first actions at $s_0$ (right). Expect a policy that has only started to move towards
-# goals, not the shipped one: the preset's budget is printed below the figure. The figure is what the panel below draws
+# DiffSAC on the multi-goal env with the shipped preset but a laptop-sized budget: the episodes from $s_0$ (left; 30
+# drawn, the goal count and shares in its title are over all the episodes of `from_s0`) and first actions at $s_0$ (right).
+# Expect a policy that has only started to move towards goals, not the shipped one: this run's budget and the shipped
+# one are printed below the figure. The figure is what the panel below draws
 # at its default settings.
 
 # %%
@@ -592,7 +596,8 @@ display(widgets.training_panel(controls, run_panel))
 # - DiffSAC is SAC on the augmented MDP: its buffer holds augmented transitions $(\tilde s,a^{k-1},\tilde R,\text{term},\tilde s')$
 #   with all $k$ mixed, and every gradient step recomputes $x'$, $\ell(\tilde s',x')$ and $\hat x$ with the current policy.
 # - At the shipped budgets no policy separates the modes: DiffSAC reaches every goal through broad first actions, the
-#   other three methods commit to one goal per seed, and on the turning multi-well both DiffPPO and Gaussian PPO are one
+#   other three methods commit to one goal in most seeds (where SAC reaches two, one blob of first actions lies between
+#   them; §3), and on the turning multi-well both DiffPPO and Gaussian PPO are one
 #   hump per state; the exact optima, the histogram KLs and the first actions at $s_0$ are what show it, not the return
 #   or the goal count.
 #
@@ -662,7 +667,7 @@ print(f"live run: {int(count_live)} goals reached, fractions {np.round(np.asarra
 #
 # **Open questions (no checker)**
 # 1. Why is the optimum from $s_0=0$ exactly a quarter per goal at every temperature, and why does that stop being
-#    true from the env's random start (a Gaussian with standard deviation 0.1 around the origin)?
+#    true from the env's random start (a Gaussian around the origin with standard deviation `MultiGoalEnv.init_sigma`)?
 # 2. A tanh-Gaussian with a state-dependent mean reached several goals in some of the runs you have seen (or can
 #    produce with the panel at a high $\mathcal T$). Describe the first actions at $s_0$ and the first few positions of
 #    such a policy, and say what would make it commit to one goal.
