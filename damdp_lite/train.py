@@ -25,6 +25,8 @@ import json
 import math
 import os
 import re
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -401,6 +403,7 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
     report_progress(start_iter, n_iter)
     if run_dir is not None and start_iter == n_iter and not (run_dir / "policy.pt").exists():
         save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")  # a finished run
+    interrupt = StopRequest.install()  # Ctrl-C stops at the end of the iteration in progress
     try:
         for it in bar:
             t0 = time.perf_counter()
@@ -434,13 +437,16 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
                     if row[key] != "" and math.isfinite(row[key]):
                         writer.add_scalar(key, row[key], row["env_steps"])
             stop = callback is not None and bool(callback(row))
+            halt = interrupt.requested and not last  # Ctrl-C during this iteration
             if run_dir is not None:
-                if last or stop or (it + 1) % run.checkpoint_every == 0:
+                if last or stop or halt or (it + 1) % run.checkpoint_every == 0:
                     checkpoint(row["elapsed_s"])
                 if last:
                     save_atomic(learner.policy.state_dict(), run_dir / "policy.pt")
             bar.set_postfix(ret=f"{row['episode_return']:.4g}", sps=f"{row['sps']:.0f}")
             report_progress(it + 1, n_iter, row)  # e.g. a widget's progress bar
+            if halt:
+                raise KeyboardInterrupt
             if stop:
                 break
     except KeyboardInterrupt:
@@ -450,6 +456,7 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
         raise RunInterrupted(f"stopped at iteration {done} ({kept}); run the same command to "
                              f"resume") from None
     finally:
+        interrupt.restore()
         learner.close()
         if writer is not None:
             writer.close()
@@ -458,6 +465,39 @@ def train(config: AlgoConfig, run: RunConfig | None = None, progress: bool = Tru
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during `train`: its message says where the run stopped and how to resume."""
+
+
+@dataclass
+class StopRequest:
+    """Ctrl-C (SIGINT) during `train`'s loop: the first one only sets `requested`, and the loop
+    stops at the end of the iteration in progress, its row and a checkpoint on disk; a second one
+    raises `KeyboardInterrupt` at once. Python's own handler raises wherever the signal lands,
+    and one landing in a destructor is dropped ("Exception ignored in ..."), so a run could go on
+    after a Ctrl-C. Off the main thread (no signal handlers there) nothing is installed."""
+
+    requested: bool = False
+    previous: object = None
+    installed: bool = False
+
+    @classmethod
+    def install(cls) -> StopRequest:
+        req = cls()
+        if threading.current_thread() is threading.main_thread():
+            req.previous = signal.signal(signal.SIGINT, req._on_sigint)
+            req.installed = True
+        return req
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        """Put back the handler that was there (Python's default one if it was not Python's)."""
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None
+                          else signal.default_int_handler)
+            self.installed = False
 
 
 def _make_run_dir(run_dir: Path) -> Path | None:

@@ -240,3 +240,40 @@ def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
     run = RunConfig(run_dir=str(tmp_path), tensorboard=True, eval_episodes=1)
     with pytest.raises(ValueError, match="tensorboard=True needs the tensorboard package"):
         train(tiny("ppo", env_id=TURNING, total_env_steps=16), run, progress=False)
+
+
+def test_ctrl_c_stops_at_the_end_of_the_iteration_with_its_checkpoint(tmp_path):
+    """A SIGINT during iteration 2 (sent by the callback, as a terminal's Ctrl-C would be):
+    the loop finishes that iteration, checkpoints it and stops, naming it; the handler that was
+    installed before is back afterwards."""
+    import os
+    import signal
+
+    from damdp_lite.train import RunInterrupted, StopRequest
+
+    before = signal.getsignal(signal.SIGINT)
+    cfg = tiny("ppo", env_id=TURNING, total_env_steps=16 * 8)
+    run = RunConfig(run_dir=str(tmp_path / "r"), checkpoint_every=100, eval_episodes=1)
+    sent = []
+
+    def ctrl_c(row):
+        if row["iteration"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            sent.append(row["iteration"])
+
+    with pytest.raises(RunInterrupted, match=r"stopped at iteration 3 \(checkpoint: iteration 3\)"):
+        train(cfg, run, progress=False, callback=ctrl_c)
+    assert sent == [2] and len(rows(tmp_path / "r" / "progress.csv")) == 3
+    assert signal.getsignal(signal.SIGINT) is before
+
+    req = StopRequest.install()  # a second Ctrl-C stops at once
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert req.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100):  # the handler runs between bytecodes
+                pass
+    finally:
+        req.restore()
+    assert signal.getsignal(signal.SIGINT) is before
