@@ -111,8 +111,10 @@ def box_saturation(actions, weights=None, edge: float = BOX_EDGE,
 
 def dip_ratio(grid, density) -> float:
     """q(0) / max(q(-1), q(+1)) of a 1-D density `(N,)` on `grid` `(N,)`, at the nearest grid
-    points: below 1 only if the density dips between the double well's modes at +-1 (the exact
-    optimum has exp(-1/T)). The measure of notebook 01 and `benchmarks/bound_vs_K.py`."""
+    points: below 1 when the density dips between the double well's modes at +-1 (the exact
+    optimum has exp(-1/T)), but also when one well is filled and the other empty (then ~0), so
+    read it with the mass in each well. The measure of notebook 01 and
+    `benchmarks/bound_vs_K.py`."""
     g, d = np.asarray(to_numpy(grid), float), np.asarray(to_numpy(density), float)
 
     def at(x: float) -> float:
