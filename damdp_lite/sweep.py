@@ -392,9 +392,11 @@ class Sweep:
         the job was submitted to SLURM."""
         st = self.read_state(name)
         state, error, log = st.get("state", "pending"), st.get("error"), self.log_path(name)
-        if state == "stopped" and st.get("slurm_job_id"):
+        if state in ("stopped", "failed") and st.get("slurm_job_id"):
             # a task stopped by a timeout or preemption signal requeues itself (same id) and
-            # resumes when SLURM starts it again: while it waits in the queue it is queued
+            # resumes when SLURM starts it again (its last attempt may have recorded stopped, or
+            # failed when the signal landed in a way that raised): while SLURM still holds the
+            # task it is queued, never submitted a second time
             queue = slurm_queue() if alive is ASK else alive
             if queue is not None and st["slurm_job_id"] in queue:
                 state = "queued"

@@ -305,6 +305,14 @@ def test_the_slurm_executor_passes_its_settings_to_submitit(tmp_path, monkeypatc
     assert sweep.status(jobs[0].name, alive={"7_0"})["state"] == "queued"
     assert sweep.status(jobs[0].name, alive=set())["state"] == "stopped"
     assert sweep.status(jobs[0].name, alive=None)["state"] == "stopped"  # squeue failed
+    # the same when its last attempt recorded a failure: SLURM runs the requeued task again
+    sweep.write_state(jobs[0].name, state="failed", error="RuntimeError: x")
+    assert sweep.status(jobs[0].name, alive={"7_0"})["state"] == "queued"
+    assert sweep.status(jobs[0].name, alive={"7_1"})["state"] == "failed"
+    monkeypatch.setattr(sw, "slurm_queue", lambda: {"7_0"})
+    assert sw.todo(sweep, jobs[:1]) == ([], [jobs[0].name])  # not submitted a second time
+    monkeypatch.setattr(sw, "slurm_queue", lambda: set())
+    assert sw.todo(sweep, jobs[:1]) == ([jobs[0]], [])  # gone from the queue: retried
 
 
 def test_the_slurm_executor_without_sbatch_is_one_line_before_anything_is_written(

@@ -96,8 +96,12 @@ def test_a_cancelled_job_resumes_on_the_next_sweep_to_the_uninterrupted_progress
         log = sweep.log_path(job.name).read_text()
         assert "SLURM job" in log and "attempt 2" in log, job.name
         assert "done: resumed at iteration 0," not in log.split("attempt 2")[1], job.name
-    assert sweep.read_state(timed_out.name)["attempts"] == 2
-    assert sweep.read_state(timed_out.name)["slurm_job_id"] == other_id  # requeued, same id
+    # requeued under the same id, not submitted again (on failure: what each attempt saw)
+    state = sweep.read_state(timed_out.name)
+    said = "\n".join([f"state: {state}", sweep.log_path(timed_out.name).read_text()[-3000:],
+                      *(p.read_text()[-1500:] for p in sorted(
+                          (root / "slurm").glob("*/*_log.err")) if p.parent.name == other_id)])
+    assert state["attempts"] == 2 and state["slurm_job_id"] == other_id, said
 
     # every run against the same job trained without interruption, in this process
     record = sweep.record()
