@@ -1,4 +1,4 @@
-"""The DA-MDP grid's finished runs (benchmarks/results/damdp_grid/<sweep>/runs/<job>): each ships
+"""The DA-MDP grid's finished runs (damdp_lite/shipped/damdp_grid/<sweep>/runs/<job>, package data): each ships
 its config.json and progress.csv, trained to its budget and scored by a final evaluation over at
 least 10 episodes; it restarts from its config.json now (what `damdp-lite reproduce` does first)
 and, on a machine with the recorded MuJoCo version, recomputes its first iteration as recorded.
@@ -18,7 +18,7 @@ from damdp_lite.results import read_progress
 from damdp_lite.train import WALL_CLOCK_FIELDS, load_run, recorded_versions
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT / "benchmarks" / "results" / "damdp_grid"
+GRID = ROOT / "damdp_lite" / "shipped" / "damdp_grid"
 RUNS = sorted(p.parent for p in GRID.glob("*/runs/*/config.json"))
 IDS = [f"{p.parents[1].name}/{p.name}" for p in RUNS]
 
@@ -26,12 +26,12 @@ IDS = [f"{p.parents[1].name}/{p.name}" for p in RUNS]
 def test_git_keeps_the_run_files_of_the_grid() -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    probe = ["benchmarks/results/damdp_grid/dmc/runs/x_s0/config.json",
-             "benchmarks/results/damdp_grid/dmc/runs/x_s0/progress.csv"]
+    probe = ["damdp_lite/shipped/damdp_grid/dmc/runs/x_s0/config.json",
+             "damdp_lite/shipped/damdp_grid/dmc/runs/x_s0/progress.csv"]
     out = subprocess.run(["git", "check-ignore", "--no-index", *probe], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.stdout.strip() == "", f"git would ignore: {out.stdout.split()}"
-    ckpt = "benchmarks/results/damdp_grid/dmc/runs/x_s0/checkpoint.pt"
+    ckpt = "damdp_lite/shipped/damdp_grid/dmc/runs/x_s0/checkpoint.pt"
     ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", ckpt], cwd=ROOT)
     assert ignored.returncode == 0, "checkpoints stay out of git"
 
