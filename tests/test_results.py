@@ -88,3 +88,24 @@ def test_curve_skips_blank_iterations_and_carries_forward():
     g = on_grid(steps, vals, np.array([10, 20, 35, 40, 50]))
     assert np.isnan(g[0]) and g[1:].tolist() == [1.0, 1.0, 3.0, 3.0]
     assert final_returns(rows, fraction=0.3).tolist() == [3.0]
+
+
+def test_summarise_scores_the_evaluations_when_asked(tmp_path):
+    """`key="eval_return"`: the curve and the finals come from the evaluation column (the final
+    evaluation is the run's score), not from the training returns."""
+    from damdp_lite.results import summarise
+    from damdp_lite.train import RunConfig, train
+    from test_train import TURNING, tiny
+
+    from damdp_lite.results import read_progress
+
+    for seed in (0, 1):
+        train(tiny("ppo", env_id=TURNING, seed=seed, total_env_steps=16 * 6),
+              RunConfig(run_dir=str(tmp_path / f"r{seed}"), eval_every=2, eval_episodes=2),
+              progress=False)
+    env = TURNING
+    ev = summarise(env, ["ppo"], tmp_path, key="eval_return")["ppo"]
+    last_eval = [training_curve(read_progress(tmp_path / f"r{s}" / "progress.csv"),
+                                "eval_return")[1][-1] for s in (0, 1)]
+    assert ev["final_per_seed"] == pytest.approx(last_eval) and ev["seeds"] == 2
+    assert ev["mean"][-1] == pytest.approx(np.mean(last_eval))  # the curve ends at them
