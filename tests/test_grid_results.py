@@ -1,6 +1,6 @@
-"""The DA-MDP grid's finished runs (damdp_lite/shipped/damdp_grid/<sweep>/runs/<job>, package data): each ships
-its config.json and progress.csv, trained to its budget and scored by a final evaluation over at
-least 10 episodes; it restarts from its config.json now (what `damdp-lite reproduce` does first)
+"""The DA-MDP grid's finished runs (damdp_lite/shipped/damdp_grid/<sweep>/runs/<job>, package
+data): each ships its config.json and progress.csv, trained to its budget and scored by a final
+evaluation over at least 10 episodes; it restarts from its config.json now (what `damdp-lite reproduce` does first)
 and, on a machine with the recorded MuJoCo version, recomputes its first iteration as recorded.
 Also: git never ignores those files (a broad `runs/` pattern once kept them out of a commit)."""
 
@@ -93,3 +93,15 @@ def test_the_shipped_report_scores_every_shipped_run() -> None:
         run, config = load_run(run_dir)
         shipped.add((run_label(config, run), config.env_id, config.seed))
     assert scored == shipped
+
+
+def test_readme_holds_the_grid_table_of_the_shipped_report() -> None:
+    """README's DA-MDP grid table is what benchmarks/grid_table.py prints from report.json."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "grid_table.py"
+    spec = importlib.util.spec_from_file_location("grid_table", path)
+    grid_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid_table)
+    assert grid_table.table() in (ROOT / "README.md").read_text(), \
+        "README's grid table is stale: paste `python benchmarks/grid_table.py` into it"

@@ -328,6 +328,12 @@ display(Markdown(f"""
 """))
 
 # %% [markdown]
+# **With today's presets.** PPO and DiffPPO with the current presets (the tanh Jacobian in the entropy, a narrower
+# prior, LeCun init: `PPOConfig.mujoco`) ran again beside REPPO and DA-MDP REPPO on two DeepMind Control tasks of the
+# paper's set and on HalfCheetah-v5 and Hopper-v5, each run scored by its final evaluation. Notebook 06, §4b, draws
+# and tabulates those runs (`damdp_lite/shipped/damdp_grid/`) with the diagnostics each logs.
+
+# %% [markdown]
 # ## 4 · Where the time goes: throughput
 #
 # `python benchmarks/throughput.py --json` times, in one process and with the same 16 envs and budget:

@@ -1,0 +1,43 @@
+"""README's table of the DA-MDP grid, from the shipped report
+(damdp_lite/shipped/damdp_grid/report):
+per task, each method's final evaluation return (mean over its shipped seeds), then the
+normalised IQM with its 95% CI over the four tasks (the first n seeds of every task, n the
+fewest any task has). `tests/test_grid_results.py` checks that README
+holds exactly what this prints.
+
+    python benchmarks/grid_table.py
+"""
+
+from __future__ import annotations
+
+import json
+
+from damdp_lite.results import SHIPPED
+
+LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "ppo": "PPO", "diffppo": "DiffPPO"}
+TASKS = {"dm_control/cheetah-run-v0": "DMC cheetah-run",
+         "dm_control/walker-walk-v0": "DMC walker-walk",
+         "HalfCheetah-v5": "HalfCheetah-v5", "Hopper-v5": "Hopper-v5"}
+
+
+def table() -> str:
+    """The markdown table (one line per method)."""
+    report = json.loads((SHIPPED / "damdp_grid" / "report" / "report.json").read_text())
+    methods = report["methods"]
+    tasks = [t for t in TASKS if t in report["tasks"]]
+    head = ["method", *(TASKS[t] for t in tasks), "IQM, normalised [95% CI]", "seeds in the IQM"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in (m for m in LABELS if m in methods):
+        m = methods[name]
+        iqm = m["aggregate"]["IQM"]
+        cells = [f"{m['scores'][t]['raw_mean']:.0f}" for t in tasks]
+        ci = f"{iqm['point']:.2f} [{iqm['ci'][0]:.2f}, {iqm['ci'][1]:.2f}]"
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {ci} | {m['seeds']} |")
+    norm = report["normalisation"]
+    lines.append("| random policy | " + " | ".join(f"{norm[t]['random']:.0f}" for t in tasks)
+                 + " | 0 | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
