@@ -1,8 +1,9 @@
 """The DA-MDP grid's finished runs (damdp_lite/shipped/damdp_grid/<sweep>/runs/<job>, package
 data): each ships its config.json and progress.csv, trained to its budget and scored by a final
-evaluation over at least 10 episodes; it restarts from its config.json now (what `damdp-lite reproduce` does first)
-and, on a machine with the recorded MuJoCo version, recomputes its first iteration as recorded.
-Also: git never ignores those files (a broad `runs/` pattern once kept them out of a commit)."""
+evaluation over at least 10 episodes; it restarts from its config.json now (what `damdp-lite
+reproduce` does first) and, on a machine with the recorded MuJoCo version, recomputes its first
+iteration as recorded. Also: git never ignores those files (a broad `runs/` pattern once kept them
+out of a commit); the shipped report scores every run; README's table is the report's."""
 
 import json
 import shutil

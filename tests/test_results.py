@@ -93,11 +93,10 @@ def test_curve_skips_blank_iterations_and_carries_forward():
 def test_summarise_scores_the_evaluations_when_asked(tmp_path):
     """`key="eval_return"`: the curve and the finals come from the evaluation column (the final
     evaluation is the run's score), not from the training returns."""
-    from damdp_lite.results import summarise
-    from damdp_lite.train import RunConfig, train
     from test_train import TURNING, tiny
 
-    from damdp_lite.results import read_progress
+    from damdp_lite.results import read_progress, summarise
+    from damdp_lite.train import RunConfig, train
 
     for seed in (0, 1):
         train(tiny("ppo", env_id=TURNING, seed=seed, total_env_steps=16 * 6),
