@@ -528,7 +528,7 @@ print(f"evaluation episodes per run: {EVAL_EPISODES}")
 # Minutes are wall-clock while other runs shared the 2 cores, and the load changed between runs, so the last column
 # (the ratio of the mean minutes, and in brackets the range of the per-seed ratios) is only a rough ratio.
 #
-# **Runtime ratio, measured fairly.** `python benchmarks/runtime_ratio.py --json` times the six presets
+# **Runtime ratio, measured fairly.** `python benchmarks/runtime_ratio.py --json` times today's six presets
 # in one process, one iteration each in turn, on the same env (8,192 env steps each after a warm-up
 # iteration; SAC timed with its gradient steps), so that load changes hit all of them alike; `--kappa 0`
 # lets the DA-MDP updates use all $K$ chain steps of each env step, as the official code does
@@ -538,7 +538,7 @@ print(f"evaluation episodes per run: {EVAL_EPISODES}")
 # %%
 # NBVAL_CHECK_OUTPUT
 RATIOS = {}
-for fname, what in (("06_runtime_ratio.json", "presets as shipped (kappa = 2 chain steps per env step in the update)"),
+for fname, what in (("06_runtime_ratio.json", "today's presets (kappa = 2 chain steps per env step in the update)"),
                     ("06_runtime_ratio_kappa8.json", "DA-MDP REPPO/WPO with kappa = K = 8, as the official code")):
     RATIO = RATIOS[fname] = json.loads(results.shipped(fname).read_text())
     print(f"{what}; {RATIO['env_id']}, {RATIO['device']}, {RATIO['threads']} torch thread:")
@@ -684,8 +684,8 @@ display(Markdown(f"""
   preset after 16 iterations. Neither was in the settings of these runs; the current MuJoCo diffusion presets
   use both (the tanh Jacobian and $\\sigma_0$ = {DIFFUSION_MUJOCO['prior_std']:g}, `damdp_lite.algos.common.DIFFUSION_MUJOCO`), and §4b
   shows runs with them.
-- **Runtime.** Measured fairly (the ratio table above), with the settings of the shipped runs the diffusion versions
-  cost {ratio_text} on this CPU. Those REPPO and WPO settings use 2 of the 8 chain steps per env step in each update
+- **Runtime.** Measured fairly (the ratio table above, timed with today's presets, those of §4b), the diffusion
+  versions cost {ratio_text} on this CPU. The REPPO and WPO presets use 2 of the 8 chain steps per env step in each update
   ($\\kappa=2$), and the SAC pair takes the same number of gradient steps per env step, so mostly the chain in the
   rollout is extra. With all $K$ steps in the update, as the official code does, the ratio is
   {k8_text}, against the paper's {paper_text}. On a CPU the
