@@ -71,7 +71,11 @@ def test_a_cancelled_job_resumes_on_the_next_sweep_to_the_uninterrupted_progress
     other_id = sweep.read_state(timed_out.name)["slurm_job_id"]
     subprocess.run(["scancel", "--signal", "USR2", other_id], capture_output=True)
     _wait(lambda: cluster.state(other_id) == "PENDING", 60, "the job to requeue itself")
-    # SLURM holds a requeued job for 2 minutes (its BeginTime); start it now
+    # SLURM holds a requeued job for 2 minutes (its BeginTime); start it sooner, but not at once:
+    # slurmd kills a job launched within the second its old credential was revoked ("Killing
+    # non-startable batch job: Job credential revoked", seen in CI: the task then left the queue
+    # and the next sweep rightly submitted the job again, under another id)
+    time.sleep(2)
     cluster.run("scontrol", "update", f"JobId={other_id}", "StartTime=now")
 
     # the same command (the grid may be left out) resubmits the stopped job only
