@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from damdp_lite.envs.make import simulator_versions
-from damdp_lite.results import SHIPPED, read_progress
+from damdp_lite.results import SHIPPED, late_mean, read_progress
 from damdp_lite.train import load_run
 
 VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
@@ -98,13 +98,11 @@ def summarise_run(run_dir: Path) -> dict:
     rows = read_progress(run_dir / "progress.csv")
     _, cfg = load_run(run_dir)
     evals = [r for r in rows if math.isfinite(r.get("eval_return", math.nan))]
-    late = rows[len(rows) * 3 // 4:]
     out = {"seed": cfg.seed, "env_steps": int(rows[-1]["env_steps"]),
            "final_eval_return": evals[-1]["eval_return"] if evals else None}
-    for name in DIAGNOSTICS:
-        vals = [r[name] for r in late if math.isfinite(r.get(name, math.nan))]
-        if vals or name in rows[0]:
-            out[name] = float(np.mean(vals)) if vals else None
+    for name in (n for n in DIAGNOSTICS if n in rows[0]):  # the columns this run logs
+        value = late_mean(rows, name)
+        out[name] = value if math.isfinite(value) else None
     return out
 
 

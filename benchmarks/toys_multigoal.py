@@ -39,7 +39,6 @@ stderr. The JSON (default `damdp_lite/shipped/08_multigoal.json`) is what notebo
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -70,7 +69,7 @@ from damdp_lite.presets import (
 from damdp_lite.train import train
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from toys_turning import _rounded, histogram_kls  # noqa: E402  (the same estimators)
+from toys_turning import histogram_kls, write_payload  # noqa: E402  (the same estimators)
 
 # ---------------------------------------------------------------------------------------------
 # Settings of the evaluation (the training presets live in damdp_lite/presets.py)
@@ -403,11 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     payload = run(args.only, tuple(args.seeds), args.smoke)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(_rounded(payload), f, separators=(",", ":"))
-    log(f"wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out) / 1e3:.0f} kB) in "
-        f"{time.perf_counter() - start:.0f} s")
+    write_payload(args.out, payload, start, say=log)
     return 0
 
 

@@ -368,6 +368,16 @@ def _rounded(obj, nd: int = 5):
     return obj
 
 
+def write_payload(path: str, payload: dict, start: float, say=log) -> None:
+    """Write `payload` (rounded by `_rounded`) as compact JSON to `path`, creating its folder,
+    and say where, how large and how long since `start` (a `time.perf_counter()`)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(_rounded(payload), f, separators=(",", ":"))
+    say(f"wrote {os.path.abspath(path)} ({os.path.getsize(path) / 1e3:.0f} kB) in "
+        f"{time.perf_counter() - start:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.join(here, "..", "damdp_lite", "shipped", "04_turning_wells.json")
@@ -394,11 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                    "_meta": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                              "seeds": args.seeds, "smoke": args.smoke,
                              "total_seconds": time.perf_counter() - start}}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(_rounded(payload), f, separators=(",", ":"))
-    log(f"wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out) / 1e3:.0f} kB) in "
-        f"{time.perf_counter() - start:.0f} s")
+    write_payload(args.out, payload, start)
     return 0
 
 

@@ -147,6 +147,14 @@ def final_returns(rows: Sequence[dict], fraction: float = 0.1, key: str = "episo
     return vals[steps > (1 - fraction) * total]
 
 
+def late_mean(rows: Sequence[dict], column: str, fraction: float = 0.25) -> float:
+    """Mean of `column` over the last `fraction` of a run's progress rows, blank (nan) values
+    skipped: a training diagnostic late in the run. nan when the column has no value there."""
+    vals = [r[column] for r in rows[int(len(rows) * (1 - fraction)):]
+            if np.isfinite(r.get(column, np.nan))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = SHIPPED_RUNS,
               num_points: int = 100, key: str = "episode_return") -> dict[str, dict]:
     """Per algorithm: curve (grid, mean, low, high), final return per seed (mean of the last

@@ -108,3 +108,13 @@ def test_summarise_scores_the_evaluations_when_asked(tmp_path):
                                 "eval_return")[1][-1] for s in (0, 1)]
     assert ev["final_per_seed"] == pytest.approx(last_eval) and ev["seeds"] == 2
     assert ev["mean"][-1] == pytest.approx(np.mean(last_eval))  # the curve ends at them
+
+
+def test_late_mean_averages_the_last_quarter_and_skips_blanks():
+    from damdp_lite.results import late_mean
+
+    rows = [{"kl": v} for v in [100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 1.0, np.nan]]
+    assert late_mean(rows, "kl") == 1.0  # rows 6-7: the blank one skipped
+    assert late_mean(rows, "kl", fraction=0.5) == pytest.approx(67.0)  # 100, 100, 1
+    assert np.isnan(late_mean(rows, "saturated"))  # a column the run does not log
+    assert np.isnan(late_mean([{"kl": np.nan}] * 4, "kl"))

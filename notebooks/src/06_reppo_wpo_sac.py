@@ -793,12 +793,8 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 def late_mean(env, algo, column):
     """Mean over seeds of a progress.csv column's mean over the last quarter of each run."""
-    vals = []
-    for d in results.find_runs(env, algo, where[env]):
-        rows = results.read_progress(d / "progress.csv")
-        late = [r[column] for r in rows[len(rows) * 3 // 4:] if np.isfinite(r.get(column, np.nan))]
-        vals.append(np.mean(late))
-    return float(np.mean(vals))
+    return float(np.mean([results.late_mean(results.read_progress(d / "progress.csv"), column)
+                          for d in results.find_runs(env, algo, where[env])]))
 
 
 print(f"{'task':27s} {'method':13s} {'final evaluation per seed':>27s} {'mean':>6s} {'95% CI':>15s}  "
@@ -844,16 +840,10 @@ n_diff = sum(len(v) for v in norm.values())
 n_low = sum(x < 0.25 for v in norm.values() for x in v)
 
 
-def late_of(run_dir, column):
-    """A run's mean of `column` over the last quarter of its progress.csv (nan if it has none)."""
-    rows = results.read_progress(run_dir / "progress.csv")
-    vals = [r[column] for r in rows[len(rows) * 3 // 4:] if np.isfinite(r.get(column, np.nan))]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 w_runs = {load_run(d)[1].seed: d for d in results.find_runs(w_task, w_algo, where[w_task])}
-w_sat = {sd: late_of(d, "saturated") for sd, d in w_runs.items()}
-w_dq = {sd: late_of(d, "dq_dx") for sd, d in w_runs.items()}
+w_rows = {sd: results.read_progress(d / "progress.csv") for sd, d in w_runs.items()}
+w_sat = {sd: results.late_mean(rows, "saturated") for sd, rows in w_rows.items()}
+w_dq = {sd: results.late_mean(rows, "dq_dx") for sd, rows in w_rows.items()}
 w_evals = results.training_curve(results.read_progress(w_runs[w_seed] / "progress.csv"), "eval_return")[1]
 seeds_text = (f"{min(GRID_SUMMARY[e][a]['seeds'] for e in GRID_ENVS for a in GRID_ALGOS)}–"
               f"{max(GRID_SUMMARY[e][a]['seeds'] for e in GRID_ENVS for a in GRID_ALGOS)}")
