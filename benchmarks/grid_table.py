@@ -10,6 +10,7 @@ holds exactly what this prints.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from damdp_lite.results import SHIPPED
@@ -40,4 +41,5 @@ def table() -> str:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help
     print(table())
