@@ -1,9 +1,9 @@
-"""README's table of the DA-MDP grid, from the shipped report
-(damdp_lite/shipped/damdp_grid/report):
-per task, each method's final evaluation return (mean over its shipped seeds), then the
-normalised IQM with its 95% CI over the four tasks (the first n seeds of every task, n the
-fewest any task has). `tests/test_grid_results.py` checks that README
-holds exactly what this prints.
+"""README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
+PPO with their DA-MDP variants, four tasks) and `damdp_grid/wposac/report` (WPO and SAC with
+theirs, two tasks), both under damdp_lite/shipped. Per task, each method's final evaluation
+return (mean over its shipped seeds), then the normalised IQM with its 95% CI over the report's
+tasks (the first n seeds of every task, n the fewest any task has). `tests/test_grid_results.py`
+checks that README holds exactly what this prints.
 
     python benchmarks/grid_table.py
 """
@@ -15,15 +15,20 @@ import json
 
 from damdp_lite.results import SHIPPED
 
-LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "ppo": "PPO", "diffppo": "DiffPPO"}
+LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "ppo": "PPO", "diffppo": "DiffPPO",
+          "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO", "sac": "SAC",
+          "diffsac": "DiffSAC (our reconstruction)"}
 TASKS = {"dm_control/cheetah-run-v0": "DMC cheetah-run",
          "dm_control/walker-walk-v0": "DMC walker-walk",
          "HalfCheetah-v5": "HalfCheetah-v5", "Hopper-v5": "Hopper-v5"}
+REPORTS = ("report", "wposac/report")
+"""The shipped reports under damdp_lite/shipped/damdp_grid, one table each."""
 
 
-def table() -> str:
-    """The markdown table (one line per method)."""
-    report = json.loads((SHIPPED / "damdp_grid" / "report" / "report.json").read_text())
+def table(report_dir: str = "report") -> str:
+    """The markdown table of one shipped report (one line per method)."""
+    path = SHIPPED / "damdp_grid" / report_dir / "report.json"
+    report = json.loads(path.read_text())
     methods = report["methods"]
     tasks = [t for t in TASKS if t in report["tasks"]]
     head = ["method", *(TASKS[t] for t in tasks), "IQM, normalised [95% CI]", "seeds in the IQM"]
@@ -42,4 +47,6 @@ def table() -> str:
 
 if __name__ == "__main__":
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help
-    print(table())
+    for name in REPORTS:
+        if (SHIPPED / "damdp_grid" / name / "report.json").exists():
+            print(f"damdp_grid/{name}:\n{table(name)}\n")

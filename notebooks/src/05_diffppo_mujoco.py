@@ -332,6 +332,47 @@ display(Markdown(f"""
 # prior, LeCun init: `PPOConfig.mujoco`) ran again beside REPPO and DA-MDP REPPO on two DeepMind Control tasks of the
 # paper's set and on HalfCheetah-v5 and Hopper-v5, each run scored by its final evaluation. Notebook 06, §4b, draws
 # and tabulates those runs (`damdp_lite/shipped/damdp_grid/`) with the diagnostics each logs.
+# Their PPO and DiffPPO numbers, read from the grid's shipped report (`damdp-lite report`: final evaluation over
+# 10 episodes per run; "normalised" puts the random policy at 0 and the best run on the task, of any method, at 1):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+GRID = results.shipped("damdp_grid")
+GRID_REPORT = json.loads((GRID / "report" / "report.json").read_text())
+
+
+def grid_run(path: str) -> Path:
+    """A run the report names ('damdp_lite/shipped/damdp_grid/...'), where this installation keeps it."""
+    return GRID / Path(path).relative_to("damdp_lite/shipped/damdp_grid")
+
+
+late_sat = {}  # (task, algo) -> mean over seeds of the saturated fraction over the last quarter of each run
+print(f"{'task':27s} {'method':8s} {'final evaluation per seed':>27s} {'mean':>6s} {'normalised':>10s} {'saturated':>9s}")
+for task in GRID_REPORT["tasks"]:
+    for algo in METHODS:
+        sc = GRID_REPORT["methods"][algo]["scores"][task]
+        late_sat[task, algo] = np.mean([results.late_mean(results.read_progress(grid_run(r) / "progress.csv"),
+                                                          "saturated") for r in sc["runs"]])
+        print(f"{task:27s} {algo:8s} {', '.join(f'{x:6.0f}' for x in sc['raw']):>27s} {sc['raw_mean']:6.0f} "
+              f"{np.mean(sc['normalised']):10.2f} {late_sat[task, algo]:9.2f}")
+    print(f"{'':27s} random policy {GRID_REPORT['normalisation'][task]['random']:.0f}")
+GRID_IQM = {a: GRID_REPORT["methods"][a]["aggregate"]["IQM"] for a in METHODS}
+for algo, a in GRID_IQM.items():
+    print(f"{algo:8s} normalised IQM over the four tasks {a['point']:.2f} [{a['ci'][0]:.2f}, {a['ci'][1]:.2f}]")
+
+# %%
+below_tasks = [t for t in GRID_REPORT["tasks"] if GRID_REPORT["methods"]["diffppo"]["scores"][t]["raw_mean"]
+               < GRID_REPORT["methods"]["ppo"]["scores"][t]["raw_mean"]]
+more_sat = [t for t in GRID_REPORT["tasks"] if late_sat[t, "diffppo"] > late_sat[t, "ppo"]]
+lowest = min(x for t in GRID_REPORT["tasks"] for x in GRID_REPORT["methods"]["diffppo"]["scores"][t]["normalised"])
+display(Markdown(f"""
+With today's preset the lowest normalised score of any DiffPPO run is {lowest:.2f} (0 is the random policy), and
+DiffPPO's mean is below PPO's on {len(below_tasks)} of {len(GRID_REPORT['tasks'])} tasks and its IQM
+{GRID_IQM['diffppo']['point']:.2f} [{GRID_IQM['diffppo']['ci'][0]:.2f}, {GRID_IQM['diffppo']['ci'][1]:.2f}] is
+{'below' if GRID_IQM['diffppo']['point'] < GRID_IQM['ppo']['point'] else 'at or above'} PPO's {GRID_IQM['ppo']['point']:.2f} [{GRID_IQM['ppo']['ci'][0]:.2f}, {GRID_IQM['ppo']['ci'][1]:.2f}]. On
+{len(more_sat)} of {len(GRID_REPORT['tasks'])} tasks DiffPPO keeps more action coordinates saturated late in training ({span([late_sat[t, 'diffppo'] for t in GRID_REPORT['tasks']], '.2f')},
+against PPO's {span([late_sat[t, 'ppo'] for t in GRID_REPORT['tasks']], '.2f')}): notebook 06, §4b, follows that lead.
+"""))
 
 # %% [markdown]
 # ## 4 · Where the time goes: throughput

@@ -879,6 +879,86 @@ display(Markdown(f"""
 """))
 
 # %% [markdown]
+# ## 4c · WPO and SAC with the same levers
+#
+# The same presets for ME-WPO / DA-MDP WPO and SAC / DiffSAC, the same budget and evaluation as §4b, on HalfCheetah-v5
+# and Hopper-v5 (`damdp_grid/wposac`, its README gives the sweep command, and `damdp_grid/wposac/report` is
+# `damdp-lite report` of these runs alone, so its normalisation is its own). The shipped runs so far, with the
+# diagnostics each logs (SAC has no trust region: its `kl` is the change of the policy per iteration it reports):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+WS_DIR = GRID / "wposac" / "runs"
+WS_PAIRS = (("wpo", "diffwpo"), ("sac", "diffsac"))
+WS_ENVS = [e for e in ENVS if any(results.find_runs(e, a, WS_DIR) for p in WS_PAIRS for a in p)]
+WS_SUMMARY = {e: results.summarise(e, [a for p in WS_PAIRS for a in p], WS_DIR, key="eval_return") for e in WS_ENVS}
+WS_LATE = {(e, a): {c: float(np.mean([results.late_mean(results.read_progress(d / "progress.csv"), c)
+                                       for d in results.find_runs(e, a, WS_DIR)]))
+                    for c in ("saturated", "dq_dx")}
+           for e in WS_ENVS for a in WS_SUMMARY[e]}
+print(f"{'task':15s} {'method':20s} {'final evaluation per seed':>27s} {'mean':>6s}  {'saturated':>9s} {'|dQ/da|':>8s}")
+for env in WS_ENVS:
+    for algo, s in WS_SUMMARY[env].items():
+        print(f"{env:15s} {LABELS[algo]:20s} {', '.join(f'{x:6.0f}' for x in s['final_per_seed']):>27s} "
+              f"{s['final_mean']:6.0f}  {WS_LATE[env, algo]['saturated']:9.2f} {WS_LATE[env, algo]['dq_dx']:8.2f}")
+    print(f"{'':15s} random policy {RANDOM[env]:.1f}; earlier presets (§4), final evaluation: "
+          + ", ".join(f"{LABELS[a]} {np.mean(EVAL[env, a]):.0f}" for a in ("diffwpo", "diffsac") if (env, a) in EVAL))
+WS_REPORT = json.loads((GRID / "wposac" / "report" / "report.json").read_text())
+for method, m in WS_REPORT["methods"].items():
+    a = m["aggregate"]["IQM"]
+    print(f"{LABELS[method]:20s} normalised IQM {a['point']:.2f} [{a['ci'][0]:.2f}, {a['ci'][1]:.2f}] "
+          f"over {len(m['scores'])} task(s), {m['seeds']} seed(s) each")
+
+# %%
+ws_rows = [(e, b, d) for e in WS_ENVS for b, d in WS_PAIRS if b in WS_SUMMARY[e] and d in WS_SUMMARY[e]]
+def _frac(e, b, d):
+    """How far the diffusion run is from random to its Gaussian base: 0 = random, 1 = the base."""
+    return (WS_SUMMARY[e][d]["final_mean"] - RANDOM[e]) / (WS_SUMMARY[e][b]["final_mean"] - RANDOM[e])
+display(Markdown("**What these runs show.** " + " ".join(
+    f"On {e}, {LABELS[d]} ends at {WS_SUMMARY[e][d]['final_mean']:.0f} "
+    f"({'above' if WS_SUMMARY[e][d]['final_mean'] > RANDOM[e] else 'below'} the random policy's {RANDOM[e]:.0f}; "
+    f"{_frac(e, b, d):.0%} of the way from random to {LABELS[b]}'s {WS_SUMMARY[e][b]['final_mean']:.0f}), with "
+    f"{WS_LATE[e, d]['saturated']:.0%} of its action coordinates saturated late in training against "
+    f"{WS_LATE[e, b]['saturated']:.0%} for {LABELS[b]}."
+    + (f" The earlier preset's {LABELS[d]} ended at {np.mean(EVAL[e, d]):.0f}." if (e, d) in EVAL else "")
+    for e, b, d in ws_rows) + f" Seeds per run so far: "
+    + ", ".join(f"{LABELS[a]} on {e} {s['seeds']}" for e in WS_ENVS for a, s in WS_SUMMARY[e].items()) + "."))
+
+# %% [markdown]
+# ## 4d · Which lever matters: one switched off at a time
+#
+# `benchmarks/levers_ablation.py` starts from the DA-MDP REPPO preset of §4b on HalfCheetah-v5 (the same budget and
+# evaluation) and switches one lever back at a time; `collect` gathers the finished runs into
+# `damdp_lite/shipped/levers_ablation.json`, whose "preset" rows are the grid's own runs of §4b. Diagnostics are
+# means over the last quarter of each run; each variant is compared with the preset run of the same seed.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ABL = json.loads(results.shipped("levers_ablation.json").read_text())
+print(f"DA-MDP REPPO on {ABL['env_id']}, under {', '.join(f'{k} {v}' for k, v in ABL['versions'].items())}")
+print(f"{'variant':15s} {'seed':>4s} {'final eval':>10s} {'saturated':>9s} {'K*KL':>7s} {'at bound':>8s} "
+      f"{'|dQ/da|':>8s}  change")
+for name, v in ABL["variants"].items():
+    if not v["runs"]:
+        print(f"{name:15s} {'':>4s} {'no run':>10s}  {json.dumps(v['change'])}")
+    for r in v["runs"]:
+        print(f"{name:15s} {r['seed']:4d} {r['final_eval_return']:10.0f} {r['saturated']:9.2f} {r['kl']:7.4f} "
+              f"{r['kl_violation']:8.2f} {r['dq_dx']:8.2f}  {json.dumps(v['change'])}")
+
+# %%
+abl_base = {r["seed"]: r for r in ABL["variants"]["preset"]["runs"]}
+abl_done = {n: v for n, v in ABL["variants"].items() if n != "preset" and v["runs"]}
+abl_todo = [n for n, v in ABL["variants"].items() if n != "preset" and not v["runs"]]
+display(Markdown("**Reading the ablation.** " + " ".join(
+    f"With {v['description']}, seed {r['seed']} ends at {r['final_eval_return']:.0f} against the preset's "
+    f"{abl_base[r['seed']]['final_eval_return']:.0f} ({r['final_eval_return'] - abl_base[r['seed']]['final_eval_return']:+.0f}), "
+    f"{r['saturated']:.0%} saturated against {abl_base[r['seed']]['saturated']:.0%}."
+    for v in abl_done.values() for r in v["runs"])
+    + " The preset's own seeds end at " + ", ".join(f"{r['final_eval_return']:.0f}" for r in abl_base.values())
+    + ": a difference smaller than that spread, on one seed, is not evidence either way."
+    + (f" Variants without a shipped run yet: {', '.join(abl_todo)}." if abl_todo else "")))
+
+# %% [markdown]
 # ## 5 · A short live run, then the panel
 #
 # REPPO and DA-MDP REPPO on the turning double-well, with the shipped toy config (`damdp_lite.presets`:
