@@ -6,8 +6,8 @@ levers suspected of its saturation (chain steps per update, T, sigma_0, the Jaco
 
     python benchmarks/levers_ablation.py run RUNS_DIR [--algo diffppo] [--seeds 0 1 2]
         [--steps 196608]
-    python benchmarks/levers_ablation.py collect RUNS_DIR [--algo diffppo] [--base SWEEP_DIR]
-        [--out PATH]
+    python benchmarks/levers_ablation.py collect RUNS_DIR [RUNS_DIR ...] [--algo diffppo]
+        [--base SWEEP_DIR] [--out PATH]
 
 `run` starts (or continues: every run is resumable) one `damdp-lite sweep` per variant in
 RUNS_DIR/<variant>; `collect` writes damdp_lite/shipped/levers_ablation.json (or
@@ -121,18 +121,23 @@ def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[P
     return out
 
 
-def collect(root: Path, base: Path | None, out: Path, env: str = "HalfCheetah-v5",
+def collect(roots: list[Path], base: Path | None, out: Path, env: str = "HalfCheetah-v5",
             algo: str = "diffreppo") -> dict:
+    """Summarise every finished run of each variant found under any of `roots` (e.g. one root
+    per batch of seeds) into `out`; the preset's runs come from `base` when given."""
     table, descriptions, _ = ABLATIONS[algo]
     result = {"script": "benchmarks/levers_ablation.py", "algo": algo, "env_id": env,
               "versions": simulator_versions(), "variants": {}}
     for name, change in table.items():
-        src = base if (name == "preset" and base is not None) else root / name
-        runs = [summarise_run(d) for d in finished_runs(src, env, algo)] if src.exists() else []
+        srcs = [base] if (name == "preset" and base is not None) else [r / name for r in roots]
+        runs = sorted((summarise_run(d) for src in srcs if src.exists()
+                       for d in finished_runs(src, env, algo)), key=lambda r: r["seed"])
         finals = [r["final_eval_return"] for r in runs if r["final_eval_return"] is not None]
         result["variants"][name] = {
-            "change": change, "description": descriptions[name], "source": str(src.name),
-            "runs": runs, "seeds": len(finals),
+            "change": change, "description": descriptions[name],
+            "source": ", ".join(f"{s.parent.name}/{s.name}" for s in srcs if s.exists()),
+            "runs": runs,
+            "seeds": len(finals),
             "mean_final_eval_return": float(np.mean(finals)) if finals else None}
     out.write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -150,7 +155,7 @@ def main() -> None:
     r.add_argument("--variants", nargs="+", default=None,
                    help="variants to run (default: all but the preset)")
     c = sub.add_parser("collect")
-    c.add_argument("root", type=Path)
+    c.add_argument("roots", type=Path, nargs="+", help="the RUNS_DIRs of `run`")
     c.add_argument("--algo", choices=list(ABLATIONS), default="diffreppo")
     c.add_argument("--base", type=Path, default=None)
     c.add_argument("--out", type=Path, default=None,
@@ -167,7 +172,7 @@ def main() -> None:
         run(args.root, args.seeds, args.steps, args.env, variants, args.algo)
     else:
         out = args.out or SHIPPED / ABLATIONS[args.algo][2]
-        res = collect(args.root, args.base, out, args.env, args.algo)
+        res = collect(args.roots, args.base, out, args.env, args.algo)
         for name, v in res["variants"].items():
             print(f"{name:15s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
 

@@ -37,7 +37,7 @@ def test_each_variant_changes_one_preset_field(algo, base):
 def test_diffppo_ablation_runs_and_reports_its_clip_fraction(tmp_path):
     levers_ablation.run(tmp_path, seeds=[0], steps=2048, env="damdp_lite/TurningDoubleWell-v0",
                         variants=["dppo"], algo="diffppo")
-    res = levers_ablation.collect(tmp_path, None, tmp_path / "a.json",
+    res = levers_ablation.collect([tmp_path], None, tmp_path / "a.json",
                                   env="damdp_lite/TurningDoubleWell-v0", algo="diffppo")
     assert res["algo"] == "diffppo"
     assert set(res["variants"]) == set(levers_ablation.DIFFPPO_VARIANTS)
@@ -51,10 +51,10 @@ def test_run_and_collect_on_a_tiny_budget(tmp_path):
     levers_ablation.run(tmp_path, seeds=[0], steps=1024, env="damdp_lite/TurningDoubleWell-v0",
                         variants=["preset", "no_jacobian"])
     out = tmp_path / "ablation.json"
-    res = levers_ablation.collect(tmp_path, None, out, env="damdp_lite/TurningDoubleWell-v0")
-    assert levers_ablation.collect(tmp_path, None, out, env="Hopper-v5")["variants"]["preset"][
+    res = levers_ablation.collect([tmp_path], None, out, env="damdp_lite/TurningDoubleWell-v0")
+    assert levers_ablation.collect([tmp_path], None, out, env="Hopper-v5")["variants"]["preset"][
         "seeds"] == 0  # runs of another env are not counted
-    res = levers_ablation.collect(tmp_path, None, out, env="damdp_lite/TurningDoubleWell-v0")
+    res = levers_ablation.collect([tmp_path], None, out, env="damdp_lite/TurningDoubleWell-v0")
     assert json.loads(out.read_text()) == res
     for name in ("preset", "no_jacobian"):
         v = res["variants"][name]
@@ -64,3 +64,16 @@ def test_run_and_collect_on_a_tiny_budget(tmp_path):
     assert res["variants"]["mc_kl"]["seeds"] == 0  # not run: reported as missing, not invented
     _, cfg = load_run(next((tmp_path / "no_jacobian" / "runs").iterdir()))
     assert cfg.policy.tanh_jacobian is False and cfg.kl_estimator == "exact"
+
+
+def test_collect_joins_the_seeds_of_several_roots(tmp_path):
+    """Seeds run as separate batches (one RUNS_DIR each) are collected together, by seed."""
+    env = "damdp_lite/TurningDoubleWell-v0"
+    for root, seed in ((tmp_path / "a", 1), (tmp_path / "b", 0)):
+        levers_ablation.run(root, seeds=[seed], steps=1024, env=env, variants=["no_jacobian"])
+    res = levers_ablation.collect([tmp_path / "a", tmp_path / "b"], None, tmp_path / "x.json",
+                                  env=env)
+    v = res["variants"]["no_jacobian"]
+    assert [r["seed"] for r in v["runs"]] == [0, 1] and v["seeds"] == 2
+    assert v["source"] == "a/no_jacobian, b/no_jacobian"
+    assert res["variants"]["preset"]["seeds"] == 0
