@@ -35,8 +35,15 @@ VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
     "no_jacobian": {"tanh_jacobian": False},
     "prior_std_3": {"prior_std": 3.0},
     "torch_init": {"hidden_init": "torch"},
+    "prior_std_1": {"prior_std": 1.0},
+    "entropy_target_2.32": {"entropy_target_mult": 2.32},
 }
-"""Each variant switches one lever of the preset back (the preset itself first)."""
+"""Each variant switches one lever of the preset back (the preset itself first), but the last two,
+which are probes of the saturation the preset shows and Gaussian REPPO does not: a narrower prior,
+and an entropy target of about Gaussian REPPO's. The entropy estimate is -E[sum_k ell_k], which
+leaves out the prior's entropy, d (log(2 pi e)/2 + log sigma_0) = 1.82 d at sigma_0 = 1.5; so the
+official target -5 d (set without the tanh Jacobian) asks for an action entropy near -3.2 d, and
+-2.32 d for one near -0.5 d, Gaussian REPPO's target (`REPPO_GAUSSIAN`)."""
 
 DESCRIPTIONS = {
     "preset": "the working preset (closed-form KL, raw rewards with a sized support, tanh "
@@ -46,6 +53,9 @@ DESCRIPTIONS = {
     "no_jacobian": "latent-space entropy (official: no tanh Jacobian)",
     "prior_std_3": "sigma_0 = 3 (official) instead of 1.5",
     "torch_init": "PyTorch's default init of the control network instead of LeCun normal",
+    "prior_std_1": "sigma_0 = 1 instead of 1.5 (a probe of saturation)",
+    "entropy_target_2.32": "entropy target -2.32 d instead of -5 d, about Gaussian REPPO's action "
+                           "entropy target (a probe of saturation)",
 }
 
 DIFFPPO_VARIANTS: dict[str, dict] = {

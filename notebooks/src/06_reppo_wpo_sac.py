@@ -929,8 +929,13 @@ display(Markdown("**What these runs show.** " + " ".join(
 #
 # `benchmarks/levers_ablation.py` starts from the DA-MDP REPPO preset of §4b on HalfCheetah-v5 (the same budget and
 # evaluation) and switches one lever back at a time; `collect` gathers the finished runs into
-# `damdp_lite/shipped/levers_ablation.json`, whose "preset" rows are the grid's own runs of §4b. Diagnostics are
-# means over the last quarter of each run; each variant is compared with the preset run of the same seed.
+# `damdp_lite/shipped/levers_ablation.json`, whose "preset" rows are the grid's own runs of §4b. Two more variants
+# probe the saturation of §4b rather than switch a lever back: a narrower prior ($\sigma_0=1$), and an entropy target
+# near Gaussian REPPO's. The diffusion policy's entropy estimate $-\mathbb E\sum_k\ell_k$ leaves out the prior's
+# entropy, $d\,(\tfrac12\log 2\pi e+\log\sigma_0)\approx1.82\,d$ at $\sigma_0=1.5$, so the official target $-5d$
+# asks for an action entropy near $-3.2d$, far below the $-0.5d$ Gaussian REPPO aims at; $-2.32d$ matches it.
+# Diagnostics are means over the last quarter of each run; each variant is compared with the preset run of the same
+# seed.
 
 # %%
 # NBVAL_CHECK_OUTPUT
