@@ -104,12 +104,14 @@ def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
 
 
 def summarise_run(run_dir: Path) -> dict:
-    """Final evaluation return and the late-training means of `DIAGNOSTICS` of one run."""
+    """Final evaluation return, every evaluation as (env steps, return), and the late-training
+    means of `DIAGNOSTICS` of one run."""
     rows = read_progress(run_dir / "progress.csv")
     _, cfg = load_run(run_dir)
     evals = [r for r in rows if math.isfinite(r.get("eval_return", math.nan))]
     out = {"seed": cfg.seed, "env_steps": int(rows[-1]["env_steps"]),
-           "final_eval_return": evals[-1]["eval_return"] if evals else None}
+           "final_eval_return": evals[-1]["eval_return"] if evals else None,
+           "evaluations": [[int(r["env_steps"]), r["eval_return"]] for r in evals]}
     for name in (n for n in DIAGNOSTICS if n in rows[0]):  # the columns this run logs
         value = late_mean(rows, name)
         out[name] = value if math.isfinite(value) else None

@@ -60,6 +60,7 @@ def test_run_and_collect_on_a_tiny_budget(tmp_path):
         v = res["variants"][name]
         assert v["seeds"] == 1 and v["runs"][0]["env_steps"] == 1024
         assert v["mean_final_eval_return"] == v["runs"][0]["final_eval_return"]
+        assert v["runs"][0]["evaluations"][-1] == [1024, v["runs"][0]["final_eval_return"]]
         assert 0 <= v["runs"][0]["saturated"] <= 1
     assert res["variants"]["mc_kl"]["seeds"] == 0  # not run: reported as missing, not invented
     _, cfg = load_run(next((tmp_path / "no_jacobian" / "runs").iterdir()))

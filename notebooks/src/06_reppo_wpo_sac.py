@@ -941,27 +941,45 @@ display(Markdown("**What these runs show.** " + " ".join(
 # NBVAL_CHECK_OUTPUT
 ABL = json.loads(results.shipped("levers_ablation.json").read_text())
 print(f"DA-MDP REPPO on {ABL['env_id']}, under {', '.join(f'{k} {v}' for k, v in ABL['versions'].items())}")
-print(f"{'variant':15s} {'seed':>4s} {'final eval':>10s} {'saturated':>9s} {'K*KL':>7s} {'at bound':>8s} "
-      f"{'|dQ/da|':>8s}  change")
+print(f"{'variant':20s} {'seed':>4s} {'evaluations (every 49,152 env steps)':>36s} {'saturated':>9s} {'K*KL':>7s} "
+      f"{'at bound':>8s} {'|dQ/da|':>8s} {'temp.':>7s}")
 for name, v in ABL["variants"].items():
     if not v["runs"]:
-        print(f"{name:15s} {'':>4s} {'no run':>10s}  {json.dumps(v['change'])}")
+        print(f"{name:20s} {'':>4s} {'no run':>36s}")
     for r in v["runs"]:
-        print(f"{name:15s} {r['seed']:4d} {r['final_eval_return']:10.0f} {r['saturated']:9.2f} {r['kl']:7.4f} "
-              f"{r['kl_violation']:8.2f} {r['dq_dx']:8.2f}  {json.dumps(v['change'])}")
+        print(f"{name:20s} {r['seed']:4d} {', '.join(f'{x:6.0f}' for _, x in r['evaluations']):>36s} "
+              f"{r['saturated']:9.2f} {r['kl']:7.4f} {r['kl_violation']:8.2f} {r['dq_dx']:8.2f} {r['temperature']:7.4f}")
+for name, v in ABL["variants"].items():
+    print(f"  {name}: {json.dumps(v['change'])}, {v['description']}")
 
 # %%
 abl_base = {r["seed"]: r for r in ABL["variants"]["preset"]["runs"]}
-abl_done = {n: v for n, v in ABL["variants"].items() if n != "preset" and v["runs"]}
+abl_done = {n: r for n, v in ABL["variants"].items() if n != "preset" for r in v["runs"]}
 abl_todo = [n for n, v in ABL["variants"].items() if n != "preset" and not v["runs"]]
-display(Markdown("**Reading the ablation.** " + " ".join(
-    f"With {v['description']}, seed {r['seed']} ends at {r['final_eval_return']:.0f} against the preset's "
-    f"{abl_base[r['seed']]['final_eval_return']:.0f} ({r['final_eval_return'] - abl_base[r['seed']]['final_eval_return']:+.0f}), "
-    f"{r['saturated']:.0%} saturated against {abl_base[r['seed']]['saturated']:.0%}."
-    for v in abl_done.values() for r in v["runs"])
-    + " The preset's own seeds end at " + ", ".join(f"{r['final_eval_return']:.0f}" for r in abl_base.values())
-    + ": a difference smaller than that spread, on one seed, is not evidence either way."
-    + (f" Variants without a shipped run yet: {', '.join(abl_todo)}." if abl_todo else "")))
+base_finals = [r["final_eval_return"] for r in abl_base.values()]
+base_mean = ABL["variants"]["preset"]["mean_final_eval_return"]
+below_same = [n for n, r in abl_done.items() if r["final_eval_return"] < abl_base[r["seed"]]["final_eval_return"]]
+below_all = [n for n, r in abl_done.items() if r["final_eval_return"] < min(base_finals)]
+below_mean = [n for n, r in abl_done.items() if r["final_eval_return"] < base_mean]
+probes = [n for n in ("prior_std_1", "entropy_target_2.32") if n in abl_done]
+probe_sat = ", ".join(f"{abl_done[n]['saturated']:.0%}" for n in probes)
+display(Markdown(f"""
+**Reading the ablation.** The preset's three seeds end at {', '.join(f'{x:.0f}' for x in base_finals)} (mean
+{base_mean:.0f}), so one seed of a variant is weak evidence: {len(below_same)} of {len(abl_done)} variants end below
+the preset run of their own seed, {len(below_mean)} below the preset's mean, and
+{', '.join(below_all) if below_all else 'none'} below every seed of the preset.
+""" + "".join(
+    f"\n- **{n}** ({ABL['variants'][n]['description']}): evaluations "
+    f"{', '.join(f'{x:.0f}' for _, x in r['evaluations'])}; saturated {r['saturated']:.0%} against the same seed's "
+    f"{abl_base[r['seed']]['saturated']:.0%}, temperature {r['temperature']:.4f} against "
+    f"{abl_base[r['seed']]['temperature']:.4f}."
+    for n, r in abl_done.items())
+    + (f"\n\nThe two probes lower saturation ({probe_sat} against "
+       f"{abl_base[0]['saturated']:.0%}) without a higher return: on this seed, a less saturated policy was not a "
+       "better one." if len(probes) == 2 and all(
+           abl_done[n]["saturated"] < abl_base[0]["saturated"]
+           and abl_done[n]["final_eval_return"] < abl_base[0]["final_eval_return"] for n in probes) else "")
+    + (f"\n\nVariants without a shipped run yet: {', '.join(abl_todo)}." if abl_todo else "")))
 
 # %% [markdown]
 # ## 5 · A short live run, then the panel
