@@ -1,8 +1,9 @@
 """README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
 PPO with their DA-MDP variants, four tasks) and `damdp_grid/wposac/report` (WPO and SAC with
 theirs, two tasks), both under damdp_lite/shipped. Per task, each method's final evaluation
-return (mean over its shipped seeds), then the normalised IQM with its 95% CI over the report's
-tasks (the first n seeds of every task, n the fewest any task has). `tests/test_grid_results.py`
+return (mean over its shipped seeds; "—" where it has no finished run), then the normalised IQM with
+its 95% CI over the tasks it has (the first n seeds of every task, n the fewest any task has):
+aggregates of methods with different tasks are not comparable. `tests/test_grid_results.py`
 checks that README holds exactly what this prints.
 
     python benchmarks/grid_table.py
@@ -31,14 +32,16 @@ def table(report_dir: str = "report") -> str:
     report = json.loads(path.read_text())
     methods = report["methods"]
     tasks = [t for t in TASKS if t in report["tasks"]]
-    head = ["method", *(TASKS[t] for t in tasks), "IQM, normalised [95% CI]", "seeds in the IQM"]
+    head = ["method", *(TASKS[t] for t in tasks), "IQM, normalised [95% CI]",
+            "seeds × tasks in the IQM"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in (m for m in LABELS if m in methods):
         m = methods[name]
         iqm = m["aggregate"]["IQM"]
-        cells = [f"{m['scores'][t]['raw_mean']:.0f}" for t in tasks]
+        cells = [f"{m['scores'][t]['raw_mean']:.0f}" if t in m["scores"] else "—" for t in tasks]
         ci = f"{iqm['point']:.2f} [{iqm['ci'][0]:.2f}, {iqm['ci'][1]:.2f}]"
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {ci} | {m['seeds']} |")
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells)
+                     + f" | {ci} | {m['seeds']} × {len(m['scores'])} |")
     norm = report["normalisation"]
     lines.append("| random policy | " + " | ".join(f"{norm[t]['random']:.0f}" for t in tasks)
                  + " | 0 | |")

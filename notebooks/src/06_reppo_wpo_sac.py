@@ -941,7 +941,9 @@ display(Markdown("**What these runs show.** " + " ".join(
 # NBVAL_CHECK_OUTPUT
 ABL = json.loads(results.shipped("levers_ablation.json").read_text())
 print(f"DA-MDP REPPO on {ABL['env_id']}, under {', '.join(f'{k} {v}' for k, v in ABL['versions'].items())}")
-print(f"{'variant':20s} {'seed':>4s} {'evaluations (every 49,152 env steps)':>36s} {'saturated':>9s} {'K*KL':>7s} "
+eval_steps = [n for n, _ in ABL["variants"]["preset"]["runs"][0]["evaluations"]]
+print(f"evaluations at env steps {', '.join(f'{n:,}' for n in eval_steps)} (the last is the final one)")
+print(f"{'variant':20s} {'seed':>4s} {'evaluations':>36s} {'saturated':>9s} {'K*KL':>7s} "
       f"{'at bound':>8s} {'|dQ/da|':>8s} {'temp.':>7s}")
 for name, v in ABL["variants"].items():
     if not v["runs"]:
