@@ -14,6 +14,7 @@ use: it takes a second to import, and `train` imports this module.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -181,3 +182,27 @@ def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = SHIPP
                      "env_steps": [int(r[-1]["env_steps"]) for r in rows],
                      "minutes": [r[-1]["elapsed_s"] / 60 for r in rows]}
     return out
+
+
+def ablation_table(ablation: dict, columns: Sequence[tuple[str, str, str]]) -> str:
+    """The text table of a lever ablation (the JSON `benchmarks/levers_ablation.py collect`
+    writes): the simulator versions and evaluation steps, one line per run (variant, seed, every
+    evaluation return, then each `(label, key, format)` of `columns`, e.g. `("saturated",
+    "saturated", "9.2f")`), "no run" for a variant without one, then each variant's change and
+    description."""
+    name_w = max(len(n) for n in ablation["variants"]) + 1
+    steps = [n for n, _ in ablation["variants"]["preset"]["runs"][0]["evaluations"]]
+    lines = [f"evaluations at env steps {', '.join(f'{n:,}' for n in steps)} "
+             "(the last is the final one)",
+             f"{'variant':{name_w}s} {'seed':>4s} {'evaluations':>36s} "
+             + " ".join(f"{label:>{int(fmt.split('.')[0])}s}" for label, _, fmt in columns)]
+    for name, v in ablation["variants"].items():
+        if not v["runs"]:
+            lines.append(f"{name:{name_w}s} {'':>4s} {'no run':>36s}")
+        for r in v["runs"]:
+            evals = ", ".join(f"{x:6.0f}" for _, x in r["evaluations"])
+            lines.append(f"{name:{name_w}s} {r['seed']:4d} {evals:>36s} "
+                         + " ".join(format(r[key], fmt) for _, key, fmt in columns))
+    lines += [f"  {name}: {json.dumps(v['change'])}, {v['description']}"
+              for name, v in ablation["variants"].items()]
+    return "\n".join(lines)

@@ -118,3 +118,18 @@ def test_late_mean_averages_the_last_quarter_and_skips_blanks():
     assert late_mean(rows, "kl", fraction=0.5) == pytest.approx(67.0)  # 100, 100, 1
     assert np.isnan(late_mean(rows, "saturated"))  # a column the run does not log
     assert np.isnan(late_mean([{"kl": np.nan}] * 4, "kl"))
+
+
+def test_ablation_table_lists_every_run_and_names_variants_without_one():
+    from damdp_lite.results import ablation_table
+
+    run = {"seed": 0, "evaluations": [[100, -5.0], [200, 12.4]], "saturated": 0.25}
+    abl = {"variants": {"preset": {"change": {}, "description": "base", "runs": [run]},
+                        "no_jacobian": {"change": {"tanh_jacobian": False}, "description": "d",
+                                        "runs": []}}}
+    lines = ablation_table(abl, [("saturated", "saturated", "9.2f")]).splitlines()
+    assert lines[0] == "evaluations at env steps 100, 200 (the last is the final one)"
+    assert lines[1].split() == ["variant", "seed", "evaluations", "saturated"]
+    assert lines[2].split() == ["preset", "0", "-5,", "12", "0.25"]
+    assert lines[3].split() == ["no_jacobian", "no", "run"]
+    assert lines[5] == '  no_jacobian: {"tanh_jacobian": false}, d'

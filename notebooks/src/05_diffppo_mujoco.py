@@ -385,18 +385,8 @@ against PPO's {span([late_sat[t, 'ppo'] for t in GRID_REPORT['tasks']], '.2f')})
 # NBVAL_CHECK_OUTPUT
 PPO_ABL = json.loads(results.shipped("levers_ablation_diffppo.json").read_text())
 print(f"DiffPPO on {PPO_ABL['env_id']}, under {', '.join(f'{k} {v}' for k, v in PPO_ABL['versions'].items())}")
-eval_steps = [n for n, _ in PPO_ABL["variants"]["preset"]["runs"][0]["evaluations"]]
-print(f"evaluations at env steps {', '.join(f'{n:,}' for n in eval_steps)} (the last is the final one)")
-print(f"{'variant':12s} {'seed':>4s} {'evaluations':>36s} {'saturated':>9s} {'K*KL':>7s} "
-      f"{'clip frac.':>10s}")
-for name, v in PPO_ABL["variants"].items():
-    if not v["runs"]:
-        print(f"{name:12s} {'':>4s} {'no run':>36s}")
-    for r in v["runs"]:
-        print(f"{name:12s} {r['seed']:4d} {', '.join(f'{x:6.0f}' for _, x in r['evaluations']):>36s} "
-              f"{r['saturated']:9.2f} {r['kl']:7.4f} {r['clip_fraction']:10.2f}")
-for name, v in PPO_ABL["variants"].items():
-    print(f"  {name}: {json.dumps(v['change'])}, {v['description']}")
+print(results.ablation_table(PPO_ABL, [("saturated", "saturated", "9.2f"), ("K*KL", "kl", "7.4f"),
+                                       ("clip frac.", "clip_fraction", "10.2f")]))
 
 # %%
 ppo_base = {r["seed"]: r for r in PPO_ABL["variants"]["preset"]["runs"]}

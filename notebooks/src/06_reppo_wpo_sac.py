@@ -948,18 +948,9 @@ display(Markdown("**What these runs show.** " + " ".join(
 # NBVAL_CHECK_OUTPUT
 ABL = json.loads(results.shipped("levers_ablation.json").read_text())
 print(f"DA-MDP REPPO on {ABL['env_id']}, under {', '.join(f'{k} {v}' for k, v in ABL['versions'].items())}")
-eval_steps = [n for n, _ in ABL["variants"]["preset"]["runs"][0]["evaluations"]]
-print(f"evaluations at env steps {', '.join(f'{n:,}' for n in eval_steps)} (the last is the final one)")
-print(f"{'variant':20s} {'seed':>4s} {'evaluations':>36s} {'saturated':>9s} {'K*KL':>7s} "
-      f"{'at bound':>8s} {'|dQ/da|':>8s} {'temp.':>7s}")
-for name, v in ABL["variants"].items():
-    if not v["runs"]:
-        print(f"{name:20s} {'':>4s} {'no run':>36s}")
-    for r in v["runs"]:
-        print(f"{name:20s} {r['seed']:4d} {', '.join(f'{x:6.0f}' for _, x in r['evaluations']):>36s} "
-              f"{r['saturated']:9.2f} {r['kl']:7.4f} {r['kl_violation']:8.2f} {r['dq_dx']:8.2f} {r['temperature']:7.4f}")
-for name, v in ABL["variants"].items():
-    print(f"  {name}: {json.dumps(v['change'])}, {v['description']}")
+print(results.ablation_table(ABL, [("saturated", "saturated", "9.2f"), ("K*KL", "kl", "7.4f"),
+                                   ("at bound", "kl_violation", "8.2f"), ("|dQ/da|", "dq_dx", "8.2f"),
+                                   ("temp.", "temperature", "7.4f")]))
 
 # %%
 abl_base = {r["seed"]: r for r in ABL["variants"]["preset"]["runs"]}
