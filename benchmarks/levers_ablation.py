@@ -90,7 +90,7 @@ DIAGNOSTICS = ("saturated", "kl", "kl_violation", "clip_fraction", "dq_dx", "cli
 
 
 def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
-        algo: str = "diffreppo") -> None:
+        algo: str = "diffreppo", workers: int | None = None) -> None:
     from damdp_lite.cli import main as cli_main
 
     table = ABLATIONS[algo][0]
@@ -99,6 +99,7 @@ def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
         argv = ["sweep", str(root / name), "--algos", algo, "--envs", env, "--seeds",
                 *map(str, seeds), "--steps", str(steps), "--eval-every", "48",
                 "--eval-episodes", "10", "--threads", "1"]
+        argv += ["--workers", str(workers)] if workers else []
         if cli_main(argv + (["--set", *sets] if sets else [])) != 0:
             raise SystemExit(f"the sweep of variant {name!r} did not finish; rerun to continue")
 
@@ -166,6 +167,8 @@ def main() -> None:
     r.add_argument("--algo", choices=list(ABLATIONS), default="diffreppo")
     r.add_argument("--variants", nargs="+", default=None,
                    help="variants to run (default: all but the preset)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="runs at once per variant (default: the sweep's own default)")
     c = sub.add_parser("collect")
     c.add_argument("roots", type=Path, nargs="+", help="the RUNS_DIRs of `run`")
     c.add_argument("--algo", choices=list(ABLATIONS), default="diffreppo")
@@ -181,7 +184,7 @@ def main() -> None:
         if unknown:
             ap.error(f"--variants {unknown[0]!r} is not a variant of {args.algo}; "
                      f"expected one of {sorted(table)}")
-        run(args.root, args.seeds, args.steps, args.env, variants, args.algo)
+        run(args.root, args.seeds, args.steps, args.env, variants, args.algo, args.workers)
     else:
         out = args.out or SHIPPED / ABLATIONS[args.algo][2]
         res = collect(args.roots, args.base, out, args.env, args.algo)

@@ -36,6 +36,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
 from .targets import Target
 from .utils import to_numpy
@@ -638,4 +639,55 @@ def plot_learning_curves(summaries: Mapping[str, Mapping[str, Mapping]],
                      (anchors or {}).get(env_id), names)
         ax.set_title(env_id)
         ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_diagnostics(runs: Mapping[str, Sequence[Mapping[str, float]]],
+                     panels: Sequence[tuple[str, str]],
+                     levels: Mapping[str, Mapping[str, float]] | None = None,
+                     log_columns: Sequence[str] = (), smooth: int = 8,
+                     vline: float | None = None, ncols: int = 3) -> Figure:
+    """A panel per progress.csv column, a line per run, over env steps: how the training
+    diagnostics of several runs move together (e.g. a temperature that runs away).
+
+    Args:
+        runs: `{label: rows}`, rows as `results.read_progress` gives them (the label sets the
+            style, as everywhere: "DA-MDP REPPO s0" blue, "REPPO s0" orange).
+        panels: `(column, title)` per panel; blank (nan) values are skipped.
+        levels: `{column: {label: value}}` horizontal levels of a panel (`_levels` styles).
+        log_columns: columns drawn on a log scale.
+        smooth: iterations (rows) in the trailing moving mean of each line (1: raw); a column
+            logged now and then (an evaluation) is drawn raw where its logs are further apart.
+        vline: an env-step count marked by a grey vertical line (e.g. where a budget ended).
+        ncols: panels per row.
+    """
+    setup_style()
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 2.9 * nrows), squeeze=False)
+    st = styles_for(list(runs))
+    for ax, (column, title) in zip(list(axes.flat)[:len(panels)], panels, strict=True):
+        for label, rows in runs.items():
+            x = np.array([r["env_steps"] for r in rows], float)
+            y = np.array([r.get(column, np.nan) for r in rows], float)
+            keep = np.isfinite(y)
+            if smooth > 1:  # the mean of the values logged in the last `smooth` iterations
+                c = np.cumsum(np.insert(np.where(keep, y, 0.0), 0, 0.0))
+                n = np.cumsum(np.insert(keep, 0, False).astype(float))
+                lo = np.maximum(np.arange(len(y)) + 1 - smooth, 0)
+                y = (c[1:] - c[lo]) / np.maximum(n[1:] - n[lo], 1)
+            x, y = x[keep], y[keep]
+            ax.plot(x, y, label=label, **_line_kw(st[label], len(x)))
+        if (levels or {}).get(column):
+            _levels(ax, levels[column])
+            ax.legend(handles=ax.lines[-len(levels[column]):], fontsize=7, frameon=False)
+        if vline is not None:
+            ax.axvline(vline, color=COLORS["reference"], lw=0.8, ls="-")
+        if column in log_columns:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, frameon=False)
     return fig

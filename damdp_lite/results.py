@@ -142,8 +142,10 @@ def iqm(values: Sequence[float]) -> float:
 def final_returns(rows: Sequence[dict], fraction: float = 0.1, key: str = "episode_return"
                   ) -> np.ndarray:
     """Training returns (or another column, `key`) logged in the last `fraction` of the run's
-    env steps, `(m,)`."""
+    env steps, `(m,)`; `fraction=0`: the last value logged alone, `(1,)`."""
     steps, vals = training_curve(rows, key)
+    if fraction == 0:
+        return vals[-1:]
     total = rows[-1]["env_steps"]
     return vals[steps > (1 - fraction) * total]
 
@@ -157,12 +159,13 @@ def late_mean(rows: Sequence[dict], column: str, fraction: float = 0.25) -> floa
 
 
 def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = SHIPPED_RUNS,
-              num_points: int = 100, key: str = "episode_return") -> dict[str, dict]:
+              num_points: int = 100, key: str = "episode_return", final_fraction: float = 0.1
+              ) -> dict[str, dict]:
     """Per algorithm: curve (grid, mean, low, high), final return per seed (mean of the last
-    10%), their mean and bootstrap CI, the IQM of all last-10% returns pooled over seeds,
-    env steps and minutes per run. `key="eval_return"` scores the evaluations instead of the
-    training returns (a run that evaluates every few iterations has one in its last 10%: the
-    final one)."""
+    `final_fraction` of the run, 10 %), their mean and bootstrap CI, the IQM of those returns
+    pooled over seeds, env steps and minutes per run. `key="eval_return"` scores the
+    evaluations instead of the training returns; `final_fraction=0` scores each run by the last
+    value alone (the final evaluation of a run that evaluates often)."""
     out: dict[str, dict] = {}
     for algo in algos:
         runs = find_runs(env_id, algo, results_dir)
@@ -173,12 +176,13 @@ def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = SHIPP
         grid = np.linspace(total / num_points, total, num_points)
         curves = np.stack([on_grid(*training_curve(r, key), grid) for r in rows])
         mean, lo, hi = bootstrap_ci(curves)
-        finals = [float(np.mean(final_returns(r, key=key))) for r in rows]
+        finals = [float(np.mean(final_returns(r, final_fraction, key))) for r in rows]
         f_mean, f_lo, f_hi = bootstrap_ci(np.array(finals))
         out[algo] = {"grid": grid, "mean": mean, "low": lo, "high": hi, "seeds": len(runs),
                      "final_per_seed": finals, "final_mean": float(f_mean),
                      "final_ci": (float(f_lo), float(f_hi)),
-                     "final_iqm": iqm(np.concatenate([final_returns(r, key=key) for r in rows])),
+                     "final_iqm": iqm(np.concatenate([final_returns(r, final_fraction, key)
+                                                      for r in rows])),
                      "env_steps": [int(r[-1]["env_steps"]) for r in rows],
                      "minutes": [r[-1]["elapsed_s"] / 60 for r in rows]}
     return out

@@ -236,6 +236,10 @@ def _figures():
     yield ("plot_learning_curves", plotting.plot_learning_curves(
         {"Hopper-v5": {"diffppo": summary(100)}}, labels={"diffppo": "DiffPPO"},
         random={"Hopper-v5": 1.0}), ["DiffPPO (3 seeds)", "random policy"])
+    rows = [{"env_steps": 1024.0 * i, "temperature": 0.01 * 1.1**i} for i in range(4)]
+    yield ("plot_diagnostics", plotting.plot_diagnostics(
+        {"DA-MDP REPPO s0": rows, "REPPO s0": rows}, [("temperature", "T")]),
+        ["DA-MDP REPPO s0", "REPPO s0"])
 
 
 def test_every_plotting_function_ends_with_a_legend():
@@ -259,4 +263,31 @@ def test_families_keep_their_colours_in_figures():
     assert lines["random policy"].get_linestyle() == "--"
     assert same_color(lines["random policy"].get_color(), COLORS["reference"])
     assert same_color(lines["exact"].get_color(), "black")
+    plt.close(fig)
+
+
+def test_plot_diagnostics_draws_each_run_in_each_panel_smoothed_over_env_steps():
+    """A panel per column, a line per run in its family's colour over env steps, blanks skipped,
+    the trailing moving mean of what the last `smooth` rows logged, log scale and levels."""
+    nan = float("nan")
+    rows = [{"env_steps": 10.0 * i, "temperature": 2.0**i, "q_hat": [1.0, nan, 3.0, 5.0][i]}
+            for i in range(4)]
+    fig = plotting.plot_diagnostics({"DA-MDP REPPO s0": rows, "REPPO s0": rows},
+                                    [("temperature", "T"), ("q_hat", "Q")],
+                                    levels={"q_hat": {"lowest critic value": -1.0}},
+                                    log_columns=["temperature"], smooth=2, vline=20.0, ncols=3)
+    t_ax, q_ax, spare = fig.axes
+    assert not spare.axison, "the unused panel is switched off"
+    assert t_ax.get_yscale() == "log" and q_ax.get_yscale() == "linear"
+    t_lines = {ln.get_label(): ln for ln in t_ax.lines}
+    assert same_color(t_lines["DA-MDP REPPO s0"].get_color(), COLORS["diffusion"])
+    assert same_color(t_lines["REPPO s0"].get_color(), COLORS["gaussian"])
+    np.testing.assert_allclose(t_lines["REPPO s0"].get_xdata(), [0, 10, 20, 30])
+    np.testing.assert_allclose(t_lines["REPPO s0"].get_ydata(), [1, 1.5, 3, 6])  # 2-row mean
+    q_lines = {ln.get_label(): ln for ln in q_ax.lines}
+    np.testing.assert_allclose(q_lines["REPPO s0"].get_xdata(), [0, 20, 30])  # the blank skipped
+    np.testing.assert_allclose(q_lines["REPPO s0"].get_ydata(), [1, 3, 4])  # logged rows only
+    assert q_lines["lowest critic value"].get_ydata()[0] == -1.0
+    assert [t.get_text() for t in q_ax.get_legend().get_texts()] == ["lowest critic value"]
+    assert any(list(ln.get_xdata()) == [20.0, 20.0] for ln in q_ax.lines), "the budget line"
     plt.close(fig)

@@ -110,6 +110,19 @@ def test_summarise_scores_the_evaluations_when_asked(tmp_path):
     assert ev["mean"][-1] == pytest.approx(np.mean(last_eval))  # the curve ends at them
 
 
+def test_final_fraction_zero_scores_the_last_value_alone():
+    """A run that evaluates often has several evaluations in its last 10 %: `final_fraction=0`
+    scores it by the final one, the default by their mean."""
+    from damdp_lite.results import final_returns
+
+    nan = np.nan
+    rows = [{"env_steps": float(s), "eval_return": v}
+            for s, v in zip(range(10, 110, 10), [0, nan, 1, 2, nan, 3, 4, 5, 7, 9], strict=True)]
+    np.testing.assert_allclose(final_returns(rows, 0, "eval_return"), [9.0])
+    np.testing.assert_allclose(final_returns(rows, 0.25, "eval_return"), [5.0, 7.0, 9.0])  # > 75
+    np.testing.assert_allclose(final_returns(rows, key="eval_return"), [9.0])  # 10 %: steps > 90
+
+
 def test_late_mean_averages_the_last_quarter_and_skips_blanks():
     from damdp_lite.results import late_mean
 
