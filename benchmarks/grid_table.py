@@ -1,10 +1,11 @@
 """README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
-PPO with their DA-MDP variants, four tasks) and `damdp_grid/wposac/report` (WPO and SAC with
-theirs, two tasks), both under damdp_lite/shipped. Per task, each method's final evaluation
-return (mean over its shipped seeds; "—" where it has no finished run), then the normalised IQM with
-its 95% CI over the tasks it has (the first n seeds of every task, n the fewest any task has):
-aggregates of methods with different tasks are not comparable. `tests/test_grid_results.py`
-checks that README holds exactly what this prints.
+PPO with their DA-MDP variants, and DA-MDP REPPO with its temperature fixed, four tasks) and
+`damdp_grid/wposac/report` (WPO and SAC with theirs, two tasks), both under
+damdp_lite/shipped. Per task, each method's final evaluation return (mean over its shipped
+seeds; "—" where it has no finished run), then the normalised IQM with its 95% CI over the
+tasks it has (the first n seeds of every task, n the fewest any task has): aggregates of
+methods with different tasks are not comparable. `tests/test_grid_results.py` checks that
+README holds exactly what this prints.
 
     python benchmarks/grid_table.py
 """
@@ -16,7 +17,9 @@ import json
 
 from damdp_lite.results import SHIPPED
 
-LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "ppo": "PPO", "diffppo": "DiffPPO",
+LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO",
+          "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed temperature",
+          "ppo": "PPO", "diffppo": "DiffPPO",
           "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO", "sac": "SAC",
           "diffsac": "DiffSAC (our reconstruction)"}
 TASKS = {"dm_control/cheetah-run-v0": "DMC cheetah-run",

@@ -687,7 +687,11 @@ def plot_diagnostics(runs: Mapping[str, Sequence[Mapping[str, float]]],
         ax.set_title(title)
         ax.set_xlabel("env steps")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
-    for ax in list(axes.flat)[len(panels):]:
+    spare = list(axes.flat)[len(panels):]
+    for ax in spare:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, frameon=False)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    n_runs = len(runs)  # the run lines come first; a panel's levels keep their own legend
+    (spare[0] if spare else axes.flat[0]).legend(handles[:n_runs], names[:n_runs], fontsize=7,
+                                                 frameon=False, loc="center" if spare else "best")
     return fig

@@ -87,6 +87,10 @@ class Grid(Config):
                                            max_len=256))
     """Config field overrides `field=value` (value as JSON: 3e-4, true, [256, 256], or text);
     a field given several values is an axis of the grid."""
+    name_sets: bool = False
+    """Name every `sets` field in the run labels, also one given a single value
+    (`diffreppo+auto_temperature-false`), so such a sweep's runs report beside the preset's;
+    by default only the fields that vary are named."""
 
     def check(self) -> None:
         for name in ("algos", "policies", "envs", "seeds"):
@@ -174,8 +178,9 @@ class Job:
     env_id: str
     seed: int
     label: str
-    """The run's label: the algorithm's name for this policy plus the overrides that vary
-    (`diffreppo+lr-0.0003`), so that results group by method."""
+    """The run's label: the algorithm's name for this policy plus the overrides that vary, or
+    all of them under `Grid.name_sets` (`diffreppo+lr-0.0003`), so that results group by
+    method."""
     overrides: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def config(self, steps: int = 0):
@@ -218,7 +223,7 @@ def expand(grid: Grid, here: bool = True) -> list[Job]:
                 used |= set(overrides)
                 base = spec.label(kind) if algo in ALGOS else algo
                 label = base + "".join(f"+{k}-{_show(v)}" for k, v in overrides.items()
-                                       if len(axes[k]) > 1)
+                                       if len(axes[k]) > 1 or grid.name_sets)
                 job = Job(f"{_NAME_CHARS.sub('_', env_id)}_{label}_s{seed}", algo, kind,
                           env_id, seed, label, overrides)
                 if job.name in names:  # the same job again (an axis of a field it lacks)

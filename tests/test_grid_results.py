@@ -1,9 +1,11 @@
 """The DA-MDP grid's finished runs (damdp_lite/shipped/damdp_grid/<sweep>/runs/<job>, package
-data): each ships its config.json and progress.csv, trained to its budget and scored by a final
+data) and the longer runs beside it (damdp_lite/shipped/long_runs/<sweep>/runs/<job>): each
+ships its config.json and progress.csv, trained to its budget and scored by a final
 evaluation over at least 10 episodes; it restarts from its config.json now (what `damdp-lite
 reproduce` does first) and, on a machine with the recorded MuJoCo version, recomputes its first
 iteration as recorded. Also: git never ignores those files (a broad `runs/` pattern once kept them
-out of a commit); the shipped report scores every run; README's table is the report's."""
+out of a commit); the shipped report scores every grid run; README's table is the report's; a
+long run that continues a grid run holds that run's rows first."""
 
 import json
 import shutil
@@ -20,7 +22,8 @@ from damdp_lite.train import WALL_CLOCK_FIELDS, load_run, recorded_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "damdp_lite" / "shipped" / "damdp_grid"
-RUNS = sorted(p.parent for p in GRID.glob("*/runs/*/config.json"))
+LONG = ROOT / "damdp_lite" / "shipped" / "long_runs"
+RUNS = sorted(p.parent for root in (GRID, LONG) for p in root.glob("*/runs/*/config.json"))
 IDS = [f"{p.parents[1].name}/{p.name}" for p in RUNS]
 
 
@@ -76,7 +79,7 @@ def test_run_restarts_from_its_config(run_dir: Path) -> None:
         assert row[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-7), key
 
 
-REPORTS = {"report": ("dmc", "mujoco"), "wposac/report": ("wposac",)}
+REPORTS = {"report": ("dmc", "mujoco", "fixed_temperature"), "wposac/report": ("wposac",)}
 """Each shipped report (`damdp-lite report` of these sweeps, which notebook 06 reads) and the
 sweeps whose runs it scores."""
 
@@ -125,3 +128,41 @@ def test_readme_holds_the_grid_table_of_the_shipped_report(report_dir: str) -> N
     assert tuple(REPORTS) == grid_table.REPORTS
     assert grid_table.table(report_dir) in (ROOT / "README.md").read_text(), \
         f"README's {report_dir} table is stale: paste `python benchmarks/grid_table.py` into it"
+
+
+def _continued_grid_run(run_dir: Path) -> Path | None:
+    """The grid run that `run_dir` continues: same job name and config but for the budget."""
+    from damdp_lite.train import config_record
+
+    for base in GRID.glob(f"*/runs/{run_dir.name}"):
+        (r0, c0), (r1, c1) = load_run(base), load_run(run_dir)
+        a, b = config_record(c0, r0), config_record(c1, r1)
+        a["config"].pop("total_env_steps"), b["config"].pop("total_env_steps")
+        if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
+            return base
+    return None
+
+
+LONG_RUNS = [r for r in RUNS if r.is_relative_to(LONG)]
+
+
+def test_long_runs_are_shipped_and_some_continue_grid_runs() -> None:
+    assert LONG_RUNS, "no long run is shipped"
+    assert any(_continued_grid_run(r) for r in LONG_RUNS)
+
+
+@pytest.mark.parametrize("run_dir", LONG_RUNS,
+                         ids=[f"{p.parents[1].name}/{p.name}" for p in LONG_RUNS])
+def test_a_long_run_holds_the_rows_of_the_grid_run_it_continues(run_dir: Path) -> None:
+    """A continuation, not a rerun: resumed from the grid run's last checkpoint with a larger
+    budget (no preset schedule depends on the budget), so its first rows are the grid run's,
+    clock aside, and the rows after them are new."""
+    base = _continued_grid_run(run_dir)
+    if base is None:
+        pytest.skip("a run of its own, not a continuation")
+    grid_rows, rows = read_progress(base / "progress.csv"), read_progress(run_dir / "progress.csv")
+    assert len(rows) > len(grid_rows)
+    for old, new in zip(grid_rows, rows[:len(grid_rows)], strict=True):
+        for key, value in old.items():
+            if key not in WALL_CLOCK_FIELDS and np.isfinite(value):
+                assert new[key] == value, (old["iteration"], key)

@@ -57,6 +57,21 @@ def test_expand_names_jobs_and_applies_overrides_to_the_jobs_that_have_them():
     assert jobs[3].config().temperature == 0.0  # dppo keeps its T = 0
 
 
+def test_name_sets_names_every_override_also_one_that_does_not_vary(capsys):
+    """`--name-sets`: a sweep of one changed field reports beside the preset's runs under its
+    own label; without it the single-valued override leaves the label alone."""
+    grid = dict(algos=("reppo",), policies=("diffusion",), steps=2048,
+                sets=("auto_temperature=false",))
+    plain, named = sw.expand(tiny_grid(**grid)), sw.expand(tiny_grid(**grid, name_sets=True))
+    assert [j.label for j in plain] == ["diffreppo"]
+    assert [j.name for j in named] == [
+        "damdp_lite_TurningDoubleWell-v0_diffreppo+auto_temperature-false_s0"]
+    assert named[0].config().auto_temperature is False
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    assert "--name-sets" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("kw,match", [
     (dict(algos=("nope",)), "algos: .*nope"),
     (dict(sets=("nonsense_field=1",)), "sets: nonsense_field is a field of no job"),
