@@ -646,7 +646,8 @@ def plot_diagnostics(runs: Mapping[str, Sequence[Mapping[str, float]]],
                      panels: Sequence[tuple[str, str]],
                      levels: Mapping[str, Mapping[str, float]] | None = None,
                      log_columns: Sequence[str] = (), smooth: int = 8,
-                     vline: float | None = None, ncols: int = 3) -> Figure:
+                     vline: float | None = None, ncols: int = 3,
+                     overrides: Mapping[str, Mapping] | None = None) -> Figure:
     """A panel per progress.csv column, a line per run, over env steps: how the training
     diagnostics of several runs move together (e.g. a temperature that runs away).
 
@@ -660,11 +661,12 @@ def plot_diagnostics(runs: Mapping[str, Sequence[Mapping[str, float]]],
             logged now and then (an evaluation) is drawn raw where its logs are further apart.
         vline: an env-step count marked by a grey vertical line (e.g. where a budget ended).
         ncols: panels per row.
+        overrides: style keys per run label (`styles_for`), e.g. `{"... fixed T s0": {"ls": ":"}}`.
     """
     setup_style()
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 2.9 * nrows), squeeze=False)
-    st = styles_for(list(runs))
+    st = styles_for(list(runs), overrides)
     for ax, (column, title) in zip(list(axes.flat)[:len(panels)], panels, strict=True):
         for label, rows in runs.items():
             x = np.array([r["env_steps"] for r in rows], float)

@@ -275,13 +275,15 @@ def test_plot_diagnostics_draws_each_run_in_each_panel_smoothed_over_env_steps()
     fig = plotting.plot_diagnostics({"DA-MDP REPPO s0": rows, "REPPO s0": rows},
                                     [("temperature", "T"), ("q_hat", "Q")],
                                     levels={"q_hat": {"lowest critic value": -1.0}},
-                                    log_columns=["temperature"], smooth=2, vline=20.0, ncols=3)
+                                    log_columns=["temperature"], smooth=2, vline=20.0, ncols=3,
+                                    overrides={"REPPO s0": {"ls": ":"}})
     t_ax, q_ax, spare = fig.axes
     assert not spare.axison, "the unused panel is switched off"
     assert t_ax.get_yscale() == "log" and q_ax.get_yscale() == "linear"
     t_lines = {ln.get_label(): ln for ln in t_ax.lines}
     assert same_color(t_lines["DA-MDP REPPO s0"].get_color(), COLORS["diffusion"])
     assert same_color(t_lines["REPPO s0"].get_color(), COLORS["gaussian"])
+    assert t_lines["REPPO s0"].get_linestyle() == ":", "a run's style override"
     np.testing.assert_allclose(t_lines["REPPO s0"].get_xdata(), [0, 10, 20, 30])
     np.testing.assert_allclose(t_lines["REPPO s0"].get_ydata(), [1, 1.5, 3, 6])  # 2-row mean
     q_lines = {ln.get_label(): ln for ln in q_ax.lines}

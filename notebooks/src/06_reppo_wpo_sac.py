@@ -46,6 +46,8 @@
 # - *Diagnose* a stalled run from the diagnostics it logs (saturated actions, $K\cdot$KL, states at the bound),
 #   see the presets with the levers switched on learn on DeepMind Control and MuJoCo (§4b, WPO and SAC in §4c),
 #   and *test* which lever matters by switching each off on its own (§4d).
+# - *Trace* why DA-MDP REPPO trails REPPO: at twice the budget its temperature runs away and the critic goes flat
+#   (§4e), read off the same diagnostics.
 # - *Write* REPPO's trust-region actor loss (exercise 6.1).
 #
 # **Prerequisites:** notebooks 02–05 (soft rewards, the per-step bound, the runner).
@@ -763,7 +765,8 @@ GRID = results.shipped("damdp_grid")
 GRID_DIRS = [GRID / "dmc" / "runs", GRID / "mujoco" / "runs"]
 GRID_ENVS = ("dm_control/cheetah-run-v0", "dm_control/walker-walk-v0", "HalfCheetah-v5", "Hopper-v5")
 GRID_ALGOS = ("reppo", "diffreppo", "ppo", "diffppo")
-GRID_LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "ppo": "PPO", "diffppo": "DiffPPO"}
+GRID_LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "ppo": "PPO", "diffppo": "DiffPPO",
+               "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed T"}  # the last: §4e
 where = {env: next(d for d in GRID_DIRS if any(d.glob(f"{env.replace('/', '_')}_*"))) for env in GRID_ENVS}
 grid_cfg = load_run(results.find_runs("HalfCheetah-v5", "diffreppo", where["HalfCheetah-v5"])[0])
 LEVERS = {"kl_estimator": grid_cfg[1].kl_estimator, "scale_rewards": grid_cfg[1].scale_rewards,
@@ -820,7 +823,7 @@ for env in GRID_ENVS:
 GRID_REPORT = json.loads((GRID / "report" / "report.json").read_text())
 AGG = {m: v["aggregate"]["IQM"] for m, v in GRID_REPORT["methods"].items()}
 for method, a in AGG.items():
-    print(f"{GRID_LABELS[method]:13s} IQM {a['point']:.2f} [{a['ci'][0]:.2f}, {a['ci'][1]:.2f}]   "
+    print(f"{GRID_LABELS[method]:22s} IQM {a['point']:.2f} [{a['ci'][0]:.2f}, {a['ci'][1]:.2f}]   "
           f"seeds per task: {GRID_REPORT['methods'][method]['seeds']}")
 for pair in GRID_REPORT["pairs"]:
     print(f"P({GRID_LABELS[pair['x']]} beats {GRID_LABELS[pair['y']]}) = {pair['probability_of_improvement']:.2f} "
@@ -876,7 +879,8 @@ display(Markdown(f"""
   policies keep {sat['diffreppo']:.0%} (DA-MDP REPPO) and {sat['diffppo']:.0%} (DiffPPO) of their action coordinates
   at $|a|>0.99$ late in training, against {sat['reppo']:.0%} and {sat['ppo']:.0%} for the Gaussians. Where $\\tanh$ is
   flat, so is the critic's action gradient and the return's dependence on the latent. Whether that is the remaining
-  gap is a hypothesis, not a measured decomposition; §4d tests it by lowering the saturation on its own.
+  gap is a hypothesis, not a measured decomposition; §4d tests it by lowering the saturation on its own, and §4e
+  follows the diagnostics of the HalfCheetah runs to twice the budget.
 """))
 
 # %% [markdown]
@@ -892,12 +896,9 @@ display(Markdown(f"""
 WS_DIR = GRID / "wposac" / "runs"
 WS_PAIRS = (("wpo", "diffwpo"), ("sac", "diffsac"))
 WS_ENVS = [e for e in ENVS if any(results.find_runs(e, a, WS_DIR) for p in WS_PAIRS for a in p)]
-WS_SUMMARY = {e: results.summarise(e, [a for p in WS_PAIRS for a in p], WS_DIR, key="eval_return") for e in WS_ENVS}
-for e in WS_ENVS:  # the final evaluation itself (SAC evaluates often, so its last 10% holds several)
-    for a, s_ in WS_SUMMARY[e].items():
-        s_["final_per_seed"] = [float(results.training_curve(results.read_progress(d / "progress.csv"), "eval_return")[1][-1])
-                                for d in results.find_runs(e, a, WS_DIR)]
-        s_["final_mean"] = float(np.mean(s_["final_per_seed"]))
+# scored by the final evaluation itself (final_fraction=0): SAC evaluates often, so its last 10% holds several
+WS_SUMMARY = {e: results.summarise(e, [a for p in WS_PAIRS for a in p], WS_DIR, key="eval_return", final_fraction=0)
+              for e in WS_ENVS}
 WS_LATE = {(e, a): {c: float(np.mean([results.late_mean(results.read_progress(d / "progress.csv"), c)
                                        for d in results.find_runs(e, a, WS_DIR)]))
                     for c in ("saturated", "dq_dx")}
@@ -985,6 +986,229 @@ end below the preset run of the same seed.""" + "".join(_variant_line(n, v) for 
            abl_runs[n, 0]["saturated"] < abl_base[0]["saturated"]
            and abl_runs[n, 0]["final_eval_return"] < abl_base[0]["final_eval_return"] for n in probes) else "")
     + (f"\n\nVariants without a shipped run yet: {', '.join(abl_todo)}." if abl_todo else "")))
+
+# %% [markdown]
+# ## 4e · Twice the budget: what holds DA-MDP REPPO back
+#
+# If DA-MDP REPPO only learned more slowly than REPPO, more steps would shrink the gap of §4b. The grid's
+# HalfCheetah-v5 runs of both methods, continued from their last checkpoints to twice the budget, ship in
+# `damdp_lite/shipped/long_runs/halfcheetah`. No preset schedule depends on the budget, so each is the run that
+# `damdp-lite sweep` makes with twice the grid's `--steps`, and its first half is the grid run itself. A second set,
+# `long_runs/halfcheetah_fixed_temperature`, trains DA-MDP REPPO from scratch to the same budget with the
+# temperature held at its initial value (`auto_temperature=False`), one field changed, to test what the diagnostics
+# below point to. `long_runs/README.md` gives the commands.
+#
+# The table gives each run's evaluation at the grid's budget, its best and its final one, then the temperature $T$
+# near the grid's budget and over the last 10% of the run, the entropy estimate there beside the target the
+# temperature loss aims at, and the fractions of clipped TD targets and saturated action coordinates there.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+LONG = results.shipped("long_runs")
+LONG_SETS = {"REPPO": (LONG / "halfcheetah" / "runs", "reppo"),
+             "DA-MDP REPPO": (LONG / "halfcheetah" / "runs", "diffreppo"),
+             "DA-MDP REPPO, fixed T": (LONG / "halfcheetah_fixed_temperature" / "runs", "diffreppo")}
+LONG_RUNS = {}
+for name, (where_, algo) in LONG_SETS.items():
+    for d in results.find_runs("HalfCheetah-v5", algo, where_):
+        cfg_ = load_run(d)[1]
+        LONG_RUNS.setdefault(name, {})[cfg_.seed] = (cfg_, results.read_progress(d / "progress.csv"))
+GRID_STEPS = grid_cfg[1].total_env_steps
+HC_DIM = gym.make("HalfCheetah-v5").action_space.shape[0]
+
+
+def at_steps(rows, column, steps, n=16):
+    """Mean of `column` over the `n` rows up to and including env step `steps`."""
+    upto = [r for r in rows if r["env_steps"] <= steps][-n:]
+    return float(np.nanmean([r[column] for r in upto]))
+
+
+def entropy_target(cfg):
+    """The temperature loss's target, -entropy_target_mult * d (its `temperature_loss`)."""
+    return -cfg.entropy_target_mult * HC_DIM
+
+
+print(f"{'runs':22s} {'seed':>4s} {'eval @' + f'{GRID_STEPS // 1000}k':>10s} {'best':>6s} {'final':>6s}  "
+      f"{'T @' + f'{GRID_STEPS // 1000}k':>8s} {'T end':>7s} {'H est. end':>10s} {'target':>7s} {'clipped end':>11s} {'saturated end':>13s}")
+for name, runs in LONG_RUNS.items():
+    for seed, (cfg, rows) in sorted(runs.items()):
+        steps, evals = results.training_curve(rows, "eval_return")
+        at_grid = evals[steps <= GRID_STEPS][-1]
+        print(f"{name:22s} {seed:4d} {at_grid:10.0f} {evals.max():6.0f} {evals[-1]:6.0f}  "
+              f"{at_steps(rows, 'temperature', GRID_STEPS):8.4f} {results.late_mean(rows, 'temperature', 0.1):7.4f} "
+              f"{results.late_mean(rows, 'entropy_estimate', 0.1):10.1f} {entropy_target(cfg):7.1f} "
+              f"{results.late_mean(rows, 'clipped_targets', 0.1):11.2f} {results.late_mean(rows, 'saturated', 0.1):13.2f}")
+
+# %% [markdown]
+# Every run's diagnostics over the doubled budget (moving means over 8 iterations; the grey vertical line is the grid's
+# budget). The entropy panel marks each method's target; the $Q$ panel marks $v_{\min}$, the lowest value of the
+# critic's support (the same for both methods here): a TD target below it is clipped to the lowest bin, so the
+# critic's mean $Q$ can approach it but not pass it. $|\partial Q/\partial x|$ is the critic's gradient with respect to
+# the action the actor proposes at a chain step ($x=a^{k-1}$; for the Gaussian, $K=1$, the action itself), what the
+# actor's update follows.
+
+# %%
+LONG_CFG = {name: next(iter(runs.values()))[0] for name, runs in LONG_RUNS.items()}
+fig = plotting.plot_diagnostics(
+    {f"{name} s{seed}": rows for name, runs in LONG_RUNS.items() for seed, (_, rows) in sorted(runs.items())},
+    [("eval_return", "evaluation return (10 episodes)"), ("temperature", "temperature T"),
+     ("entropy_estimate", "entropy estimate"), ("q_hat", "Q at the actor's sample"),
+     ("clipped_targets", "fraction of TD targets clipped"), ("saturated", "fraction of |a| > 0.99"),
+     ("dq_dx", "mean |dQ/dx|"), ("kl", "K·KL per update")],
+    levels={"entropy_estimate": {f"{n} target": entropy_target(LONG_CFG[n]) for n in ("REPPO", "DA-MDP REPPO")},
+            "q_hat": {"v_min, the lowest value the critic holds": LONG_CFG["DA-MDP REPPO"].v_min}},
+    log_columns=["temperature"], vline=GRID_STEPS,
+    overrides={f"DA-MDP REPPO, fixed T s{seed}": {"ls": ":"} for seed in LONG_RUNS.get("DA-MDP REPPO, fixed T", {})})
+fig.savefig(FIGURES / "06_long_runs.png")
+plt.show()
+
+# %%
+def smoothed(rows, column, n=16):
+    """(env_steps, trailing mean of `column` over `n` rows), from row n - 1 on."""
+    v = np.array([r[column] for r in rows], float)
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    return np.array([r["env_steps"] for r in rows])[n - 1:], (c[n:] - c[:-n]) / n
+
+
+def first_step(rows, column, test, after=0):
+    """The first env step after `after` where the 16-row mean of `column` passes `test` (None: never)."""
+    x, y = smoothed(rows, column)
+    hit = np.flatnonzero((x > after) & test(y))
+    return int(x[hit[0]]) if hit.size else None
+
+
+def long_stats(cfg, rows):
+    """One run: evaluations (at the grid's budget, best by then, best, final), diagnostics near the grid's
+    budget and over the last 10%, the extremes of the 16-row means, and the onsets of what happens after."""
+    steps, evals = results.training_curve(rows, "eval_return")
+    cols = ("temperature", "entropy_estimate", "dq_dx", "saturated", "clipped_targets")
+    st = {"grid": float(evals[steps <= GRID_STEPS][-1]), "best_by_grid": float(evals[steps <= GRID_STEPS].max()),
+          "best": float(evals.max()), "final": float(evals[-1]), "collapsed": bool(evals[-1] < 0.5 * evals.max()),
+          **{f"{c}@grid": at_steps(rows, c, GRID_STEPS) for c in cols},
+          **{f"{c}@end": results.late_mean(rows, c, 0.1) for c in cols},
+          "peak_T": float(smoothed(rows, "temperature")[1].max()),
+          "min_q": float(smoothed(rows, "q_hat")[1].min()),
+          "max_clipped": float(smoothed(rows, "clipped_targets")[1].max()),
+          "v_min": float(cfg.v_min), "target": entropy_target(cfg)}
+    best_at = steps[int(np.argmax(evals))]
+    halved = steps[(steps > best_at) & (evals < 0.5 * evals.max())]
+    st["t_half"] = int(halved[0]) if halved.size else None
+    st["t_clip"] = first_step(rows, "clipped_targets", lambda y: y > 0.01)
+    x_t, y_t = smoothed(rows, "temperature")
+    st["t_T"] = first_step(rows, "temperature", lambda y: y > 2 * y_t.min(), after=x_t[int(np.argmin(y_t))])
+    th_rows = [{**r, "TH": -r["temperature"] * r["entropy_estimate"]} for r in rows]
+    st["max_TH"] = float(np.max(smoothed(th_rows, "TH")[1]))
+    st["TH@clip"] = at_steps(th_rows, "TH", st["t_clip"]) if st["t_clip"] else float("nan")
+    st["t_flat"] = first_step(rows, "dq_dx", lambda y: y < 0.1 * st["dq_dx@grid"])
+    st["t_target"] = first_step(rows, "entropy_estimate", lambda y: y >= st["target"], after=GRID_STEPS // 2)
+    return st
+
+
+LS = {name: {seed: long_stats(cfg, rows) for seed, (cfg, rows) in sorted(runs.items())}
+      for name, runs in LONG_RUNS.items()}
+da, gs, fx = "DA-MDP REPPO", "REPPO", "DA-MDP REPPO, fixed T"
+
+
+def _mean(name, key, seeds=None):
+    return float(np.mean([v[key] for s, v in LS[name].items() if seeds is None or s in seeds]))
+
+
+def _per_seed(name, key, fmt=".0f"):
+    return ", ".join(f"{v[key]:{fmt}}" for v in LS[name].values())
+
+
+def _k(step):
+    return "never" if step is None else f"{step / 1000:.0f}k"
+
+
+fell = [s for s, v in LS[da].items() if v["collapsed"]]
+back = [s for s, v in LS[da].items() if not v["collapsed"] and v["grid"] < 0.5 * v["final"]]
+gap_grid, gap_end = _mean(gs, "grid") - _mean(da, "grid"), _mean(gs, "final") - _mean(da, "final")
+text = f"""
+**What twice the budget shows.** REPPO's mean goes from {_mean(gs, 'grid'):.0f} at {GRID_STEPS:,} env steps to
+{_mean(gs, 'final'):.0f} (per seed: {_per_seed(gs, 'final')}); DA-MDP REPPO's from {_mean(da, 'grid'):.0f} to
+{_mean(da, 'final'):.0f} (per seed: {_per_seed(da, 'final')}). The gap between the means is {gap_grid:.0f} at the grid's
+budget and {gap_end:.0f} at twice it, {'so it is not only slower learning: ' if gap_end > gap_grid else ''}{len(fell)} of
+DA-MDP REPPO's {len(LS[da])} runs end below half their best evaluation, and {sum(v['collapsed'] for v in LS[gs].values())}
+of REPPO's.
+"""
+if fell:
+    f = {k: _mean(da, k, fell) for k in ("temperature@grid", "temperature@end", "entropy_estimate@grid",
+                                         "entropy_estimate@end", "dq_dx@grid", "dq_dx@end", "saturated@grid",
+                                         "saturated@end", "clipped_targets@end", "min_q", "v_min", "target")}
+    text += f"""
+**The runs that collapse** (seeds {', '.join(map(str, fell))}; means over them near the grid's budget → over the last 10%):
+
+- Their entropy estimate sits below its target ({f['entropy_estimate@grid']:.0f} against {f['target']:.0f}), so the
+  temperature loss keeps raising $T$: {f['temperature@grid']:.4f} → {f['temperature@end']:.3f}. The estimate does not
+  come back; it ends at {f['entropy_estimate@end']:.0f}, with the saturated fraction at {f['saturated@grid']:.2f} →
+  {f['saturated@end']:.2f} (each saturated coordinate lowers it through the tanh Jacobian, which enters only $\\ell_1$,
+  the last denoising step).
+- The TD targets carry the entropy term $-T\\ell$ of every augmented step, so as $T$ grows the soft value falls; the
+  critic's support is sized for the task's rewards alone (`algos.common.value_support`, $v_{{\\min}}={f['v_min']:.0f}$),
+  the critic's $Q$ goes down to {f['min_q']:.0f}, and {f['clipped_targets@end']:.0%} of the targets are clipped at the end.
+- Then the critic is flat: mean $|\\partial Q/\\partial x|$ {f['dq_dx@grid']:.2f} → {f['dq_dx@end']:.3f}.
+
+When each starts, per seed (16-iteration means): $T$ has doubled from its lowest value by
+{', '.join(_k(LS[da][s]['t_T']) for s in fell)} env steps, clipped targets pass 1% at
+{', '.join(_k(LS[da][s]['t_clip']) for s in fell)} env steps, the evaluation has halved from its best by
+{', '.join(_k(LS[da][s]['t_half']) for s in fell)}, and $|\\partial Q/\\partial x|$ drops below a tenth of its value at
+the grid's budget at {', '.join(_k(LS[da][s]['t_flat']) for s in fell)}. So the return falls while the targets start
+to be clipped, before the critic is flat, and the rise of the temperature comes first.
+"""
+for sd in back:
+    b = LS[da][sd]
+    others = {s: at_steps(LONG_RUNS[da][s][1], "entropy_estimate", b["t_target"]) for s in fell} if b["t_target"] else {}
+    text += f"""
+**Seed {sd} goes the other way.** Inside the grid's budget it never took off (best {b['best_by_grid']:.0f}, {b['grid']:.0f} at
+the end, §4b), and its $T$ rose the same way (to {b['temperature@grid']:.4f} at the grid's budget). But its entropy
+estimate reached the target again at {_k(b['t_target'])} env steps"""
+    text += (f", when those of seeds {', '.join(map(str, others))} were still at "
+             f"{', '.join(f'{v:.0f}' for v in others.values())}" if others else "")
+    text += f"""; its $T$ then levelled off (peak {b['peak_T']:.3f}), its $Q$ stayed inside the support (lowest
+{b['min_q']:.0f}; at most {b['max_clipped']:.1%} of the targets clipped), the saturated fraction fell from
+{b['saturated@grid']:.2f} to {b['saturated@end']:.2f} and the run climbed to {b['final']:.0f}. What separates it from the
+collapsing seeds is whether the entropy estimate gets back to its target; why it does on one seed and not on two,
+these {len(LS[da])} runs cannot tell.
+"""
+text += f"""
+**REPPO** has the same support, and its temperature rises too (peak {_mean(gs, 'peak_T'):.2f}), but its entropy
+estimate follows it back to the target ({_mean(gs, 'entropy_estimate@end'):.1f} against {_mean(gs, 'target'):.1f} at
+the end). Its target is {_mean(gs, 'target') / _mean(da, 'target'):.2f} of DA-MDP REPPO's in size, so the entropy
+term per env step, $T$ times the entropy estimate, stays small: at most {max(v['max_TH'] for v in LS[gs].values()):.2f}.
+The collapsing DA-MDP runs had {', '.join(f"{LS[da][s]['TH@clip']:.1f}" for s in fell)} per env step when their targets
+began to be clipped, and {', '.join(f"{LS[da][s]['max_TH']:.0f}" for s in fell)} at most. REPPO's
+lowest $Q$ is {min(v['min_q'] for v in LS[gs].values()):.0f} and at most
+{max(v['max_clipped'] for v in LS[gs].values()):.1%} of its targets are clipped.
+"""
+if LS.get(fx):
+    same = [s for s in LS[fx] if s in LS[da]]
+    text += f"""
+**The test: hold $T$ fixed** at {LONG_CFG[fx].temperature_init} (seed(s) {', '.join(map(str, LS[fx]))}). It evaluates at
+{_per_seed(fx, 'grid')} at the grid's budget and ends at {_per_seed(fx, 'final')}, against
+{', '.join(f"{LS[da][s]['final']:.0f}" for s in same)} with the automatic temperature on the same seed(s);
+{sum(v['collapsed'] for v in LS[fx].values())} of its {len(LS[fx])} runs end below half their best, at most
+{max(v['max_clipped'] for v in LS[fx].values()):.1%} of its targets are clipped, and its entropy estimate, with nothing to
+hold it, ends at {_per_seed(fx, 'entropy_estimate@end')} (target {LS[fx][same[0] if same else next(iter(LS[fx]))]['target']:.0f}).
+"""
+FT = "diffreppo+auto_temperature-false"
+if FT in GRID_REPORT["methods"]:
+    ft = GRID_REPORT["methods"][FT]
+    rm = GRID_REPORT["methods"]
+    per_task = "; ".join(
+        f"{t.split('/')[-1]} {ft['scores'][t]['raw_mean']:.0f} (preset {rm['diffreppo']['scores'][t]['raw_mean']:.0f}, "
+        f"REPPO {rm['reppo']['scores'][t]['raw_mean']:.0f})" for t in GRID_REPORT["tasks"]
+        if t in ft["scores"] and t in rm["diffreppo"]["scores"] and t in rm["reppo"]["scores"])
+    complete = len(ft["scores"]) == len(GRID_REPORT["tasks"]) and ft["seeds"] >= 2
+    text += f"""
+**Across the grid.** The same change on §4b's {len(GRID_REPORT['tasks'])} tasks at the grid's budget
+(`damdp_grid/fixed_temperature`, runs labelled `{FT}` and scored in `damdp_grid/report` beside the preset's;
+{ft['seeds']} seed(s) per task in the report): final evaluation means {per_task}.""" + (
+        f" Normalised IQM {AGG[FT]['point']:.2f} [{AGG[FT]['ci'][0]:.2f}, {AGG[FT]['ci'][1]:.2f}] against the preset's "
+        f"{AGG['diffreppo']['point']:.2f} [{AGG['diffreppo']['ci'][0]:.2f}, {AGG['diffreppo']['ci'][1]:.2f}] and REPPO's "
+        f"{AGG['reppo']['point']:.2f} [{AGG['reppo']['ci'][0]:.2f}, {AGG['reppo']['ci'][1]:.2f}]." if complete else
+        " Its IQM waits for at least two seeds on every task.")
+display(Markdown(text))
 
 # %% [markdown]
 # ## 5 · A short live run, then the panel
