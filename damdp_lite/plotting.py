@@ -587,6 +587,39 @@ def write_video(frames: Sequence[np.ndarray], path: str, fps: int = 30) -> str:
     return path
 
 
+def compact_png(fig: Figure, colors: int = 64) -> bytes:
+    """`fig` as a PNG of at most `colors` palette colours (`Image.quantize`), at the figure's dpi.
+
+    A figure of many noisy lines (several runs' diagnostics) makes a large RGBA PNG; its palette
+    twin is about a quarter of the size and looks the same, which keeps a notebook that shows
+    several such figures small enough to open quickly on Binder and Colab."""
+    import io
+
+    from PIL import Image
+
+    if not 2 <= colors <= 256:
+        raise ValueError(f"colors={colors!r} must be an integer from 2 to 256 (a PNG palette)")
+    rgba = io.BytesIO()
+    fig.savefig(rgba, format="png", bbox_inches="tight")
+    rgba.seek(0)
+    image = Image.open(rgba).convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="png", optimize=True)
+    return out.getvalue()
+
+
+def show_compact(fig: Figure, colors: int = 64) -> None:
+    """Show `fig` in a notebook as its `compact_png` and close it (so it is not shown twice).
+
+    Use it in place of `plt.show()` for figures of many lines; save the full-colour figure
+    with `fig.savefig` first if a file is wanted."""
+    from IPython.display import Image, display
+
+    data = compact_png(fig, colors)
+    plt.close(fig)
+    display(Image(data=data, format="png"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Returns (notebooks 05-06)
 # ---------------------------------------------------------------------------------------------

@@ -293,3 +293,27 @@ def test_plot_diagnostics_draws_each_run_in_each_panel_smoothed_over_env_steps()
     assert [t.get_text() for t in q_ax.get_legend().get_texts()] == ["lowest critic value"]
     assert any(list(ln.get_xdata()) == [20.0, 20.0] for ln in q_ax.lines), "the budget line"
     plt.close(fig)
+
+
+def test_compact_png_is_a_small_palette_png_of_the_same_figure():
+    """The palette PNG keeps the figure's pixel size and colours within its palette, is smaller
+    than matplotlib's RGBA PNG of a many-line figure, and a palette size out of range is refused."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = [{"env_steps": float(i), "temperature": float(v)}
+            for i, v in enumerate(np.exp(rng.normal(size=400)))]
+    fig = plotting.plot_diagnostics({f"DA-MDP REPPO s{s}": rows[s:] for s in range(4)},
+                                    [("temperature", "T")], smooth=1)
+    full = io.BytesIO()
+    fig.savefig(full, format="png", bbox_inches="tight")
+    data = plotting.compact_png(fig, colors=32)
+    small, big = Image.open(io.BytesIO(data)), Image.open(io.BytesIO(full.getvalue()))
+    assert small.format == "PNG" and small.mode == "P" and small.size == big.size
+    assert len(small.getcolors(256)) <= 32
+    assert len(data) < 0.6 * len(full.getvalue()), (len(data), len(full.getvalue()))
+    with pytest.raises(ValueError, match="colors=1 must be an integer from 2 to 256"):
+        plotting.compact_png(fig, colors=1)
+    plt.close(fig)

@@ -318,7 +318,7 @@ fig = plotting.plot_state_histograms(counts, edges, target=target, reward=reward
                                      title=f"Action histograms per heading, seed 0 (black: exact optimum at "
                                            f"T = {TEMPERATURE:g})")
 fig.savefig(FIGURES / "06_turning_reppo.png")
-plt.show()
+plotting.show_compact(fig)  # a palette PNG, a quarter of the size: this notebook shows many figures
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -484,7 +484,7 @@ summary = {env: results.summarise(env, [a for pair in PAIRS for a in pair]) for 
 fig = plotting.plot_learning_curves(summary, labels=LABELS, random=RANDOM, pinned=PINNED,
                                     reference_labels={"pinned": "actions pinned at +1"})
 fig.savefig(FIGURES / "06_curves.png")
-plt.show()
+plotting.show_compact(fig)
 
 # %% [markdown]
 # Two scores per run. **Training return**: the mean return of the episodes that finished in an iteration (CleanRL's
@@ -784,7 +784,7 @@ fig = plotting.plot_learning_curves(GRID_SUMMARY, labels=GRID_LABELS, random=GRI
 for ax in fig.axes:
     ax.set_ylabel("evaluation return (10 episodes)")
 fig.savefig(FIGURES / "06_grid_curves.png")  # to refresh the end-result figure: copy to damdp_lite/shipped/figures/
-plt.show()
+plotting.show_compact(fig)
 
 # %% [markdown]
 # Each curve is the mean over seeds of the evaluation return, with a 95% percentile-bootstrap band over seeds; the
@@ -1060,7 +1060,7 @@ fig = plotting.plot_diagnostics(
     log_columns=["temperature"], vline=GRID_STEPS,
     overrides={f"DA-MDP REPPO, fixed T s{seed}": {"ls": ":"} for seed in LONG_RUNS.get("DA-MDP REPPO, fixed T", {})})
 fig.savefig(FIGURES / "06_long_runs.png")
-plt.show()
+plotting.show_compact(fig)
 
 # %%
 def smoothed(rows, column, n=16):
