@@ -1,6 +1,7 @@
 """README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
 PPO with their DA-MDP variants, and DA-MDP REPPO with its temperature fixed, four tasks) and
-`damdp_grid/wposac/report` (WPO and SAC with theirs, two tasks), both under
+`damdp_grid/wposac/report` (WPO and SAC with theirs, and DiffSAC with faster target critics, two
+tasks), both under
 damdp_lite/shipped. Per task, each method's final evaluation return (mean over its shipped
 seeds; "—" where it has no finished run), then the normalised IQM with its 95% CI over the
 tasks it has (the first n seeds of every task, n the fewest any task has): aggregates of
@@ -21,7 +22,8 @@ LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO",
           "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed temperature",
           "ppo": "PPO", "diffppo": "DiffPPO",
           "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO", "sac": "SAC",
-          "diffsac": "DiffSAC (our reconstruction)"}
+          "diffsac": "DiffSAC (our reconstruction)",
+          "diffsac+tau-0.04": "DiffSAC, target critics at τ = 0.04"}
 TASKS = {"dm_control/cheetah-run-v0": "DMC cheetah-run",
          "dm_control/walker-walk-v0": "DMC walker-walk",
          "HalfCheetah-v5": "HalfCheetah-v5", "Hopper-v5": "Hopper-v5"}
