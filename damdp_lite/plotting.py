@@ -597,7 +597,7 @@ def compact_png(fig: Figure, colors: int = 64) -> bytes:
 
     from PIL import Image
 
-    if not 2 <= colors <= 256:
+    if isinstance(colors, bool) or not isinstance(colors, int) or not 2 <= colors <= 256:
         raise ValueError(f"colors={colors!r} must be an integer from 2 to 256 (a PNG palette)")
     rgba = io.BytesIO()
     fig.savefig(rgba, format="png", bbox_inches="tight")

@@ -316,4 +316,6 @@ def test_compact_png_is_a_small_palette_png_of_the_same_figure():
     assert len(data) < 0.6 * len(full.getvalue()), (len(data), len(full.getvalue()))
     with pytest.raises(ValueError, match="colors=1 must be an integer from 2 to 256"):
         plotting.compact_png(fig, colors=1)
+    with pytest.raises(ValueError, match="colors=3.5 must be an integer"):
+        plotting.compact_png(fig, colors=3.5)
     plt.close(fig)
