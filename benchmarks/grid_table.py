@@ -1,5 +1,6 @@
 """README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
-PPO with their DA-MDP variants, and DA-MDP REPPO with its temperature fixed, four tasks) and
+PPO with their DA-MDP variants, DA-MDP REPPO with its temperature tuned as in the official code and
+fixed as in the package's preset, four tasks) and
 `damdp_grid/wposac/report` (WPO and SAC with theirs, and DiffSAC with faster target critics, two
 tasks), both under
 damdp_lite/shipped. Per task, each method's final evaluation return (mean over its shipped
@@ -18,8 +19,8 @@ import json
 
 from damdp_lite.results import SHIPPED
 
-LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO",
-          "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed temperature",
+LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO, temperature tuned (official rule)",
+          "diffreppo+auto_temperature-false": "DA-MDP REPPO, temperature fixed (the preset)",
           "ppo": "PPO", "diffppo": "DiffPPO",
           "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO", "sac": "SAC",
           "diffsac": "DiffSAC (our reconstruction)",

@@ -17,7 +17,7 @@ import csv
 import json
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -150,12 +150,15 @@ def final_returns(rows: Sequence[dict], fraction: float = 0.1, key: str = "episo
     return vals[steps > (1 - fraction) * total]
 
 
-def late_mean(rows: Sequence[dict], column: str, fraction: float = 0.25) -> float:
+def late_mean(rows: Sequence[dict], column: str, fraction: float = 0.25,
+              statistic: Callable[[np.ndarray], float] = np.mean) -> float:
     """Mean of `column` over the last `fraction` of a run's progress rows, blank (nan) values
-    skipped: a training diagnostic late in the run. nan when the column has no value there."""
+    skipped: a training diagnostic late in the run. nan when the column has no value there.
+    `statistic` replaces the mean (`np.median` for a centre that one spike does not move,
+    `np.max` for the largest value)."""
     vals = [r[column] for r in rows[int(len(rows) * (1 - fraction)):]
             if np.isfinite(r.get(column, np.nan))]
-    return float(np.mean(vals)) if vals else float("nan")
+    return float(statistic(np.asarray(vals, float))) if vals else float("nan")
 
 
 def summarise(env_id: str, algos: Sequence[str], results_dir: str | Path = SHIPPED_RUNS,

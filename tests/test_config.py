@@ -161,12 +161,13 @@ def test_to_dict_from_dict_round_trip_through_json(name, kind):
 
 PRESET_CHANGES = {
     "algo": ("scale_rewards", "v_min", "v_max", "num_bins", "kl_estimator",
-             "entropy_target_mult"),
+             "entropy_target_mult", "auto_temperature"),
     "policy": ("prior_std", "tanh_jacobian", "hidden_init", "state_dependent_std",
                "per_dim_step_sizes", "learn_friction")}
 """Fields the MuJoCo presets changed after the format-1 runs were recorded (the levers that make
 the DA-MDP methods learn, `algos.common.DIFFUSION_MUJOCO`, REPPO's and SAC's own Gaussian
-bases, WPO's parametrisation): a format-1 record keeps its own values of these."""
+bases, WPO's parametrisation, DA-MDP REPPO's fixed temperature): a format-1 record keeps its own
+values of these."""
 
 
 def _preset_of_record(record: dict) -> AlgoConfig:

@@ -123,9 +123,11 @@ def test_mujoco_presets_set_each_lever_as_a_documented_field():
     for field, value in DIFFUSION_MUJOCO.items():
         assert getattr(diff.policy, field) == value
     assert diff.kl_estimator == "exact" and diff.num_bins == 101
+    assert diff.auto_temperature is False and diff.temperature_init == 0.01  # DA-MDP REPPO's T
+    assert ALGOS["reppo"].config(policy="gaussian").auto_temperature  # REPPO's own rule
     wpo = ALGOS["wpo"].config(policy="diffusion")
     assert wpo.num_bins == 301 and wpo.policy.per_dim_step_sizes
-    assert not wpo.policy.learn_friction and wpo.kl_bound == 0.02
+    assert not wpo.policy.learn_friction and wpo.kl_bound == 0.02 and wpo.auto_temperature
     reppo = ALGOS["reppo"].config(policy="gaussian")  # REPPO's own configuration
     assert reppo.policy.state_dependent_std and reppo.policy.tanh_jacobian
     assert reppo.entropy_target_mult == 0.5

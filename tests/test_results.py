@@ -131,6 +131,8 @@ def test_late_mean_averages_the_last_quarter_and_skips_blanks():
     assert late_mean(rows, "kl", fraction=0.5) == pytest.approx(67.0)  # 100, 100, 1
     assert np.isnan(late_mean(rows, "saturated"))  # a column the run does not log
     assert np.isnan(late_mean([{"kl": np.nan}] * 4, "kl"))
+    assert late_mean(rows, "kl", fraction=0.5, statistic=np.median) == 100.0  # 100, 100, 1
+    assert late_mean(rows, "kl", fraction=0.5, statistic=np.max) == 100.0
 
 
 def test_ablation_table_lists_every_run_and_names_variants_without_one():
