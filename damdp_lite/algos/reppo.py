@@ -133,8 +133,9 @@ DIFFUSION_REPPO_TEMPERATURE = dict(auto_temperature=False)
 """DA-MDP REPPO's temperature in the MuJoCo/DMC preset: held at `temperature_init` (0.01, the
 official ent_start) where the official code tunes it toward -5 d. Tuned, it ran away on
 HalfCheetah-v5 (the entropy term left the critic's support, which holds the rewards, and the
-critic went flat; shipped/long_runs); fixed, the grid's IQM reached REPPO's CI, also on seeds
-trained after the choice (notebook 06 §4e). WPO keeps the official rule (untested here)."""
+critic went flat; damdp_lite/shipped/long_runs); fixed, the grid's IQM reached REPPO's CI,
+also on seeds trained after the choice (notebook 06 §4e). WPO keeps the official rule
+(untested here)."""
 
 REPPO_GAUSSIAN = dict(state_dependent_std=True, tanh_jacobian=True, entropy_target_mult=0.5)
 """REPPO as in its own paper and code (Voelcker et al.): a state-dependent std, action-space
