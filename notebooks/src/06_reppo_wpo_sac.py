@@ -1327,6 +1327,18 @@ if LS.get(fx):
 hold it, ends at {_per_seed(fx, 'entropy_estimate@end')} (target {LS[fx][same[0] if same else next(iter(LS[fx]))]['target']:.0f}).
 """
 FT = "diffreppo+auto_temperature-false"
+
+# Seeds 0-2 showed the fixed temperature's promise; seeds from HELD_OUT on were trained only afterwards, so on them
+# the choice is tested rather than made.
+HELD_OUT = 3
+
+
+def held_out(method: str) -> dict[str, list[float]]:
+    """Per task, the normalised final evaluations of the method's held-out seeds."""
+    return {t: [x for sd, x in zip(v["seeds"], v["normalised"], strict=True) if sd >= HELD_OUT]
+            for t, v in GRID_REPORT["methods"][method]["scores"].items()}
+
+
 if FT in GRID_REPORT["methods"]:
     ft = GRID_REPORT["methods"][FT]
     rm = GRID_REPORT["methods"]
@@ -1348,13 +1360,6 @@ temperature's; {ft['seeds']} seed(s) per task in the report): final evaluation m
         f"{'within' if AGG['reppo']['ci'][0] <= AGG['diffreppo']['point'] <= AGG['reppo']['ci'][1] else 'below'} it."
         if complete else
         " Its IQM waits for at least two seeds on every task.")
-    # Seeds 0-2 showed the fixed temperature's promise; seeds from HELD_OUT on were trained only afterwards, so on them
-    # the choice is tested rather than made.
-    HELD_OUT = 3
-    def held_out(method: str) -> dict[str, list[float]]:
-        """Per task, the normalised final evaluations of the method's held-out seeds."""
-        return {t: [x for sd, x in zip(v["seeds"], v["normalised"], strict=True) if sd >= HELD_OUT]
-                for t, v in GRID_REPORT["methods"][method]["scores"].items()}
     ho = {m: held_out(m) for m in ("reppo", "diffreppo", FT)}
     if all(all(ho[m].get(t) for t in GRID_REPORT["tasks"]) for m in ho):
         mean_ho = {m: float(np.mean([x for t in GRID_REPORT["tasks"] for x in ho[m][t]])) for m in ho}
