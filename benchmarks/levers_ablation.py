@@ -7,12 +7,13 @@ levers suspected of its saturation (chain steps per update, T, sigma_0, the Jaco
     python benchmarks/levers_ablation.py run RUNS_DIR [--algo diffppo] [--seeds 0 1 2]
         [--steps 196608]
     python benchmarks/levers_ablation.py collect RUNS_DIR [RUNS_DIR ...] [--algo diffppo]
-        [--base SWEEP_DIR] [--out PATH]
+        [--from VARIANT=SWEEP_DIR[:LABEL] ...] [--steps 196608] [--out PATH]
 
 `run` starts (or continues: every run is resumable) one `damdp-lite sweep` per variant in
 RUNS_DIR/<variant>; `collect` writes damdp_lite/shipped/levers_ablation.json (or
-levers_ablation_diffppo.json). The working preset itself is the algorithm's jobs of a main sweep
-(`--base`, e.g. the grid behind README's results table) when given, else RUNS_DIR/preset.
+levers_ablation_diffppo.json). A variant named by `--from` takes its runs from another sweep
+(e.g. the preset's from the grid behind README's results table), else from RUNS_DIR/<variant>;
+every run counted must have exactly the config `run` would build for its variant today.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from damdp_lite.envs.make import simulator_versions
 from damdp_lite.results import SHIPPED, late_mean, read_progress
-from damdp_lite.train import load_run
+from damdp_lite.train import algo_config, load_run
 
 VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
     "preset": {},
@@ -35,27 +36,26 @@ VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
     "no_jacobian": {"tanh_jacobian": False},
     "prior_std_3": {"prior_std": 3.0},
     "torch_init": {"hidden_init": "torch"},
+    "tuned_temperature": {"auto_temperature": True},
     "prior_std_1": {"prior_std": 1.0},
-    "entropy_target_2.32": {"entropy_target_mult": 2.32},
 }
-"""Each variant switches one lever of the preset back (the preset itself first), but the last two,
-which are probes of the saturation the preset shows and Gaussian REPPO does not: a narrower prior,
-and an entropy target of about Gaussian REPPO's. The entropy estimate is -E[sum_k ell_k], which
-leaves out the prior's entropy, d (log(2 pi e)/2 + log sigma_0) = 1.82 d at sigma_0 = 1.5; so the
-official target -5 d (set without the tanh Jacobian) asks for an action entropy near -3.2 d, and
--2.32 d for one near -0.5 d, Gaussian REPPO's target (`REPPO_GAUSSIAN`)."""
+"""Each variant switches one lever of the preset back to its official / old value (the preset
+itself first), but the last, a probe of the saturation the preset shows and Gaussian REPPO does
+not: a narrower prior. The preset holds its temperature fixed, so the entropy target (which only
+the temperature's loss reads) is no lever of it; an ablation from the earlier, tuned-temperature
+preset, with a probe of that target, is kept in `levers_ablation_tuned_temperature.json`."""
 
 DESCRIPTIONS = {
     "preset": "the working preset (closed-form KL, raw rewards with a sized support, tanh "
-              "Jacobian, sigma_0 = 1.5, LeCun init)",
+              "Jacobian, sigma_0 = 1.5, LeCun init, the temperature held at 0.01)",
     "mc_kl": "16-sample Monte Carlo KL (official) instead of the closed form",
     "scaled_rewards": "rewards scaled by the running return std, the fixed support [-100, 200]",
     "no_jacobian": "latent-space entropy (official: no tanh Jacobian)",
     "prior_std_3": "sigma_0 = 3 (official) instead of 1.5",
     "torch_init": "PyTorch's default init of the control network instead of LeCun normal",
+    "tuned_temperature": "the temperature tuned toward the entropy target -5 d (official) "
+                         "instead of held at 0.01",
     "prior_std_1": "sigma_0 = 1 instead of 1.5 (a probe of saturation)",
-    "entropy_target_2.32": "entropy target -2.32 d instead of -5 d, about Gaussian REPPO's action "
-                           "entropy target (a probe of saturation)",
 }
 
 DIFFPPO_VARIANTS: dict[str, dict] = {
@@ -134,21 +134,65 @@ def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[P
     return out
 
 
-def collect(roots: list[Path], base: Path | None, out: Path, env: str = "HalfCheetah-v5",
-            algo: str = "diffreppo") -> dict:
+def _flat(d: dict, prefix: str = "") -> dict:
+    """A config dict's leaves by dotted name (`policy.prior_std`)."""
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_variant_config(run_dir: Path, algo: str, change: dict, steps: int) -> None:
+    """Raise ValueError, one line, unless the run's config is exactly the one `run` builds for
+    this variant today (`train.algo_config` with the variant's change, its env, seed and
+    `steps`): a run made under another preset, or with another field changed, is not counted."""
+    _, cfg = load_run(run_dir)
+    want = _flat(algo_config(algo, env_id=cfg.env_id, seed=cfg.seed, total_env_steps=steps,
+                             **change).to_dict())
+    have = _flat(cfg.to_dict())
+    for name in sorted(set(want) | set(have)):
+        if want.get(name) != have.get(name):
+            raise ValueError(f"{run_dir}: {name} = {have.get(name)!r}, but the variant "
+                             f"{json.dumps(change)} of today's {algo} preset with {steps} env "
+                             f"steps has {want.get(name)!r}")
+
+
+def parse_source(text: str, variants: dict[str, dict], algo: str) -> tuple[str, Path, str]:
+    """`VARIANT=SWEEP_DIR[:LABEL]` (`--from`) as (variant, sweep dir, run label; default the
+    algorithm's name); ValueError, one line, for a variant the ablation does not have."""
+    name, sep, rest = text.partition("=")
+    if not sep or not rest or name not in variants:
+        raise ValueError(f"--from {text!r}: expected VARIANT=SWEEP_DIR[:LABEL] with VARIANT one "
+                         f"of {sorted(variants)}")
+    where, _, label = rest.partition(":")
+    return name, Path(where), label or algo
+
+
+def collect(roots: list[Path], existing: dict[str, tuple[Path, str]] | None, out: Path,
+            env: str = "HalfCheetah-v5", algo: str = "diffreppo",
+            steps: int = 196_608) -> dict:
     """Summarise every finished run of each variant found under any of `roots` (e.g. one root
-    per batch of seeds) into `out`; the preset's runs come from `base` when given."""
+    per batch of seeds) into `out`. A variant named in `existing` (variant -> (sweep dir, run
+    label), e.g. the preset's runs in the grid behind README's table) takes its runs from there
+    instead. Every run's config must be the variant's (`check_variant_config`)."""
     table, descriptions, _ = ABLATIONS[algo]
+    existing = existing or {}
     result = {"script": "benchmarks/levers_ablation.py", "algo": algo, "env_id": env,
               "versions": simulator_versions(), "variants": {}}
     for name, change in table.items():
-        srcs = [base] if (name == "preset" and base is not None) else [r / name for r in roots]
-        runs = sorted((summarise_run(d) for src in srcs if src.exists()
-                       for d in finished_runs(src, env, algo)), key=lambda r: r["seed"])
+        if name in existing:
+            srcs, label = [existing[name][0]], existing[name][1]
+        else:
+            srcs, label = [r / name for r in roots], algo
+        dirs = [d for src in srcs if src.exists() for d in finished_runs(src, env, label)]
+        for d in dirs:
+            check_variant_config(d, algo, change, steps)
+        runs = sorted((summarise_run(d) for d in dirs), key=lambda r: r["seed"])
         finals = [r["final_eval_return"] for r in runs if r["final_eval_return"] is not None]
         result["variants"][name] = {
             "change": change, "description": descriptions[name],
-            "source": ", ".join(f"{s.parent.name}/{s.name}" for s in srcs if s.exists()),
+            "source": ", ".join(f"{s.parent.name}/{s.name}" for s in srcs if s.exists())
+                      + (f", runs labelled {label}" if name in existing else ""),
             "runs": runs,
             "seeds": len(finals),
             "mean_final_eval_return": float(np.mean(finals)) if finals else None}
@@ -172,7 +216,12 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("roots", type=Path, nargs="+", help="the RUNS_DIRs of `run`")
     c.add_argument("--algo", choices=list(ABLATIONS), default="diffreppo")
-    c.add_argument("--base", type=Path, default=None)
+    c.add_argument("--from", dest="sources", action="append", default=[],
+                   metavar="VARIANT=SWEEP_DIR[:LABEL]",
+                   help="take a variant's runs from a sweep (run label: default the algorithm's "
+                        "name), e.g. the preset's from the grid; repeatable")
+    c.add_argument("--steps", type=int, default=196_608,
+                   help="the budget every run must have been trained for")
     c.add_argument("--out", type=Path, default=None,
                    help="default: damdp_lite/shipped/levers_ablation[_diffppo].json")
     c.add_argument("--env", default="HalfCheetah-v5")
@@ -187,9 +236,14 @@ def main() -> None:
         run(args.root, args.seeds, args.steps, args.env, variants, args.algo, args.workers)
     else:
         out = args.out or SHIPPED / ABLATIONS[args.algo][2]
-        res = collect(args.roots, args.base, out, args.env, args.algo)
+        try:
+            existing = {n: (p, lab) for n, p, lab in (parse_source(t, table, args.algo)
+                                                      for t in args.sources)}
+            res = collect(args.roots, existing, out, args.env, args.algo, args.steps)
+        except ValueError as err:
+            ap.error(str(err))
         for name, v in res["variants"].items():
-            print(f"{name:15s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
+            print(f"{name:18s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
 
 
 if __name__ == "__main__":

@@ -8,19 +8,21 @@ import json
 import sys
 from pathlib import Path
 
-from damdp_lite.algos import ALGOS
-from damdp_lite.train import load_run
+from damdp_lite.train import algo_config, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import levers_ablation  # noqa: E402
 import pytest  # noqa: E402
 
+from damdp_lite.cli import main as cli_main  # noqa: E402
 
-@pytest.mark.parametrize("algo,base", [("diffreppo", "reppo"), ("diffppo", "ppo")])
-def test_each_variant_changes_one_preset_field(algo, base):
+
+@pytest.mark.parametrize("algo", ["diffreppo", "diffppo"])
+def test_each_variant_changes_one_preset_field(algo):
+    """...of the MuJoCo preset the ablation starts from (what `run` trains on HalfCheetah-v5)."""
     variants, descriptions, _ = levers_ablation.ABLATIONS[algo]
-    preset = ALGOS[base].config(policy="diffusion")
+    preset = algo_config(algo, env_id="HalfCheetah-v5")
     for name, change in variants.items():
         assert name in descriptions
         if name == "preset":
@@ -28,7 +30,7 @@ def test_each_variant_changes_one_preset_field(algo, base):
             continue
         assert len(change) == 1
         (field, value), = change.items()
-        cfg = ALGOS[base].config(policy="diffusion", **change)
+        cfg = algo_config(algo, env_id="HalfCheetah-v5", **change)
         owner = cfg.policy if hasattr(cfg.policy, field) else cfg
         before = preset.policy if owner is cfg.policy else preset
         assert getattr(owner, field) == value != getattr(before, field), (algo, name)
@@ -38,7 +40,8 @@ def test_diffppo_ablation_runs_and_reports_its_clip_fraction(tmp_path):
     levers_ablation.run(tmp_path, seeds=[0], steps=2048, env="damdp_lite/TurningDoubleWell-v0",
                         variants=["dppo"], algo="diffppo")
     res = levers_ablation.collect([tmp_path], None, tmp_path / "a.json",
-                                  env="damdp_lite/TurningDoubleWell-v0", algo="diffppo")
+                                  env="damdp_lite/TurningDoubleWell-v0", algo="diffppo",
+                                  steps=2048)
     assert res["algo"] == "diffppo"
     assert set(res["variants"]) == set(levers_ablation.DIFFPPO_VARIANTS)
     run = res["variants"]["dppo"]["runs"][0]
@@ -51,10 +54,12 @@ def test_run_and_collect_on_a_tiny_budget(tmp_path):
     levers_ablation.run(tmp_path, seeds=[0], steps=1024, env="damdp_lite/TurningDoubleWell-v0",
                         variants=["preset", "no_jacobian"])
     out = tmp_path / "ablation.json"
-    res = levers_ablation.collect([tmp_path], None, out, env="damdp_lite/TurningDoubleWell-v0")
-    assert levers_ablation.collect([tmp_path], None, out, env="Hopper-v5")["variants"]["preset"][
-        "seeds"] == 0  # runs of another env are not counted
-    res = levers_ablation.collect([tmp_path], None, out, env="damdp_lite/TurningDoubleWell-v0")
+    res = levers_ablation.collect([tmp_path], None, out, env="damdp_lite/TurningDoubleWell-v0",
+                                  steps=1024)
+    assert levers_ablation.collect([tmp_path], None, out, env="Hopper-v5", steps=1024)[
+        "variants"]["preset"]["seeds"] == 0  # runs of another env are not counted
+    res = levers_ablation.collect([tmp_path], None, out, env="damdp_lite/TurningDoubleWell-v0",
+                                  steps=1024)
     assert json.loads(out.read_text()) == res
     for name in ("preset", "no_jacobian"):
         v = res["variants"][name]
@@ -73,8 +78,37 @@ def test_collect_joins_the_seeds_of_several_roots(tmp_path):
     for root, seed in ((tmp_path / "a", 1), (tmp_path / "b", 0)):
         levers_ablation.run(root, seeds=[seed], steps=1024, env=env, variants=["no_jacobian"])
     res = levers_ablation.collect([tmp_path / "a", tmp_path / "b"], None, tmp_path / "x.json",
-                                  env=env)
+                                  env=env, steps=1024)
     v = res["variants"]["no_jacobian"]
     assert [r["seed"] for r in v["runs"]] == [0, 1] and v["seeds"] == 2
     assert v["source"] == "a/no_jacobian, b/no_jacobian"
     assert res["variants"]["preset"]["seeds"] == 0
+
+
+def test_collect_takes_a_variant_from_another_sweep_and_checks_every_config(tmp_path):
+    """`--from VARIANT=SWEEP[:LABEL]`: a variant's runs come from another sweep (by run label),
+    and a run whose config is not the variant's (another lever, another budget) is refused in
+    one line naming the field, not counted."""
+    env = "damdp_lite/TurningDoubleWell-v0"
+    levers_ablation.run(tmp_path / "abl", seeds=[0], steps=1024, env=env, variants=["prior_std_3"])
+    cli_main(["sweep", str(tmp_path / "grid"), "--algos", "reppo", "--policies", "diffusion",
+              "--envs", env, "--seeds", "1", "--steps", "1024", "--eval-every", "48",
+              "--eval-episodes", "2", "--threads", "1", "--set", "prior_std=3.0",
+              "--name-sets"])
+    label = "diffreppo+prior_std-3.0"
+    assert (tmp_path / "grid" / "runs" / f"damdp_lite_TurningDoubleWell-v0_{label}_s1").is_dir()
+    res = levers_ablation.collect([tmp_path / "abl"], {"prior_std_3": (tmp_path / "grid", label)},
+                                  tmp_path / "x.json", env=env, steps=1024)
+    v = res["variants"]["prior_std_3"]
+    assert [r["seed"] for r in v["runs"]] == [1] and v["source"].endswith(
+        f"/grid, runs labelled {label}")
+    with pytest.raises(ValueError, match=r"prior_std = 3\.0, but the variant \{\} .* has 1\.5"):
+        levers_ablation.collect([tmp_path / "abl"], {"preset": (tmp_path / "grid", label)},
+                                tmp_path / "x.json", env=env, steps=1024)
+    with pytest.raises(ValueError, match="total_env_steps = 1024"):
+        levers_ablation.collect([tmp_path / "abl"], None, tmp_path / "x.json", env=env,
+                                steps=2048)
+    assert levers_ablation.parse_source(f"preset={tmp_path}", levers_ablation.VARIANTS,
+                                        "diffreppo") == ("preset", tmp_path, "diffreppo")
+    with pytest.raises(ValueError, match="VARIANT one of"):
+        levers_ablation.parse_source("presets=x", levers_ablation.VARIANTS, "diffreppo")

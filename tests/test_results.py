@@ -148,3 +148,21 @@ def test_ablation_table_lists_every_run_and_names_variants_without_one():
     assert lines[2].split() == ["preset", "0", "-5,", "12", "0.25"]
     assert lines[3].split() == ["no_jacobian", "no", "run"]
     assert lines[5] == '  no_jacobian: {"tanh_jacobian": false}, d'
+
+
+def test_ablation_paired_compares_each_variant_with_the_preset_run_of_its_seed():
+    from damdp_lite.results import ablation_paired
+
+    def runs(*finals):
+        return [{"seed": s, "final_eval_return": f} for s, f in finals]
+
+    abl = {"variants": {"preset": {"runs": runs((0, 100.0), (1, 300.0), (2, 50.0))},
+                        "a": {"runs": runs((0, 80.0), (2, 90.0))},
+                        "b": {"runs": runs((7, 1.0))},  # a seed the preset lacks: not paired
+                        "c": {"runs": []}}}
+    out = ablation_paired(abl)
+    assert set(out) == {"a"}
+    a = out["a"]
+    assert a["seeds"] == [0, 2] and a["variant"] == [80.0, 90.0] and a["preset"] == [100.0, 50.0]
+    assert a["variant_mean"] == 85.0 and a["preset_mean"] == 75.0  # the preset on seeds 0, 2
+    assert a["mean_difference"] == 10.0 and a["below"] == 1
