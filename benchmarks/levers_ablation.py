@@ -27,7 +27,7 @@ import numpy as np
 
 from damdp_lite.envs.make import simulator_versions
 from damdp_lite.results import SHIPPED, late_mean, read_progress
-from damdp_lite.train import algo_config, load_run
+from damdp_lite.train import algo_config, flat_fields, load_run
 
 VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
     "preset": {},
@@ -134,22 +134,14 @@ def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[P
     return out
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    """A config dict's leaves by dotted name (`policy.prior_std`)."""
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def check_variant_config(run_dir: Path, algo: str, change: dict, steps: int) -> None:
     """Raise ValueError, one line, unless the run's config is exactly the one `run` builds for
     this variant today (`train.algo_config` with the variant's change, its env, seed and
     `steps`): a run made under another preset, or with another field changed, is not counted."""
     _, cfg = load_run(run_dir)
-    want = _flat(algo_config(algo, env_id=cfg.env_id, seed=cfg.seed, total_env_steps=steps,
+    want = flat_fields(algo_config(algo, env_id=cfg.env_id, seed=cfg.seed, total_env_steps=steps,
                              **change).to_dict())
-    have = _flat(cfg.to_dict())
+    have = flat_fields(cfg.to_dict())
     for name in sorted(set(want) | set(have)):
         if want.get(name) != have.get(name):
             raise ValueError(f"{run_dir}: {name} = {have.get(name)!r}, but the variant "

@@ -282,11 +282,12 @@ class RunResult:
     """Iteration the run resumed at (0: started fresh)."""
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
+def flat_fields(d: dict, prefix: str = "") -> dict:
+    """A nested config dict's leaves by dotted name (`policy.prior_std`)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_fields(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -304,7 +305,7 @@ def _check_same_run(cfg_path: Path, record: dict) -> None:
     new = json.loads(json.dumps(record))
     old.pop("label"), new.pop("label")  # a name, not a setting: `--algo dppo` = its base form
     if old != new:  # fields added since the run was recorded took their defaults above
-        a, b = _flat(old), _flat(new)
+        a, b = flat_fields(old), flat_fields(new)
         diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         shown = ", ".join(f"{k}: recorded {a.get(k)!r}, now {b.get(k)!r}" for k in diff[:3])
         raise ValueError(f"run_dir={str(cfg_path.parent)!r} holds a run with other settings "
