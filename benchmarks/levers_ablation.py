@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from damdp_lite.envs.make import simulator_versions
-from damdp_lite.results import SHIPPED, late_mean, read_progress
+from damdp_lite.results import SHIPPED, find_runs, late_mean, read_progress
 from damdp_lite.train import algo_config, flat_fields, load_run
 
 VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
@@ -89,6 +89,10 @@ DIAGNOSTICS = ("saturated", "kl", "kl_violation", "clip_fraction", "dq_dx", "cli
 `clip_fraction` where REPPO logs `kl_violation`, `dq_dx` and `clipped_targets`)."""
 
 
+EVAL_EVERY, EVAL_EPISODES = 48, 10
+"""Every ablation run evaluates every 48 iterations and at its end over 10 episodes, as the grid."""
+
+
 def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
         algo: str = "diffreppo", workers: int | None = None) -> None:
     from damdp_lite.cli import main as cli_main
@@ -97,8 +101,8 @@ def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
     for name in variants:
         sets = [f"{k}={json.dumps(v)}" for k, v in table[name].items()]
         argv = ["sweep", str(root / name), "--algos", algo, "--envs", env, "--seeds",
-                *map(str, seeds), "--steps", str(steps), "--eval-every", "48",
-                "--eval-episodes", "10", "--threads", "1"]
+                *map(str, seeds), "--steps", str(steps), "--eval-every", str(EVAL_EVERY),
+                "--eval-episodes", str(EVAL_EPISODES), "--threads", "1"]
         argv += ["--workers", str(workers)] if workers else []
         if cli_main(argv + (["--set", *sets] if sets else [])) != 0:
             raise SystemExit(f"the sweep of variant {name!r} did not finish; rerun to continue")
@@ -106,12 +110,14 @@ def run(root: Path, seeds: list[int], steps: int, env: str, variants: list[str],
 
 def summarise_run(run_dir: Path) -> dict:
     """Final evaluation return, every evaluation as (env steps, return), and the late-training
-    means of `DIAGNOSTICS` of one run."""
+    means of `DIAGNOSTICS` of one run; ValueError, one line, for a run without an evaluation."""
     rows = read_progress(run_dir / "progress.csv")
     _, cfg = load_run(run_dir)
     evals = [r for r in rows if math.isfinite(r.get("eval_return", math.nan))]
+    if not evals:
+        raise ValueError(f"{run_dir}: no evaluation in its progress.csv, so no final return")
     out = {"seed": cfg.seed, "env_steps": int(rows[-1]["env_steps"]),
-           "final_eval_return": evals[-1]["eval_return"] if evals else None,
+           "final_eval_return": evals[-1]["eval_return"],
            "evaluations": [[int(r["env_steps"]), r["eval_return"]] for r in evals]}
     for name in (n for n in DIAGNOSTICS if n in rows[0]):  # the columns this run logs
         value = late_mean(rows, name)
@@ -120,14 +126,11 @@ def summarise_run(run_dir: Path) -> dict:
 
 
 def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[Path]:
-    """Run directories of `label` jobs on `env` in a sweep whose training reached its budget."""
+    """Run directories of a sweep whose recorded label is `label` (`results.find_runs`) on
+    `env`, and whose training reached its budget, by seed."""
     out = []
-    for d in sorted((sweep_dir / "runs").glob(f"*_{label}_s*")):
-        if not (d / "progress.csv").exists():
-            continue
+    for d in find_runs(env, label, sweep_dir / "runs"):
         _, cfg = load_run(d)
-        if cfg.env_id != env:
-            continue
         rows = read_progress(d / "progress.csv")
         if rows and rows[-1]["env_steps"] >= cfg.num_iterations * cfg.env_steps_per_iteration:
             out.append(d)
@@ -135,12 +138,18 @@ def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[P
 
 
 def check_variant_config(run_dir: Path, algo: str, change: dict, steps: int) -> None:
-    """Raise ValueError, one line, unless the run's config is exactly the one `run` builds for
-    this variant today (`train.algo_config` with the variant's change, its env, seed and
-    `steps`): a run made under another preset, or with another field changed, is not counted."""
-    _, cfg = load_run(run_dir)
-    want = flat_fields(algo_config(algo, env_id=cfg.env_id, seed=cfg.seed, total_env_steps=steps,
-                             **change).to_dict())
+    """Raise ValueError, one line, unless the run is exactly what `run` makes for this variant
+    today: the config `train.algo_config` builds with the variant's change, the run's env and
+    seed and `steps`, evaluated every `EVAL_EVERY` iterations over `EVAL_EPISODES` episodes. A
+    run made under another preset, with another field changed or evaluated otherwise stops
+    `collect`."""
+    run_cfg, cfg = load_run(run_dir)
+    for name, want in (("eval_every", EVAL_EVERY), ("eval_episodes", EVAL_EPISODES)):
+        if getattr(run_cfg, name) != want:
+            raise ValueError(f"{run_dir}: {name} = {getattr(run_cfg, name)!r}, but the ablation's "
+                             f"runs have {want}")
+    want = flat_fields(algo_config(algo, env_id=cfg.env_id, seed=cfg.seed,
+                                   total_env_steps=steps, **change).to_dict())
     have = flat_fields(cfg.to_dict())
     for name in sorted(set(want) | set(have)):
         if want.get(name) != have.get(name):
@@ -151,12 +160,15 @@ def check_variant_config(run_dir: Path, algo: str, change: dict, steps: int) -> 
 
 def parse_source(text: str, variants: dict[str, dict], algo: str) -> tuple[str, Path, str]:
     """`VARIANT=SWEEP_DIR[:LABEL]` (`--from`) as (variant, sweep dir, run label; default the
-    algorithm's name); ValueError, one line, for a variant the ablation does not have."""
+    algorithm's name); ValueError, one line, for a variant the ablation does not have or no
+    directory."""
     name, sep, rest = text.partition("=")
-    if not sep or not rest or name not in variants:
+    where, colon, label = rest.rpartition(":")
+    if not colon or "/" in label:  # no label given (a colon inside the path is kept)
+        where, label = rest, ""
+    if not sep or not where or name not in variants:
         raise ValueError(f"--from {text!r}: expected VARIANT=SWEEP_DIR[:LABEL] with VARIANT one "
                          f"of {sorted(variants)}")
-    where, _, label = rest.partition(":")
     return name, Path(where), label or algo
 
 
@@ -166,25 +178,44 @@ def collect(roots: list[Path], existing: dict[str, tuple[Path, str]] | None, out
     """Summarise every finished run of each variant found under any of `roots` (e.g. one root
     per batch of seeds) into `out`. A variant named in `existing` (variant -> (sweep dir, run
     label), e.g. the preset's runs in the grid behind README's table) takes its runs from there
-    instead. Every run's config must be the variant's (`check_variant_config`)."""
+    instead, and must find at least one. Every run must be the variant's
+    (`check_variant_config`) and each seed may appear once; anything else raises ValueError,
+    one line, and writes nothing."""
     table, descriptions, _ = ABLATIONS[algo]
     existing = existing or {}
+    unknown = sorted(set(existing) - set(table))
+    if unknown:
+        raise ValueError(f"variant {unknown[0]!r} is not a variant of {algo}; expected one of "
+                         f"{sorted(table)}")
     result = {"script": "benchmarks/levers_ablation.py", "algo": algo, "env_id": env,
               "versions": simulator_versions(), "variants": {}}
     for name, change in table.items():
+        in_roots = [d for r in roots if (r / name).is_dir()
+                    for d in finished_runs(r / name, env, algo)]
         if name in existing:
-            srcs, label = [existing[name][0]], existing[name][1]
+            (where, label), srcs = existing[name], [existing[name][0]]
+            dirs = finished_runs(where, env, label) if where.is_dir() else []
+            if not dirs:
+                raise ValueError(f"--from {name}={where}:{label}: no finished run labelled "
+                                 f"{label!r} on {env} in {where / 'runs'}")
+            if in_roots:
+                raise ValueError(f"variant {name!r} has runs both in {in_roots[0].parents[1]} and "
+                                 f"from --from {where}; keep one source")
         else:
-            srcs, label = [r / name for r in roots], algo
-        dirs = [d for src in srcs if src.exists() for d in finished_runs(src, env, label)]
+            srcs, dirs = [r / name for r in roots], in_roots
+        seen: dict[int, Path] = {}
         for d in dirs:
             check_variant_config(d, algo, change, steps)
-        runs = sorted((summarise_run(d) for d in dirs), key=lambda r: r["seed"])
-        finals = [r["final_eval_return"] for r in runs if r["final_eval_return"] is not None]
+            seed = load_run(d)[1].seed
+            if seed in seen:
+                raise ValueError(f"variant {name!r} has seed {seed} twice: {seen[seed]} and {d}")
+            seen[seed] = d
+        runs = [summarise_run(seen[sd]) for sd in sorted(seen)]
+        finals = [r["final_eval_return"] for r in runs]
         result["variants"][name] = {
             "change": change, "description": descriptions[name],
             "source": ", ".join(f"{s.parent.name}/{s.name}" for s in srcs if s.exists())
-                      + (f", runs labelled {label}" if name in existing else ""),
+                      + (f", runs labelled {existing[name][1]}" if name in existing else ""),
             "runs": runs,
             "seeds": len(finals),
             "mean_final_eval_return": float(np.mean(finals)) if finals else None}
@@ -229,13 +260,18 @@ def main() -> None:
     else:
         out = args.out or SHIPPED / ABLATIONS[args.algo][2]
         try:
-            existing = {n: (p, lab) for n, p, lab in (parse_source(t, table, args.algo)
-                                                      for t in args.sources)}
+            existing: dict[str, tuple[Path, str]] = {}
+            for text in args.sources:
+                name, where, label = parse_source(text, table, args.algo)
+                if name in existing:
+                    raise ValueError(f"--from names variant {name!r} twice; give one source")
+                existing[name] = (where, label)
             res = collect(args.roots, existing, out, args.env, args.algo, args.steps)
         except ValueError as err:
-            ap.error(str(err))
+            raise SystemExit(f"levers_ablation.py collect: {err}") from None
         for name, v in res["variants"].items():
-            print(f"{name:18s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}")
+            print(f"{name:18s} seeds {v['seeds']}  mean final eval {v['mean_final_eval_return']}"
+                  + ("" if v["seeds"] else "  (no finished run)"))
 
 
 if __name__ == "__main__":

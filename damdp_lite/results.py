@@ -217,20 +217,23 @@ def ablation_table(ablation: dict, columns: Sequence[tuple[str, str, str]]) -> s
 
 def ablation_paired(ablation: dict) -> dict[str, dict]:
     """Each variant of a lever ablation (the JSON `benchmarks/levers_ablation.py collect`
-    writes) against the preset run of the same seed, for the variants with a run on a seed the
-    preset has: `seeds`, the final evaluation returns `variant` and `preset` on those seeds,
-    their means, `mean_difference` (variant - preset) and `below` (how many of the seeds end
-    below the preset's)."""
+    writes) with a run, against the preset run of the same seed: `seeds` (those the preset
+    has too), the final evaluation returns `variant` and `preset` on them, their means,
+    `mean_difference` (variant - preset) and `below` (how many of them end below the preset's;
+    the means and difference are None without such a seed), and `unpaired`, the variant's seeds
+    the preset lacks."""
     base = {r["seed"]: r["final_eval_return"] for r in ablation["variants"]["preset"]["runs"]}
     out = {}
     for name, v in ablation["variants"].items():
-        pairs = [(r["seed"], r["final_eval_return"], base[r["seed"]]) for r in v["runs"]
-                 if name != "preset" and r["seed"] in base]
-        if not pairs:
+        if name == "preset" or not v["runs"]:
             continue
+        pairs = [(r["seed"], r["final_eval_return"], base[r["seed"]]) for r in v["runs"]
+                 if r["seed"] in base]
         seeds, var, pre = ([p[i] for p in pairs] for i in range(3))
         out[name] = {"seeds": seeds, "variant": var, "preset": pre,
-                     "variant_mean": float(np.mean(var)), "preset_mean": float(np.mean(pre)),
-                     "mean_difference": float(np.mean(np.subtract(var, pre))),
-                     "below": int(np.sum(np.less(var, pre)))}
+                     "variant_mean": float(np.mean(var)) if pairs else None,
+                     "preset_mean": float(np.mean(pre)) if pairs else None,
+                     "mean_difference": float(np.mean(np.subtract(var, pre))) if pairs else None,
+                     "below": int(np.sum(np.less(var, pre))),
+                     "unpaired": [r["seed"] for r in v["runs"] if r["seed"] not in base]}
     return out

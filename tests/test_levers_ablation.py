@@ -86,29 +86,53 @@ def test_collect_joins_the_seeds_of_several_roots(tmp_path):
 
 
 def test_collect_takes_a_variant_from_another_sweep_and_checks_every_config(tmp_path):
-    """`--from VARIANT=SWEEP[:LABEL]`: a variant's runs come from another sweep (by run label),
-    and a run whose config is not the variant's (another lever, another budget) is refused in
-    one line naming the field, not counted."""
+    """`--from VARIANT=SWEEP[:LABEL]`: a variant's runs come from another sweep, by the label
+    each run records (a plain `diffreppo` run there is not a `diffreppo+prior_std-3.0` one); a
+    run whose config is not the variant's (another lever, another budget, other evaluations), a
+    source with no such run, a seed twice or one variant from two sources is refused in one line
+    naming the field, the value or the path."""
     env = "damdp_lite/TurningDoubleWell-v0"
+    grid = ["--envs", env, "--steps", "1024", "--eval-every", "48", "--threads", "1"]
     levers_ablation.run(tmp_path / "abl", seeds=[0], steps=1024, env=env, variants=["prior_std_3"])
     cli_main(["sweep", str(tmp_path / "grid"), "--algos", "reppo", "--policies", "diffusion",
-              "--envs", env, "--seeds", "1", "--steps", "1024", "--eval-every", "48",
-              "--eval-episodes", "2", "--threads", "1", "--set", "prior_std=3.0",
+              "--seeds", "1", "--eval-episodes", "10", *grid, "--set", "prior_std=3.0",
               "--name-sets"])
+    cli_main(["sweep", str(tmp_path / "plain"), "--algos", "reppo", "--policies", "diffusion",
+              "--seeds", "2", "--eval-episodes", "10", *grid])
+    cli_main(["sweep", str(tmp_path / "few"), "--algos", "reppo", "--policies", "diffusion",
+              "--seeds", "3", "--eval-episodes", "2", *grid])
     label = "diffreppo+prior_std-3.0"
     assert (tmp_path / "grid" / "runs" / f"damdp_lite_TurningDoubleWell-v0_{label}_s1").is_dir()
-    res = levers_ablation.collect([tmp_path / "abl"], {"prior_std_3": (tmp_path / "grid", label)},
-                                  tmp_path / "x.json", env=env, steps=1024)
+    out = tmp_path / "x.json"
+
+    def refused(match, roots=(tmp_path / "abl",), existing=None, steps=1024):
+        with pytest.raises(ValueError, match=match) as err:
+            levers_ablation.collect(list(roots), existing, out, env=env, steps=steps)
+        assert "\n" not in str(err.value)
+
+    sources = {"prior_std_3": (tmp_path / "grid", label),
+               "preset": (tmp_path / "plain", "diffreppo")}
+    res = levers_ablation.collect([tmp_path / "nothing"], sources, tmp_path / "ok.json", env=env,
+                                  steps=1024)
     v = res["variants"]["prior_std_3"]
     assert [r["seed"] for r in v["runs"]] == [1] and v["source"].endswith(
         f"/grid, runs labelled {label}")
-    with pytest.raises(ValueError, match=r"prior_std = 3\.0, but the variant \{\} .* has 1\.5"):
-        levers_ablation.collect([tmp_path / "abl"], {"preset": (tmp_path / "grid", label)},
-                                tmp_path / "x.json", env=env, steps=1024)
-    with pytest.raises(ValueError, match="total_env_steps = 1024"):
-        levers_ablation.collect([tmp_path / "abl"], None, tmp_path / "x.json", env=env,
-                                steps=2048)
+    assert [r["seed"] for r in res["variants"]["preset"]["runs"]] == [2]
+    refused(r"prior_std = 3\.0, but the variant \{\} .* has 1\.5", (),
+            {"preset": (tmp_path / "grid", label)})
+    refused("total_env_steps = 1024", steps=2048)
+    refused("eval_episodes = 2, but the ablation's runs have 10", (),
+            {"preset": (tmp_path / "few", "diffreppo")})
+    refused("no finished run labelled 'diffreppo' on", (), {"preset": (tmp_path / "grid",
+                                                                       "diffreppo")})
+    refused("has runs both in", existing={"prior_std_3": (tmp_path / "grid", label)})
+    refused("has seed 0 twice", (tmp_path / "abl", tmp_path / "abl"))
+    refused("'bogus' is not a variant", (), {"bogus": (tmp_path / "grid", label)})
+    assert not out.exists()  # nothing written by a refused collect
     assert levers_ablation.parse_source(f"preset={tmp_path}", levers_ablation.VARIANTS,
                                         "diffreppo") == ("preset", tmp_path, "diffreppo")
-    with pytest.raises(ValueError, match="VARIANT one of"):
-        levers_ablation.parse_source("presets=x", levers_ablation.VARIANTS, "diffreppo")
+    assert levers_ablation.parse_source("preset=a/b:lab", levers_ablation.VARIANTS,
+                                        "diffreppo") == ("preset", Path("a/b"), "lab")
+    for bad in ("presets=x", "preset=", "preset=:lab", "preset"):
+        with pytest.raises(ValueError, match="VARIANT one of"):
+            levers_ablation.parse_source(bad, levers_ablation.VARIANTS, "diffreppo")

@@ -157,12 +157,16 @@ def test_ablation_paired_compares_each_variant_with_the_preset_run_of_its_seed()
         return [{"seed": s, "final_eval_return": f} for s, f in finals]
 
     abl = {"variants": {"preset": {"runs": runs((0, 100.0), (1, 300.0), (2, 50.0))},
-                        "a": {"runs": runs((0, 80.0), (2, 90.0))},
-                        "b": {"runs": runs((7, 1.0))},  # a seed the preset lacks: not paired
+                        "a": {"runs": runs((0, 80.0), (2, 90.0), (5, 1.0))},
+                        "b": {"runs": runs((7, 1.0))},  # only a seed the preset lacks
                         "c": {"runs": []}}}
     out = ablation_paired(abl)
-    assert set(out) == {"a"}
+    assert set(out) == {"a", "b"}  # c has no run; the preset is not its own variant
     a = out["a"]
     assert a["seeds"] == [0, 2] and a["variant"] == [80.0, 90.0] and a["preset"] == [100.0, 50.0]
     assert a["variant_mean"] == 85.0 and a["preset_mean"] == 75.0  # the preset on seeds 0, 2
     assert a["mean_difference"] == 10.0 and a["below"] == 1
+    assert a["unpaired"] == [5]  # not in the means, but named
+    b = out["b"]
+    assert b["seeds"] == [] and b["unpaired"] == [7] and b["below"] == 0
+    assert b["variant_mean"] is None and b["mean_difference"] is None
