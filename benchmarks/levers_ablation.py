@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from damdp_lite.envs.make import simulator_versions
+from damdp_lite.report import score_run
 from damdp_lite.results import SHIPPED, find_runs, late_mean, read_progress
-from damdp_lite.train import algo_config, flat_fields, load_run
+from damdp_lite.train import algo_config, config_diff, load_run
 
 VARIANTS: dict[str, dict] = {  # DA-MDP REPPO's
     "preset": {},
@@ -128,13 +129,7 @@ def summarise_run(run_dir: Path) -> dict:
 def finished_runs(sweep_dir: Path, env: str, label: str = "diffreppo") -> list[Path]:
     """Run directories of a sweep whose recorded label is `label` (`results.find_runs`) on
     `env`, and whose training reached its budget, by seed."""
-    out = []
-    for d in find_runs(env, label, sweep_dir / "runs"):
-        _, cfg = load_run(d)
-        rows = read_progress(d / "progress.csv")
-        if rows and rows[-1]["env_steps"] >= cfg.num_iterations * cfg.env_steps_per_iteration:
-            out.append(d)
-    return out
+    return [d for d in find_runs(env, label, sweep_dir / "runs") if score_run(d).finished]
 
 
 def check_variant_config(run_dir: Path, algo: str, change: dict, steps: int) -> None:
@@ -148,14 +143,12 @@ def check_variant_config(run_dir: Path, algo: str, change: dict, steps: int) -> 
         if getattr(run_cfg, name) != want:
             raise ValueError(f"{run_dir}: {name} = {getattr(run_cfg, name)!r}, but the ablation's "
                              f"runs have {want}")
-    want = flat_fields(algo_config(algo, env_id=cfg.env_id, seed=cfg.seed,
-                                   total_env_steps=steps, **change).to_dict())
-    have = flat_fields(cfg.to_dict())
-    for name in sorted(set(want) | set(have)):
-        if want.get(name) != have.get(name):
-            raise ValueError(f"{run_dir}: {name} = {have.get(name)!r}, but the variant "
-                             f"{json.dumps(change)} of today's {algo} preset with {steps} env "
-                             f"steps has {want.get(name)!r}")
+    want = algo_config(algo, env_id=cfg.env_id, seed=cfg.seed, total_env_steps=steps, **change)
+    diff = config_diff(cfg.to_dict(), want.to_dict())
+    if diff:
+        name, have, expected = diff[0]
+        raise ValueError(f"{run_dir}: {name} = {have!r}, but the variant {json.dumps(change)} of "
+                         f"today's {algo} preset with {steps} env steps has {expected!r}")
 
 
 def parse_source(text: str, variants: dict[str, dict], algo: str) -> tuple[str, Path, str]:

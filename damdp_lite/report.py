@@ -92,7 +92,7 @@ class RunScore:
         return self.planned_env_steps > 0 and self.env_steps >= self.planned_env_steps
 
 
-def _score_run(path: Path) -> RunScore:
+def score_run(path: Path) -> RunScore:
     """A `RunScore` of one run directory; anything unreadable becomes a skip reason."""
     from .algos import algo_of
     from .policies import policy_kind
@@ -158,7 +158,7 @@ def collect_runs(paths: Sequence[str | Path]) -> list[RunScore]:
                          f"with config.json and progress.csv)")
     runs, seen = [], {}
     for d in dirs:
-        run = _score_run(d)
+        run = score_run(d)
         key = (run.method, run.env_id, run.seed)
         if not run.skipped and key in seen:
             run = RunScore(**{**asdict(run), "skipped": f"duplicate of {seen[key]} (same "

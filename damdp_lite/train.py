@@ -293,6 +293,13 @@ def flat_fields(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def config_diff(a: dict, b: dict) -> list[tuple[str, object, object]]:
+    """(dotted field, value in `a`, value in `b`) of each leaf on which two nested config dicts
+    differ, sorted by field; a field one of them lacks shows as None there."""
+    fa, fb = flat_fields(a), flat_fields(b)
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
 def _check_same_run(cfg_path: Path, record: dict) -> None:
     """`ValueError` naming the fields on which the run recorded in `cfg_path` differs."""
     try:
@@ -304,10 +311,9 @@ def _check_same_run(cfg_path: Path, record: dict) -> None:
     old = json.loads(json.dumps(config_record(old_config, old_run)))
     new = json.loads(json.dumps(record))
     old.pop("label"), new.pop("label")  # a name, not a setting: `--algo dppo` = its base form
-    if old != new:  # fields added since the run was recorded took their defaults above
-        a, b = flat_fields(old), flat_fields(new)
-        diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        shown = ", ".join(f"{k}: recorded {a.get(k)!r}, now {b.get(k)!r}" for k in diff[:3])
+    diff = config_diff(old, new)  # fields added since the run was recorded took their defaults
+    if diff:
+        shown = ", ".join(f"{k}: recorded {x!r}, now {y!r}" for k, x, y in diff[:3])
         raise ValueError(f"run_dir={str(cfg_path.parent)!r} holds a run with other settings "
                          f"({shown}{', ...' if len(diff) > 3 else ''}); choose another "
                          f"run_dir or delete it")
