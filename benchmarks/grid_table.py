@@ -1,6 +1,6 @@
 """README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
 PPO with their DA-MDP variants, DA-MDP REPPO with its temperature tuned as in the official code and
-fixed as in the package's preset, four tasks) and
+fixed as in the package's preset, and the preset with a narrower prior, four tasks) and
 `damdp_grid/wposac/report` (WPO and SAC with theirs, and DiffSAC with faster target critics, two
 tasks), both under
 damdp_lite/shipped. Per task, each method's final evaluation return (mean over its shipped
@@ -21,6 +21,7 @@ from damdp_lite.results import SHIPPED
 
 LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO, temperature tuned (official rule)",
           "diffreppo+auto_temperature-false": "DA-MDP REPPO, temperature fixed (the preset)",
+          "diffreppo+prior_std-1.0": "DA-MDP REPPO, temperature fixed, σ₀ = 1",
           "ppo": "PPO", "diffppo": "DiffPPO",
           "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO", "sac": "SAC",
           "diffsac": "DiffSAC (our reconstruction)",

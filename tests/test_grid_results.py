@@ -79,7 +79,7 @@ def test_run_restarts_from_its_config(run_dir: Path) -> None:
         assert row[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-7), key
 
 
-REPORTS = {"report": ("dmc", "mujoco", "fixed_temperature"),
+REPORTS = {"report": ("dmc", "mujoco", "fixed_temperature", "prior_std_1"),
            "wposac/report": ("wposac", "diffsac_tau")}
 """Each shipped report (`damdp-lite report` of these sweeps, which notebook 06 reads) and the
 sweeps whose runs it scores."""

@@ -75,7 +75,7 @@ from damdp_lite import exercises, plotting, report, results, widgets
 from damdp_lite.algos import PPOConfig, resolve
 from damdp_lite.envs.make import set_offscreen_gl
 from damdp_lite.policies import policy_kind, tunable_fields
-from damdp_lite.train import RunConfig, algo_config, evaluate_policy, load_policy, load_run, train
+from damdp_lite.train import RunConfig, algo_config, config_diff, evaluate_policy, load_policy, load_run, train
 
 SMOKE = dl.smoke()  # DAMDP_SMOKE=1 shrinks every loop (CI); the full notebook otherwise
 torch.set_num_threads(1)  # 1 thread: measured fastest for these MLPs, and reproducible output
@@ -199,19 +199,14 @@ shutil.rmtree(tmp)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def flat_config(config) -> dict:
-    """A config's fields, its nested policy fields included, as one flat dict."""
-    d = config.to_dict()
-    return {**{k: v for k, v in d.items() if k != "policy"}, **d["policy"]}
-
-
 for env in ("HalfCheetah-v5", "Hopper-v5"):
     for algo in ("ppo", "diffppo"):
-        recorded = [flat_config(load_run(d)[1]) for d in results.find_runs(env, algo)]
-        now = flat_config(algo_config("ppo", policy=recorded[0]["kind"], env_id=env))
-        differ = [k for k in now if k != "seed" and any(r.get(k) != now[k] for r in recorded)]
+        recorded = [load_run(d)[1].to_dict() for d in results.find_runs(env, algo)]
+        now = algo_config("ppo", policy=recorded[0]["policy"]["kind"], env_id=env).to_dict()
+        # each field on which a recorded run differs from the preset, with the value of the first run that differs
+        differ = {k: (x, y) for r in reversed(recorded) for k, x, y in config_diff(r, now) if k != "seed"}
         print(f"{env:15s} {algo:8s} {len(recorded)} runs; recorded -> current preset: "
-              + (", ".join(f"{k} {recorded[0].get(k)} -> {now[k]}" for k in differ) or "no difference"))
+              + (", ".join(f"{k} {x} -> {y}" for k, (x, y) in sorted(differ.items())) or "no difference"))
 
 
 # %% [markdown]

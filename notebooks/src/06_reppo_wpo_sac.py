@@ -771,7 +771,8 @@ GRID_DIRS = [GRID / "dmc" / "runs", GRID / "mujoco" / "runs"]
 GRID_ENVS = ("dm_control/cheetah-run-v0", "dm_control/walker-walk-v0", "HalfCheetah-v5", "Hopper-v5")
 GRID_ALGOS = ("reppo", "diffreppo", "ppo", "diffppo")
 GRID_LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO (T tuned)", "ppo": "PPO", "diffppo": "DiffPPO",
-               "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed T"}  # the last: §4e
+               "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed T",  # §4e
+               "diffreppo+prior_std-1.0": "DA-MDP REPPO, σ₀ = 1"}  # §4f
 where = {env: next(d for d in GRID_DIRS if any(d.glob(f"{env.replace('/', '_')}_*"))) for env in GRID_ENVS}
 grid_cfg = load_run(results.find_runs("HalfCheetah-v5", "diffreppo", where["HalfCheetah-v5"])[0])
 LEVERS = {"kl_estimator": grid_cfg[1].kl_estimator, "scale_rewards": grid_cfg[1].scale_rewards,
@@ -1425,6 +1426,102 @@ temperature's; {ft['seeds']} seed(s) per task in the report): final evaluation m
         "code tunes it toward the entropy target, which is what the grid's `diffreppo` runs did. DA-MDP WPO and "
         "DiffSAC keep the automatic temperature, which these runs do not test."))
 display(Markdown(text))
+
+# %% [markdown]
+# ## 4f · A lead tested on the whole grid: a narrower prior, $\sigma_0 = 1$
+#
+# On HalfCheetah-v5 §4d's largest gain over today's preset came from a narrower prior, $\sigma_0 = 1$ instead of 1.5,
+# above the preset on each of its seeds there. A lead found on one task and three seeds can be luck, or fit that task
+# alone, and choosing a preset on the same runs that score it flatters it. So the rule that would make it the preset
+# was written down before any run on another task had ended (`PRIOR_RULE` below), and `damdp-lite sweep` trained it
+# on the grid's four tasks and five seeds with only that field changed (`--set prior_std=1.0 --name-sets`;
+# `damdp_grid/prior_std_1`, runs labelled `diffreppo+prior_std-1.0` and scored in `damdp_grid/report` with the rest of
+# the grid). Its HalfCheetah seeds 0–2 have the config of §4d's runs, so training is deterministic if they end where
+# those did.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+PS1 = "diffreppo+prior_std-1.0"
+FOUND_ON = "HalfCheetah-v5"  # the task of §4d, where the lead was found
+PRIOR_RULE = {  # written before the other tasks' runs ended; both parts must hold to change the preset
+    "new tasks": f"on the three tasks other than {FOUND_ON}, seeds 0-{HELD_OUT - 1}: its mean final evaluation at or "
+                 f"above the preset's (same seeds) on at least 2 of the 3",
+    "held out": f"on seeds {HELD_OUT} and on of all four tasks: its mean normalised final evaluation at or above the "
+                f"preset's on the same runs"}
+
+
+def by_seed(method: str, task: str) -> dict[int, float]:
+    """Seed -> final evaluation return of one method's runs on one task, as the grid report scored them."""
+    sc = GRID_REPORT["methods"].get(method, {}).get("scores", {}).get(task, {"seeds": [], "raw": []})
+    return dict(zip(sc["seeds"], sc["raw"], strict=True))
+
+
+def late(method: str, task: str, column: str, sweep: str) -> float:
+    """Mean over seeds of a progress.csv column's late-training mean, one method on one task."""
+    return float(np.mean([results.late_mean(results.read_progress(d / "progress.csv"), column)
+                          for d in results.find_runs(task, method, GRID / sweep / "runs")]))
+
+
+if PS1 in GRID_REPORT["methods"]:
+    new_tasks = [t for t in GRID_REPORT["tasks"] if t != FOUND_ON]
+    print(f"{'task':27s} {'seeds':>6s} {'sigma_0 = 1':>12s} {'preset':>7s}   late saturation    late |dQ/da|")
+    found = {}
+    for t in GRID_REPORT["tasks"]:
+        a, b = by_seed(PS1, t), by_seed(FT, t)
+        seeds = sorted(sd for sd in a if sd in b and sd < HELD_OUT)
+        found[t] = (np.mean([a[sd] for sd in seeds]), np.mean([b[sd] for sd in seeds])) if seeds else None
+        print(f"{t:27s} {'0-' + str(max(seeds)) if seeds else '-':>6s} "
+              + (f"{found[t][0]:12.0f} {found[t][1]:7.0f}" if seeds else f"{'-':>12s} {'-':>7s}")
+              + f"   {late(PS1, t, 'saturated', 'prior_std_1'):.2f} vs {late(FT, t, 'saturated', 'fixed_temperature'):.2f}"
+              + f"     {late(PS1, t, 'dq_dx', 'prior_std_1'):.2f} vs {late(FT, t, 'dq_dx', 'fixed_temperature'):.2f}")
+    ahead = [t for t in new_tasks if found[t] is not None and found[t][0] >= found[t][1]]
+    rule_new = all(found[t] is not None for t in new_tasks) and len(ahead) >= 2
+    ho = {m: held_out(m) for m in (PS1, FT)}
+    ho_complete = all(ho[PS1].get(t) and len(ho[PS1][t]) == len(ho[FT].get(t, [])) for t in GRID_REPORT["tasks"])
+    ho_mean = {m: float(np.mean([x for t in GRID_REPORT["tasks"] for x in ho[m].get(t, [])])) for m in ho}
+    rule_ho = ho_complete and ho_mean[PS1] >= ho_mean[FT]
+    print(f"held-out seeds ({HELD_OUT} and on), mean normalised final evaluation: sigma_0 = 1 {ho_mean[PS1]:.2f}, "
+          f"preset {ho_mean[FT]:.2f}")
+    repeat = {r["seed"]: r["final_eval_return"] for r in ABL["variants"]["prior_std_1"]["runs"]}
+    again = by_seed(PS1, FOUND_ON)
+    both = [sd for sd in sorted(repeat) if sd in again]
+    same = [sd for sd in both if abs(repeat[sd] - again[sd]) < 1e-6 * max(1.0, abs(repeat[sd]))]
+    print(f"{FOUND_ON} seeds {sorted(repeat)}: §4d's runs {', '.join(f'{repeat[sd]:.1f}' for sd in sorted(repeat))}; "
+          f"this sweep's {', '.join(f'{again[sd]:.1f}' for sd in sorted(repeat) if sd in again)}")
+    adopted = rule_new and rule_ho
+    preset_prior = ALGO_PRESETS["reppo"].config(policy="diffusion").policy.prior_std
+    assert (preset_prior == 1.0) == adopted, "the package's preset and the rule's verdict disagree"
+
+
+    short = {t: t.split("/")[-1] for t in GRID_REPORT["tasks"]}
+    lower_sat = [t for t in GRID_REPORT["tasks"]
+                 if late(PS1, t, "saturated", "prior_std_1") < late(FT, t, "saturated", "fixed_temperature")]
+    ps1_within = AGG["reppo"]["ci"][0] <= AGG[PS1]["point"]
+    text = f"""
+**The rule**, written down before those runs ended: (1) {PRIOR_RULE['new tasks']}; (2) {PRIOR_RULE['held out']}.
+
+- **On the tasks it was not found on**, $\\sigma_0 = 1$ is at or above the preset on {len(ahead)} of {len(new_tasks)}
+  ({', '.join(short[t] for t in ahead) or 'none'}): part (1) {'holds' if rule_new else 'fails' if len(ahead) < 2 and all(found[t] is not None for t in new_tasks) else 'waits for its runs'}.
+- **On the held-out seeds** its mean normalised final evaluation is {ho_mean[PS1]:.2f} against the preset's
+  {ho_mean[FT]:.2f}: part (2) {'holds' if rule_ho else 'fails' if ho_complete else 'waits for every held-out run'}.
+- **Over all seeds and tasks** its normalised IQM is {AGG[PS1]['point']:.2f} [{AGG[PS1]['ci'][0]:.2f},
+  {AGG[PS1]['ci'][1]:.2f}], against the preset's {AGG[FT]['point']:.2f} [{AGG[FT]['ci'][0]:.2f}, {AGG[FT]['ci'][1]:.2f}]
+  and REPPO's {AGG['reppo']['point']:.2f} [{AGG['reppo']['ci'][0]:.2f}, {AGG['reppo']['ci'][1]:.2f}]
+  ({'within REPPO' + chr(39) + 's CI or above it' if ps1_within else 'below REPPO' + chr(39) + 's CI'}).
+- **Saturation**, the reason to try it: late in training it is lower than the preset's on {len(lower_sat)} of
+  {len(GRID_REPORT['tasks'])} tasks ({', '.join(short[t] for t in lower_sat) or 'none'}).
+- **Determinism**: of the {len(both)} runs on {FOUND_ON} that this sweep shares with §4d (same config and seed),
+  {len(same)} end exactly where §4d's did.
+
+**The verdict.** """ + (
+        f"Both parts hold, so the package's DA-MDP REPPO preset now starts the chain from $\\sigma_0 = 1$ "
+        f"(`damdp-lite train --algo diffreppo`; printed above as {preset_prior:g}). The runs of `fixed_temperature` "
+        "stay in the grid as the preset they replaced, and §4d's ablation was made from that earlier preset."
+        if adopted else
+        f"The rule is not met, so the preset keeps $\\sigma_0 = {preset_prior:g}$. What §4d measured stands for "
+        f"{FOUND_ON}, where $\\sigma_0 = 1$ helped; on the grid as a whole it is a lead that did not carry over, which "
+        "is what testing it on tasks and seeds it was not chosen on is for.")
+    display(Markdown(text))
 
 # %% [markdown]
 # ## 5 · A short live run, then the panel
