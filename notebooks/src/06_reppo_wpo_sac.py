@@ -1065,7 +1065,8 @@ if sac_envs:
            "entropy target of DA-MDP REPPO ($-5d$ on the summed log-ratios, which leave out the prior's entropy, §4d) "
            "the entropy term takes a larger share of DiffSAC's reward than of SAC's, and DiffSAC's action gradient "
            f"stays at most 1/{min_ratio:.0f} of SAC's. Whether a lower entropy target closes the gap is the next lever "
-           "to test; §4d found that, for DA-MDP REPPO, a less saturated policy was not a better one."
+           "to test; for DA-MDP REPPO a less saturated policy was not always a better one (§4d's probes of the earlier "
+           "preset, and §4f's narrower prior on the tasks it was not found on)."
            if balance == sac_envs else "")))
 
 # %% [markdown]
