@@ -277,3 +277,17 @@ def test_ctrl_c_stops_at_the_end_of_the_iteration_with_its_checkpoint(tmp_path):
     finally:
         req.restore()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_config_diff_names_each_differing_leaf_by_dotted_name():
+    from damdp_lite.train import algo_config, config_diff
+
+    a = algo_config("reppo", policy="diffusion", env_id="HalfCheetah-v5").to_dict()
+    assert config_diff(a, a) == []
+    b = json.loads(json.dumps(a))
+    b["policy"]["prior_std"], b["gamma"] = 1.0, 0.9
+    del b["policy"]["hidden_init"]
+    assert config_diff(a, b) == [
+        ("gamma", a["gamma"], 0.9),
+        ("policy.hidden_init", a["policy"]["hidden_init"], None),
+        ("policy.prior_std", a["policy"]["prior_std"], 1.0)]
