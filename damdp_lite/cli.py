@@ -7,6 +7,7 @@ documented once (its field docstring) and shared with the widgets and checkpoint
     damdp-lite evaluate runs/HalfCheetah-v5_diffppo_s0 --video cheetah.mp4
     damdp-lite sweep runs/grid --algos ppo reppo --envs Hopper-v5 --seeds 0 1 2 --steps 1e6
     damdp-lite sweep status runs/grid
+    damdp-lite sweep merge runs/all runs/batch1 runs/batch2
     damdp-lite report runs/grid
     damdp-lite reproduce --list
     damdp-lite reproduce HalfCheetah-v5_diffppo_s0
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="`damdp-lite sweep DIR [grid] [options]` starts or "
                         "continues a sweep; `damdp-lite sweep status DIR` shows its jobs.")
     sw.add_argument("dir", help="sweep directory (created; an existing one is continued)")
+    sw.add_argument("--add", action="store_true",
+                    help="add the grid given to the sweep in DIR as a grid of its own (e.g. "
+                         "--seeds 3 4); the grid fields left out are its first grid's")
     grid = sw.add_argument_group("the grid (recorded in DIR/sweep.json; leave out to continue "
                                  "a sweep)")
     add_dataclass_args(grid, Grid, exclude=("sets",), preset=True)
@@ -245,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(sw.add_argument_group("the slurm executor"), SlurmConfig,
                        prefix="slurm_")
     sw.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    mg = sub.add_parser("sweep-merge", help="`sweep merge DEST SRC...`: sweeps run in "
+                        "batches or on other machines as one: DEST gains their grids, jobs and "
+                        "run directories (nothing is overwritten)")
+    mg.add_argument("dest", help="sweep directory to merge into (created if new)")
+    mg.add_argument("sources", nargs="+", help="sweep directories to merge from")
+    mg.add_argument("--results-only", action="store_true",
+                    help="copy only config.json and progress.csv of the finished runs (what a "
+                         "shipped result holds); default: whole run directories, job states "
+                         "and logs, so unfinished jobs resume in DEST")
+    mg.add_argument("--json", action="store_true", help="print one JSON object")
     st = sub.add_parser("sweep-status", help="`sweep status DIR`: each job of a sweep: state, "
                         "env steps, last evaluation, error and log")
     st.add_argument("dir", help="sweep directory")
@@ -467,7 +481,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     if args.executor == "slurm":
         sw.check_slurm()  # before anything is written
     sweep = sw.Sweep(args.dir)
-    record = sweep.create_or_check(given, run, here=args.executor == "local")
+    record = sweep.create_or_check(given, run, here=args.executor == "local", add=args.add)
     jobs = record["jobs"]
     start, running = sw.todo(sweep, jobs)
     done = len(jobs) - len(start) - len(running)
@@ -498,6 +512,16 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     return {"sweep": args.dir, "jobs": len(rows), **counts}
 
 
+def cmd_sweep_merge(args: argparse.Namespace) -> dict:
+    from . import sweep as sw
+
+    echo = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    out = sw.merge(args.dest, args.sources, results_only=args.results_only, echo=echo)
+    echo(f"merged {len(args.sources)} sweeps into {out['dest']}: {out['jobs']} jobs, "
+         f"{out['copied']} runs copied, {out['same']} already there")
+    return out
+
+
 def cmd_sweep_status(args: argparse.Namespace) -> dict | None:
     from . import sweep as sw
 
@@ -523,8 +547,8 @@ def cmd_report(args: argparse.Namespace) -> dict:
 
 
 COMMANDS = {"fit-sampler": cmd_fit_sampler, "train": cmd_train, "evaluate": cmd_evaluate,
-            "sweep": cmd_sweep, "sweep-status": cmd_sweep_status, "report": cmd_report,
-            "reproduce": cmd_reproduce}
+            "sweep": cmd_sweep, "sweep-status": cmd_sweep_status, "sweep-merge": cmd_sweep_merge,
+            "report": cmd_report, "reproduce": cmd_reproduce}
 
 
 NEGATIVE_VALUE = re.compile(r"^-(inf|infinity|nan|\d|\.\d)", re.IGNORECASE)
@@ -563,11 +587,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     `damdp-lite --debug ...` shows the traceback as well."""
     argv = join_negative_values(sys.argv[1:] if argv is None else argv)
     first = next((i for i, tok in enumerate(argv) if not tok.startswith("-")), len(argv))
-    if argv[first:first + 2] == ["sweep", "status"]:  # `sweep status DIR`: sweep-status
-        argv = [*argv[:first], "sweep-status", *argv[first + 2:]]
+    if argv[first:first + 2] in (["sweep", "status"], ["sweep", "merge"]):  # `sweep-status`...
+        argv = [*argv[:first], f"sweep-{argv[first + 1]}", *argv[first + 2:]]
     args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
-    name = f"damdp-lite {args.command.replace('sweep-status', 'sweep status')}"
+    name = f"damdp-lite {args.command.replace('sweep-', 'sweep ')}"
 
     def note(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"{name}: note: {message}", file=sys.stderr)

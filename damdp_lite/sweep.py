@@ -5,12 +5,15 @@ job the resumable `train.train` on its own run directory, on this machine or on 
         --envs HalfCheetah-v5 Hopper-v5 --seeds 0 1 2 --steps 1e6 --set lr=1e-4 --set lr=3e-4
     damdp-lite sweep runs/grid                      # the same sweep again: skips, resumes
     damdp-lite sweep status runs/grid               # done / running / stopped / failed jobs
+    damdp-lite sweep runs/grid --add --seeds 3 4    # more jobs: a grid added to the sweep
+    damdp-lite sweep merge runs/all runs/a runs/b   # sweeps run apart (batches, machines) as one
     damdp-lite sweep runs/grid --executor slurm --slurm-partition gpu --slurm-time 600
     damdp-lite report runs/grid                     # IQM and friends over seeds and tasks
 
 A sweep directory holds
 
-    sweep.json          the grid, the run settings and the job list (written once)
+    sweep.json          the grids, the run settings and the job list (a grid added by
+                        `--add` or `merge` appends its jobs)
     runs/NAME/          each job's run directory (config.json, progress.csv, checkpoints)
     jobs/NAME.json      each job's state: running / done / failed, attempts, host, pid or SLURM
                         job id, its one-line error
@@ -50,9 +53,10 @@ from pathlib import Path
 from .config import SEED, Config, Rule, between, one_of, param
 from .policies import POLICIES
 
-SWEEP_FORMAT = 1
-"""sweep.json layout: {"format", "grid", "run", "jobs": [{"name", "algo", "policy", "env_id",
-"seed", "label", "overrides"}]}."""
+SWEEP_FORMAT = 2
+"""sweep.json layout: {"format", "grids": [grid, ...], "run", "jobs": [{"name", "algo", "policy",
+"env_id", "seed", "label", "overrides"}]}: the jobs of its grids in order, a job that two grids
+share listed once (`expand_grids`). Format 1, still read, held one "grid"."""
 
 ASK = object()
 """`Sweep.status`'s default: ask squeue when the job was submitted to SLURM."""
@@ -250,6 +254,23 @@ def expand(grid: Grid, here: bool = True) -> list[Job]:
     return jobs
 
 
+def expand_grids(grids: list[Grid], here: bool = True) -> list[Job]:
+    """The jobs of several grids (a sweep run in batches), in order, a job two grids share
+    listed once. One budget per sweep: grids with different `steps`, or two grids that give one
+    name to different jobs, are a `ValueError` naming them."""
+    budgets = sorted({g.steps for g in grids})
+    if len(budgets) > 1:
+        raise ValueError(f"steps: the grids train to {budgets} env steps; a sweep trains every "
+                         f"job to one budget, so start another sweep for the other")
+    jobs: dict[str, Job] = {}
+    for grid in grids:
+        for job in expand(grid, here):
+            if jobs.setdefault(job.name, job) != job:
+                raise ValueError(f"job {job.name}: two grids give this name to different jobs "
+                                 f"({jobs[job.name].overrides} and {job.overrides})")
+    return list(jobs.values())
+
+
 # ---------------------------------------------------------------------------------------------
 # The sweep directory
 # ---------------------------------------------------------------------------------------------
@@ -284,8 +305,8 @@ class Sweep:
 
     # the record
     def record(self) -> dict:
-        """sweep.json read and checked: its grid, run settings and jobs agree (a hand-edited
-        file that no longer does is one line)."""
+        """sweep.json read and checked: its grids, run settings and jobs agree (a hand-edited
+        file that no longer does is one line). Returns {"grids", "run", "jobs"}."""
         from .train import RunConfig
 
         path = self.root / "sweep.json"
@@ -296,27 +317,31 @@ class Sweep:
                              f"`damdp-lite sweep DIR --algos ... --envs ...`")
         try:
             record = json.loads(path.read_text())
-            if not isinstance(record, dict) or record.get("format") != SWEEP_FORMAT:
+            if not isinstance(record, dict) or record.get("format") not in (1, SWEEP_FORMAT):
                 raise ValueError("not a sweep record")
-            grid = Grid.from_dict(record["grid"])
+            grids = [Grid.from_dict(g) for g in (
+                [record["grid"]] if record["format"] == 1 else record["grids"])]
             RunConfig(**record["run"])
             jobs = [Job(**j) for j in record["jobs"]]
             if [dataclasses.asdict(j) for j in jobs] != json.loads(json.dumps(
-                    [dataclasses.asdict(j) for j in expand(grid, here=False)])):
-                raise ValueError("its jobs are not those of its grid")
+                    [dataclasses.asdict(j) for j in expand_grids(grids, here=False)])):
+                raise ValueError("its jobs are not those of its grids")
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{path} is not a valid sweep record of format {SWEEP_FORMAT} "
+            raise ValueError(f"{path} is not a valid sweep record (format 1 or {SWEEP_FORMAT}) "
                              f"({one_line(err)}); start a new sweep in another directory"
                              ) from None
-        return {"grid": grid, "run": record["run"], "jobs": jobs}
+        return {"grids": grids, "run": record["run"], "jobs": jobs}
 
     def jobs(self) -> list[Job]:
         return self.record()["jobs"]
 
-    def create_or_check(self, grid: Grid | dict | None, run: dict, here: bool = True) -> dict:
+    def create_or_check(self, grid: Grid | dict | None, run: dict, here: bool = True,
+                        add: bool = False) -> dict:
         """Write sweep.json for a new sweep; for an existing one check that the grid fields
         and run settings given (a `Grid` or a dict of the fields given; None = none) are what
-        it holds. Returns the record. `here`: the jobs run on this machine (`expand`)."""
+        one of its grids holds, or with `add` append them as a grid of their own (the fields
+        not given taken from its first grid). Returns the record. `here`: the jobs run on this
+        machine (`expand`)."""
         from .train import RunConfig
 
         if self.root.exists() and not self.root.is_dir():
@@ -328,23 +353,36 @@ class Sweep:
             path = self.root / "sweep.json"
             if path.exists():
                 record = self.record()
-                old = record["grid"]
-                new = Grid.from_dict({**old.to_dict(), **given})
-                diff = [k for k in given if getattr(new, k) != getattr(old, k)]
-                if diff:
-                    shown = ", ".join(f"{k}: recorded {_short(getattr(old, k))}, now "
-                                      f"{_short(getattr(new, k))}" for k in diff[:3])
-                    raise ValueError(f"sweep dir={str(self.root)!r} holds another grid "
-                                     f"({shown}); use another directory, or run `damdp-lite "
-                                     f"sweep {self.root}` alone to continue it")
+                grids = record["grids"]
                 diff = [k for k, v in (run or {}).items() if record["run"].get(k) != v]
                 if diff:
                     shown = ", ".join(f"{k}: recorded {record['run'].get(k)}, now {run[k]}"
                                       for k in diff)
                     raise ValueError(f"sweep dir={str(self.root)!r} was started with other "
                                      f"run settings ({shown}); leave them out to continue it")
+                if not any(Grid.from_dict({**g.to_dict(), **given}) == g for g in grids):
+                    old = grids[0]
+                    new = Grid.from_dict({**old.to_dict(), **given})
+                    if not add:
+                        diff = [k for k in given if getattr(new, k) != getattr(old, k)]
+                        shown = ", ".join(f"{k}: recorded {_short(getattr(old, k))}, now "
+                                          f"{_short(getattr(new, k))}" for k in diff[:3])
+                        more = f" and {len(grids) - 1} grids added" if len(grids) > 1 else ""
+                        raise ValueError(f"sweep dir={str(self.root)!r} holds another grid "
+                                         f"({shown}{more}); add it with --add, use another "
+                                         f"directory, or run `damdp-lite sweep {self.root}` "
+                                         f"alone to continue it")
+                    jobs = expand_grids([*grids, new], here)
+                    if len(jobs) == len(record["jobs"]):
+                        raise ValueError(f"--add: the grid given adds no job to sweep "
+                                         f"dir={str(self.root)!r} (all {len(jobs)} are in it)")
+                    record = {"grids": [*grids, new], "run": record["run"], "jobs": jobs}
+                    self._write(record)
+                elif add:
+                    raise ValueError(f"--add: sweep dir={str(self.root)!r} already holds that "
+                                     f"grid; run it without --add to continue it")
                 if here:
-                    expand(old)  # e.g. a device this machine lacks: one line, nothing started
+                    expand_grids(record["grids"])  # e.g. a device this machine lacks: one line
                 return record
             if not given:
                 raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep yet; give the "
@@ -352,11 +390,15 @@ class Sweep:
             grid = Grid.from_dict({**Grid().to_dict(), **given})
             full = {**{k: getattr(RunConfig(), k) for k in RUN_FIELDS}, **RUN_DEFAULTS, **run}
             RunConfig(**full)  # validated before anything is written
-            jobs = expand(grid, here)
-            record = {"format": SWEEP_FORMAT, "grid": grid.to_dict(), "run": full,
-                      "jobs": [dataclasses.asdict(j) for j in jobs]}
-            _write_json(path, record)
-        return {"grid": grid, "run": full, "jobs": jobs}
+            record = {"grids": [grid], "run": full, "jobs": expand(grid, here)}
+            self._write(record)
+        return record
+
+    def _write(self, record: dict) -> None:
+        """sweep.json from a record ({"grids", "run", "jobs"}), atomically."""
+        _write_json(self.root / "sweep.json", {
+            "format": SWEEP_FORMAT, "grids": [g.to_dict() for g in record["grids"]],
+            "run": record["run"], "jobs": [dataclasses.asdict(j) for j in record["jobs"]]})
 
     # job states
     def read_state(self, name: str) -> dict:
@@ -397,6 +439,12 @@ class Sweep:
         the job was submitted to SLURM."""
         st = self.read_state(name)
         state, error, log = st.get("state", "pending"), st.get("error"), self.log_path(name)
+        if not st and self.run_dir(name).exists():  # a run merged in without its state
+            from .report import score_run
+
+            score = score_run(self.run_dir(name))
+            if score.finished:
+                state, st = "done", {"total_env_steps": score.planned_env_steps}
         if state in ("stopped", "failed") and st.get("slurm_job_id"):
             # a task stopped by a timeout or preemption signal requeues itself (same id) and
             # resumes when SLURM starts it again (its last attempt may have recorded stopped, or
@@ -534,7 +582,7 @@ def _run_locked(sweep: Sweep, record: dict, job: Job) -> str:
                   + (f" eval {ev:.4g}" if ev not in ("", None) else ""))
 
         try:
-            config = job.config(record["grid"].steps)
+            config = job.config(record["grids"][0].steps)
             sweep.write_state(name, total_env_steps=config.num_iterations
                               * config.env_steps_per_iteration)
             run = RunConfig(run_dir=str(sweep.run_dir(name)), label=job.label, **record["run"])
@@ -718,6 +766,86 @@ def sweep_status(root: str | Path) -> list[dict]:
     jobs = sweep.jobs()
     alive = _queue_for(sweep, jobs)
     return [sweep.status(j.name, alive) for j in jobs]
+
+
+RESULT_FILES = ("config.json", "progress.csv")
+"""What `merge(results_only=True)` copies of a finished run: what a shipped result holds."""
+
+
+def merge(dest: str | Path, sources: list[str | Path], results_only: bool = False,
+          echo=print) -> dict:
+    """Merge the sweeps in `sources` (run in batches, or on other machines) into `dest` (a
+    sweep or a new directory): its sweep.json gains their grids and jobs, its runs/ their run
+    directories, with each job's state and log (`results_only`: only `RESULT_FILES` of the
+    finished runs, as results ship; an unfinished one is left out and named). Run settings
+    and budgets must agree, a job running now is refused, and a run `dest` already holds
+    must be the same files; anything else is a `ValueError` before a file is written, so
+    nothing is lost. Returns {"dest", "jobs", "copied", "same", "left_out"}."""
+    from .report import score_run
+
+    target = Sweep(dest)
+    if target.root.exists() and not target.root.is_dir():
+        raise ValueError(f"dest={str(target.root)!r} is a file, not a directory")
+    records = [(Sweep(s), Sweep(s).record()) for s in sources]
+    first = target.record() if (target.root / "sweep.json").exists() else records[0][1]
+    grids, run = list(first["grids"]), first["run"]
+    for src, rec in records:
+        if src.root.resolve() == target.root.resolve():
+            raise ValueError(f"source={str(src.root)!r} is the destination itself")
+        diff = [k for k in RUN_FIELDS if rec["run"].get(k) != run.get(k)]
+        if diff:
+            k = diff[0]
+            raise ValueError(f"source={str(src.root)!r}: run setting {k}={rec['run'].get(k)!r}, "
+                             f"but {run.get(k)!r} in the sweep it joins; a sweep runs every job "
+                             f"alike")
+        grids += [g for g in rec["grids"] if g not in grids]
+    jobs = expand_grids(grids, here=False)
+    plan, same, left_out = [], [], []  # (source sweep, job name, files to copy)
+    for src, rec in records:
+        for job in rec["jobs"]:
+            run_dir = src.run_dir(job.name)
+            if not run_dir.is_dir():
+                continue
+            if src.status(job.name)["state"] in ("running", "queued"):
+                raise ValueError(f"job {job.name} is running or queued in {src.root}; merge it "
+                                 f"once it has ended or been stopped")
+            if results_only and not score_run(run_dir).finished:
+                left_out.append(job.name)
+                continue
+            files = sorted(f.relative_to(run_dir) for f in run_dir.rglob("*") if f.is_file()
+                           and (not results_only or f.name in RESULT_FILES))
+            there = target.run_dir(job.name)
+            if there.exists():  # the same run when its config and progress are the same
+                if all((there / f).is_file() and (there / f).read_bytes()
+                       == (run_dir / f).read_bytes() for f in RESULT_FILES):
+                    same.append(job.name)
+                    continue
+                raise ValueError(f"job {job.name}: {there} already holds another run than "
+                                 f"{run_dir}; nothing was merged")
+            if any(job.name == name for _, name, _ in plan):
+                raise ValueError(f"job {job.name} has a run in two sources; nothing was merged")
+            plan.append((src, job.name, files))
+    (target.root / "runs").mkdir(parents=True, exist_ok=True)
+    with open(target.root / ".sweep.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for src, name, files in plan:
+            tmp = target.run_dir(name).with_name(f".{name}.merging")
+            shutil.rmtree(tmp, ignore_errors=True)
+            for f in files:
+                (tmp / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src.run_dir(name) / f, tmp / f)
+            os.replace(tmp, target.run_dir(name))  # a run appears whole or not at all
+            if not results_only:
+                for path in (src.state_path(name), src.log_path(name)):
+                    if path.exists():
+                        to = target.root / path.relative_to(src.root)
+                        to.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(path, to)
+        target._write({"grids": grids, "run": run, "jobs": jobs})
+    for name in left_out:
+        echo(f"left out {name}: unfinished (--results-only copies finished runs)")
+    return {"dest": str(target.root), "jobs": len(jobs), "copied": len(plan), "same": len(same),
+            "left_out": left_out}
 
 
 def count_states(rows: list[dict]) -> dict[str, int]:

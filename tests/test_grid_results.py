@@ -49,6 +49,19 @@ def test_every_sweep_names_its_shipped_runs() -> None:
         assert sweep["run"]["eval_episodes"] >= 10
 
 
+@pytest.mark.parametrize("root", sorted(p.parent for r in (GRID, LONG) for p in r.glob(
+    "*/sweep.json")), ids=lambda p: p.name)
+def test_each_shipped_sweep_reads_as_a_sweep_and_its_shipped_runs_are_done(root: Path) -> None:
+    """`damdp-lite sweep status` and `sweep` itself read each sweep.json (its jobs are those of
+    its grids: a sweep run in batches records each batch's grid), and count each shipped run
+    done, so continuing the sweep never restarts one."""
+    from damdp_lite import sweep as sw
+
+    states = {r["name"]: r["state"] for r in sw.sweep_status(root)}
+    shipped = {p.name for p in (root / "runs").iterdir()}
+    assert shipped <= set(states) and {states[n] for n in shipped} == {"done"}
+
+
 @pytest.mark.parametrize("run_dir", RUNS, ids=IDS)
 def test_run_finished_with_a_final_evaluation(run_dir: Path) -> None:
     _, config = load_run(run_dir)

@@ -174,6 +174,112 @@ def test_continuing_a_sweep_with_another_grid_or_run_setting_is_refused(tmp_path
     assert "holds no sweep yet; give the grid" in capsys.readouterr().err
 
 
+def test_add_appends_a_grid_whose_new_jobs_run_and_the_old_ones_are_kept(tmp_path, capsys):
+    assert _sweep(tmp_path, "--policies", "diffusion") == 0
+    root = tmp_path / "sw"
+    first = (root / "runs" / "damdp_lite_TurningDoubleWell-v0_diffppo_s0" / "progress.csv"
+             ).read_text()
+    capsys.readouterr()
+    assert _sweep(tmp_path, "--policies", "diffusion", "--seeds", "1") == 2  # not without --add
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds another grid (seeds: recorded [0], now [1])" in err
+    assert "add it with --add" in err
+    assert cli.main(["sweep", str(root), "--add", "--seeds", "1", "--workers", "2"]) == 0
+    assert "2 jobs: 1 done, 0 running, 1 to run" in capsys.readouterr().out
+    record = json.loads((root / "sweep.json").read_text())
+    assert record["format"] == 2 and [g["seeds"] for g in record["grids"]] == [[0], [1]]
+    assert record["grids"][1]["policies"] == ["diffusion"]  # left out: the first grid's
+    assert [j["name"][-6:] for j in record["jobs"]] == ["ppo_s0", "ppo_s1"]
+    assert (root / "runs" / "damdp_lite_TurningDoubleWell-v0_diffppo_s0" / "progress.csv"
+            ).read_text() == first
+    # each grid continues the sweep; the whole sweep is done
+    for extra in ((), ("--seeds", "1"), ("--seeds", "0")):
+        assert cli.main(["sweep", str(root), *extra]) == 0
+        assert "2 jobs: 2 done" in capsys.readouterr().out
+    for extra, why in [(("--seeds", "1"), "already holds that grid"),
+                       (("--seeds", "0", "1"), "adds no job to sweep dir="),
+                       (("--seeds", "2", "--steps", "128"),
+                        "steps: the grids train to [64, 128] env steps; a sweep trains every")]:
+        assert cli.main(["sweep", str(root), "--add", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and why in err, err
+    assert json.loads((root / "sweep.json").read_text()) == record  # nothing written
+
+
+def _finished_sweep(root, seeds=(0,), **run) -> sw.Sweep:
+    sweep = sw.Sweep(root)
+    jobs = sweep.create_or_check(tiny_grid(policies=("diffusion",), seeds=seeds),
+                                 {**RUN, **run})["jobs"]
+    assert set(sw.run_local(sweep, jobs, 2).values()) == {"done"}
+    return sweep
+
+
+def test_merge_joins_sweeps_run_apart_and_never_overwrites(tmp_path, capsys):
+    a, b = _finished_sweep(tmp_path / "a"), _finished_sweep(tmp_path / "b", seeds=(1, 2))
+    dest = tmp_path / "all"
+    assert cli.main(["sweep", "merge", str(dest), str(a.root), str(b.root)]) == 0
+    assert "3 jobs, 3 runs copied, 0 already there" in capsys.readouterr().out
+    merged = sw.Sweep(dest)
+    assert [g.seeds for g in merged.record()["grids"]] == [(0,), (1, 2)]
+    names = [j.name for j in merged.jobs()]
+    assert [n[-2:] for n in names] == ["s0", "s1", "s2"]
+    for src, name in [(a, names[0]), (b, names[1]), (b, names[2])]:  # whole run dirs, states
+        for f in ("config.json", "progress.csv", "checkpoint.pt", "policy.pt"):
+            assert (dest / "runs" / name / f).read_bytes() == (src.run_dir(name) / f).read_bytes()
+        assert merged.read_state(name)["state"] == "done"
+        assert merged.log_path(name).read_text() == src.log_path(name).read_text()
+    assert cli.main(["sweep", str(dest)]) == 0
+    assert "3 jobs: 3 done, 0 running, 0 to run" in capsys.readouterr().out
+    # again: the same runs are already there
+    assert sw.merge(dest, [a.root, b.root], echo=lambda *_: None)["same"] == 3
+    # results only: config and progress of finished runs; status still knows they are done
+    unfinished = _finished_sweep(tmp_path / "c", seeds=(3,))
+    (job,) = unfinished.jobs()
+    progress = unfinished.run_dir(job.name) / "progress.csv"
+    progress.write_text("\n".join(progress.read_text().splitlines()[:-1]) + "\n")
+    unfinished.write_state(job.name, state="stopped")
+    shipped = tmp_path / "shipped"
+    assert cli.main(["sweep", "merge", str(shipped), str(a.root), str(unfinished.root),
+                     "--results-only"]) == 0
+    out = capsys.readouterr().out
+    assert f"left out {job.name}: unfinished" in out and "2 jobs, 1 runs copied" in out
+    assert sorted(p.name for p in (shipped / "runs" / names[0]).iterdir()) == [
+        "config.json", "progress.csv"]
+    assert not (shipped / "runs" / job.name).exists() and not (shipped / "jobs").exists()
+    assert [r["state"] for r in sw.sweep_status(shipped)] == ["done", "pending"]
+    # a different run under a name DEST holds, another run setting, a running job: one line,
+    # nothing written
+    before = (dest / "sweep.json").read_text()
+    other = _finished_sweep(tmp_path / "d", seeds=(0,), eval_episodes=3)
+    assert cli.main(["sweep", "merge", str(dest), str(other.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run setting eval_episodes=3, but 2 in the sweep it" in err
+    changed = _finished_sweep(tmp_path / "e", seeds=(0,), eval_every=4)
+    record = json.loads((changed.root / "sweep.json").read_text())
+    record["run"]["eval_every"] = RUN["eval_every"]  # same settings, other progress
+    (changed.root / "sweep.json").write_text(json.dumps(record))
+    assert cli.main(["sweep", "merge", str(dest), str(changed.root)]) == 2
+    assert "already holds another run than" in capsys.readouterr().err
+    with open(a.lock_path(names[0]), "w") as lock:
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        a.write_state(names[0], state="running")
+        assert cli.main(["sweep", "merge", str(tmp_path / "new"), str(a.root)]) == 2
+    assert "is running or queued in" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert (dest / "sweep.json").read_text() == before
+
+
+def test_a_format_1_sweep_record_is_still_read(tmp_path):
+    sweep = _finished_sweep(tmp_path / "old")
+    record = json.loads((sweep.root / "sweep.json").read_text())
+    (sweep.root / "sweep.json").write_text(json.dumps(
+        {"format": 1, "grid": record["grids"][0], "run": record["run"], "jobs": record["jobs"]}))
+    assert [j.name for j in sweep.jobs()] == [j["name"] for j in record["jobs"]]
+    assert sw.sweep_status(sweep.root)[0]["state"] == "done"
+
+
 def test_a_stopped_job_resumes_and_writes_the_same_progress_csv(tmp_path):
     grid = tiny_grid(policies=("diffusion",))
     root = tmp_path / "sw"
@@ -385,7 +491,7 @@ def test_a_hand_edited_or_misplaced_sweep_record_is_one_line(tmp_path, capsys):
     sweep.create_or_check(tiny_grid(), RUN)
     path = sweep.root / "sweep.json"
     record = json.loads(path.read_text())
-    record["grid"]["seeds"] = [0, 1]  # its jobs no longer match
+    record["grids"][0]["seeds"] = [0, 1]  # its jobs no longer match
     path.write_text(json.dumps(record))
     with pytest.raises(ValueError, match="is not a valid sweep record .*its jobs are not those"):
         sweep.jobs()
