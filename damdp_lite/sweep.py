@@ -440,11 +440,9 @@ class Sweep:
         st = self.read_state(name)
         state, error, log = st.get("state", "pending"), st.get("error"), self.log_path(name)
         if not st and self.run_dir(name).exists():  # a run merged in without its state
-            from .report import score_run
-
-            score = score_run(self.run_dir(name))
-            if score.finished:
-                state, st = "done", {"total_env_steps": score.planned_env_steps}
+            steps = self.merged_finished(name)
+            if steps:
+                state, st = "done", {"total_env_steps": steps}
         if state in ("stopped", "failed") and st.get("slurm_job_id"):
             # a task stopped by a timeout or preemption signal requeues itself (same id) and
             # resumes when SLURM starts it again (its last attempt may have recorded stopped, or
@@ -478,6 +476,22 @@ class Sweep:
                 evals = [r["eval_return"] for r in rows if math.isfinite(r["eval_return"])]
                 out["eval_return"] = round(evals[-1], 2) if evals else None
         return out
+
+    def merged_finished(self, name: str) -> int:
+        """Env steps of the finished run in job `name`'s run directory when it is that job's
+        own run (its config the job's), else 0: how `status` knows a run merged in without its
+        job state (`merge --results-only`) is done."""
+        from .report import score_run
+        from .train import config_diff, load_run
+
+        score = score_run(self.run_dir(name))
+        record = self.record()
+        job = next((j for j in record["jobs"] if j.name == name), None)
+        if not score.finished or job is None:
+            return 0
+        own = job.config(record["grids"][0].steps).to_dict()
+        return 0 if config_diff(load_run(self.run_dir(name))[1].to_dict(), own) else \
+            score.planned_env_steps
 
     def slurm_log(self, task_id: str) -> Path:
         """submitit's stderr file of a SLURM array task (`7_0` -> slurm/7_0/7_0_0_log.err)."""

@@ -955,7 +955,12 @@ display(Markdown("**What these runs show.** " + " ".join(
 # `config.json`, beside what the runs logged in the last quarter of training (medians over the logged iterations,
 # which a few diverging updates cannot move): the critic's value at the actor's sample, $|\partial Q/\partial x|$, the
 # entropy term $T\cdot(-\hat H)$ the soft reward pays per env step, the env reward per step, and the largest critic
-# loss of the run's last quarter (a sign of divergence).
+# loss of the run's last quarter (a sign of divergence). The column **Q/level** checks the model against the runs: the
+# critic's value over the level a filled critic would hold, the soft return of those medians,
+# $\big(r-T\cdot(-\hat H)\big)/(1-\gamma_{env})$ with $\gamma_{env}=\gamma^K$ (within the chain's discounting, which
+# the estimate leaves out). Where the model is right, Q/level sits near "filled". The last rows are DA-MDP REPPO (the
+# preset, `damdp_grid/fixed_temperature`), which has DiffSAC's policy, $K$ and augmented critic input but trains its
+# critic on TD($\lambda$) targets over each rollout.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -972,30 +977,46 @@ def filled_fraction(cfg) -> float:
     return 1 - (1 - cfg.tau * (1 - cfg.gamma)) ** n
 
 
-def sac_late(rows) -> dict:
+def sac_late(cfg, rows) -> dict:
     """Medians over the last quarter of the run's rows (`results.late_mean` with `np.median`) of what the
-    comparison reads, the entropy term and the env reward per env step, and the largest critic loss there."""
+    comparison reads, the entropy term and the env reward per env step, the critic's value over the soft return
+    of those medians (Q/level), and the largest critic loss there."""
     med = {c: results.late_mean(rows, c, statistic=np.median) for c in
            ("q_hat", "dq_dx", "saturated", "temperature", "entropy_estimate", "episode_return", "episode_length")}
     med["entropy_term"] = med["temperature"] * -med["entropy_estimate"]
     med["reward"] = med["episode_return"] / med["episode_length"]
+    med["level"] = (med["reward"] - med["entropy_term"]) / (1 - cfg.gamma ** cfg.policy.num_steps)
+    med["q_share"] = med["q_hat"] / med["level"]
     med["max_critic_loss"] = results.late_mean(rows, "critic_loss", statistic=np.max)
     return med
 
 
-print(f"{'task':15s} {'method':18s} {'tau':>6s} {'filled':>6s} {'final eval per seed':>20s} {'Q':>6s} {'|dQ/dx|':>7s} "
-      f"{'T(-H)':>6s} {'r/step':>6s} {'saturated':>9s} {'max critic loss':>15s}")
+def late_over_seeds(runs) -> dict:
+    """`sac_late` of each (config, rows), averaged over the seeds (the largest critic loss: the largest), with the
+    final evaluation of each seed."""
+    per_run = [sac_late(cfg, rows) for cfg, rows in runs]
+    late = {k: float(np.mean([m[k] for m in per_run])) for k in per_run[0]}
+    late["max_critic_loss"] = max(m["max_critic_loss"] for m in per_run)
+    late["finals"] = [rows[-1]["eval_return"] for _, rows in runs]
+    return late
+
+
+print(f"{'task':15s} {'method':18s} {'tau':>6s} {'filled':>6s} {'Q/level':>7s} {'final eval per seed':>20s} {'Q':>6s} "
+      f"{'|dQ/dx|':>7s} {'T(-H)':>6s} {'r/step':>6s} {'saturated':>9s} {'max critic loss':>15s}")
 SAC_LATE = {}
-for (env, name), runs in SAC_RUNS.items():
+REF = ("DA-MDP REPPO", GRID / "fixed_temperature" / "runs", "diffreppo+auto_temperature-false")
+REF_RUNS = {e: [(load_run(d)[1], results.read_progress(d / "progress.csv")) for d in results.find_runs(e, REF[2], REF[1])]
+            for e in WS_ENVS}
+for (env, name), runs in [*SAC_RUNS.items(), *(((e, REF[0]), r) for e, r in REF_RUNS.items())]:
     if not runs:
         continue
-    cfg, per_run = runs[0][0], [sac_late(rows) for _, rows in runs]
-    SAC_LATE[env, name] = late = {k: float(np.mean([m[k] for m in per_run])) for k in per_run[0]}
-    late["max_critic_loss"] = max(m["max_critic_loss"] for m in per_run)
-    late["filled"], late["finals"] = filled_fraction(cfg), [rows[-1]["eval_return"] for _, rows in runs]
-    print(f"{env:15s} {name:18s} {cfg.tau:6.3f} {late['filled']:6.0%} {', '.join(f'{x:5.0f}' for x in late['finals']):>20s} "
-          f"{late['q_hat']:6.1f} {late['dq_dx']:7.3f} {late['entropy_term']:6.2f} {late['reward']:6.2f} "
-          f"{late['saturated']:9.2f} {late['max_critic_loss']:15.3g}")
+    cfg = runs[0][0]
+    SAC_LATE[env, name] = late = late_over_seeds(runs)
+    late["filled"] = filled_fraction(cfg) if hasattr(cfg, "tau") else float("nan")
+    tau, filled = (f"{cfg.tau:.3f}", f"{late['filled']:.0%}") if hasattr(cfg, "tau") else ("—", "—")
+    print(f"{env:15s} {name:18s} {tau:>6s} {filled:>6s} {late['q_share']:7.2f} "
+          f"{', '.join(f'{x:.0f}' for x in late['finals']):>20s} {late['q_hat']:6.1f} {late['dq_dx']:7.3f} "
+          f"{late['entropy_term']:6.2f} {late['reward']:6.2f} {late['saturated']:9.2f} {late['max_critic_loss']:15.3g}")
 
 # %%
 for env in WS_ENVS:
@@ -1069,6 +1090,43 @@ if sac_envs:
            "to test; for DA-MDP REPPO a less saturated policy was not always a better one (§4d's probes of the earlier "
            "preset, and §4f's narrower prior on the tasks it was not found on)."
            if balance == sac_envs else "")))
+
+# %%
+ref_envs = [e for e in sac_envs if (e, REF[0]) in SAC_LATE]
+TAU_NAME = "DiffSAC, τ = 0.04"
+
+
+def _level_line(e: str) -> str:
+    """One task: Q/level of DiffSAC, SAC, DiffSAC with tau = 0.04 and DA-MDP REPPO, beside the model's filled fraction,
+    and the action gradients."""
+    d, t, sac, ref = (SAC_LATE[e, n] for n in ("DiffSAC", TAU_NAME, "SAC", REF[0]))
+    return (f"\n- **{e}**: Q/level DiffSAC {d['q_share']:.2f} (model {d['filled']:.2f}), with τ = 0.04 {t['q_share']:.2f} "
+            f"(model {t['filled']:.2f}), SAC {sac['q_share']:.2f} (model {sac['filled']:.2f}), DA-MDP REPPO "
+            f"{ref['q_share']:.2f}; |dQ/dx| DiffSAC {d['dq_dx']:.3f}, with τ = 0.04 {t['dq_dx']:.3f}, DA-MDP REPPO "
+            f"{ref['dq_dx']:.3f}, SAC {sac['dq_dx']:.2f}; level DiffSAC {d['level']:.0f} from a reward of {d['reward']:.2f} "
+            f"per env step less an entropy term of {d['entropy_term']:.2f}.")
+
+
+filled_tau = [e for e in ref_envs if SAC_LATE[e, TAU_NAME]["q_share"] > 0.8 * SAC_LATE[e, TAU_NAME]["filled"]]
+flat_tau = [e for e in ref_envs if SAC_LATE[e, TAU_NAME]["dq_dx"] < 0.5 * SAC_LATE[e, REF[0]]["dq_dx"]]
+grad_ratio = min((SAC_LATE[e, REF[0]]["dq_dx"] / SAC_LATE[e, "DiffSAC"]["dq_dx"] for e in ref_envs), default=float("nan"))
+if ref_envs:
+    display(Markdown(
+        "**The critic's level, and DA-MDP REPPO beside it.**" + "".join(_level_line(e) for e in ref_envs)
+        + f"\n\nWith τ = 0.04 DiffSAC's critic comes within 80 % of the model's filled fraction of its level on "
+        f"{len(filled_tau)} of {len(ref_envs)} tasks"
+        + (f" ({', '.join(filled_tau)}), so there the probe did what it was meant to do" if filled_tau else "")
+        + f"; its action gradient stays below half of DA-MDP REPPO's on {len(flat_tau)} of {len(ref_envs)}. "
+        f"DA-MDP REPPO has DiffSAC's policy, $K$ and augmented critic input, and its action gradient is at least "
+        f"{grad_ratio:.0f} times DiffSAC's on every task here. What differs is how the critic learns: REPPO's on-policy "
+        "TD($\\lambda$) targets carry the env reward across the $K$ steps of an env step inside one target, through a "
+        "categorical loss on a support sized to the task, under a trust region on the actor; DiffSAC's one-step TD from "
+        "replay crosses one augmented step per backup. "
+        + ("A faster backup alone fills the critic without lifting its action gradient to DA-MDP REPPO's, so the speed of "
+           "the backups does not explain DiffSAC's flat gradient by itself; the other differences (a target that spans "
+           "the chain, the categorical loss, the entropy target) are the levers still to test."
+           if filled_tau and flat_tau else
+           "Which of these differences matters is not settled by these runs.")))
 
 # %% [markdown]
 # ## 4d · Which lever matters: one switched off at a time
