@@ -288,6 +288,7 @@ class Sweep:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._read: tuple = ()  # (sweep.json's stat, its record): read again when it changes
 
     # paths
     def run_dir(self, name: str) -> Path:
@@ -315,6 +316,10 @@ class Sweep:
         if not path.exists():
             raise ValueError(f"sweep dir={str(self.root)!r} holds no sweep.json; start one with "
                              f"`damdp-lite sweep DIR --algos ... --envs ...`")
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if self._read and self._read[0] == stamp:
+            return self._read[1]
         try:
             record = json.loads(path.read_text())
             if not isinstance(record, dict) or record.get("format") not in (1, SWEEP_FORMAT):
@@ -330,7 +335,8 @@ class Sweep:
             raise ValueError(f"{path} is not a valid sweep record (format 1 or {SWEEP_FORMAT}) "
                              f"({one_line(err)}); start a new sweep in another directory"
                              ) from None
-        return {"grids": grids, "run": record["run"], "jobs": jobs}
+        self._read = (stamp, {"grids": grids, "run": record["run"], "jobs": jobs})
+        return self._read[1]
 
     def jobs(self) -> list[Job]:
         return self.record()["jobs"]
@@ -440,7 +446,7 @@ class Sweep:
         st = self.read_state(name)
         state, error, log = st.get("state", "pending"), st.get("error"), self.log_path(name)
         if not st and self.run_dir(name).exists():  # a run merged in without its state
-            steps = self.merged_finished(name)
+            steps = self.finished_run(name)
             if steps:
                 state, st = "done", {"total_env_steps": steps}
         if state in ("stopped", "failed") and st.get("slurm_job_id"):
@@ -477,10 +483,10 @@ class Sweep:
                 out["eval_return"] = round(evals[-1], 2) if evals else None
         return out
 
-    def merged_finished(self, name: str) -> int:
+    def finished_run(self, name: str) -> int:
         """Env steps of the finished run in job `name`'s run directory when it is that job's
-        own run (its config the job's), else 0: how `status` knows a run merged in without its
-        job state (`merge --results-only`) is done."""
+        own run (its config the job's), else 0: what `merge --results-only` copies, and how
+        `status` knows such a run, merged in without its job state, is done."""
         from .report import score_run
         from .train import config_diff, load_run
 
@@ -795,8 +801,6 @@ def merge(dest: str | Path, sources: list[str | Path], results_only: bool = Fals
     and budgets must agree, a job running now is refused, and a run `dest` already holds
     must be the same files; anything else is a `ValueError` before a file is written, so
     nothing is lost. Returns {"dest", "jobs", "copied", "same", "left_out"}."""
-    from .report import score_run
-
     target = Sweep(dest)
     if target.root.exists() and not target.root.is_dir():
         raise ValueError(f"dest={str(target.root)!r} is a file, not a directory")
@@ -823,7 +827,7 @@ def merge(dest: str | Path, sources: list[str | Path], results_only: bool = Fals
             if src.status(job.name)["state"] in ("running", "queued"):
                 raise ValueError(f"job {job.name} is running or queued in {src.root}; merge it "
                                  f"once it has ended or been stopped")
-            if results_only and not score_run(run_dir).finished:
+            if results_only and not src.finished_run(job.name):
                 left_out.append(job.name)
                 continue
             files = sorted(f.relative_to(run_dir) for f in run_dir.rglob("*") if f.is_file()
