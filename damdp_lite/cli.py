@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "seeds x --set overrides) here or on SLURM; again: skips finished runs, "
                         "resumes the others; `damdp-lite sweep status DIR` shows each job",
                         description="`damdp-lite sweep DIR [grid] [options]` starts or "
-                        "continues a sweep; `damdp-lite sweep status DIR` shows its jobs.")
+                        "continues a sweep (`--add`: with another grid); `damdp-lite sweep status "
+                        "DIR` shows its jobs; `damdp-lite sweep merge DEST SRC...` joins sweeps "
+                        "run apart.")
     sw.add_argument("dir", help="sweep directory (created; an existing one is continued)")
     sw.add_argument("--add", action="store_true",
                     help="add the grid given to the sweep in DIR as a grid of its own (e.g. "
@@ -249,9 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(sw.add_argument_group("the slurm executor"), SlurmConfig,
                        prefix="slurm_")
     sw.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    mg = sub.add_parser("sweep-merge", help="`sweep merge DEST SRC...`: sweeps run in "
-                        "batches or on other machines as one: DEST gains their grids, jobs and "
-                        "run directories (nothing is overwritten)")
+    mg = sub.add_parser("sweep-merge", prog="damdp-lite sweep merge",
+                        help="`sweep merge DEST SRC...`: sweeps run in batches or on other "
+                        "machines as one: DEST gains their grids, jobs and run directories "
+                        "(nothing is overwritten)")
     mg.add_argument("dest", help="sweep directory to merge into (created if new)")
     mg.add_argument("sources", nargs="+", help="sweep directories to merge from")
     mg.add_argument("--results-only", action="store_true",
@@ -259,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "shipped result holds); default: whole run directories, job states "
                          "and logs, so unfinished jobs resume in DEST")
     mg.add_argument("--json", action="store_true", help="print one JSON object")
-    st = sub.add_parser("sweep-status", help="`sweep status DIR`: each job of a sweep: state, "
-                        "env steps, last evaluation, error and log")
+    st = sub.add_parser("sweep-status", prog="damdp-lite sweep status",
+                        help="`sweep status DIR`: each job of a sweep: state, env steps, last "
+                        "evaluation, error and log")
     st.add_argument("dir", help="sweep directory")
     st.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -804,7 +804,7 @@ def merge(dest: str | Path, sources: list[str | Path], results_only: bool = Fals
     target = Sweep(dest)
     if target.root.exists() and not target.root.is_dir():
         raise ValueError(f"dest={str(target.root)!r} is a file, not a directory")
-    records = [(Sweep(s), Sweep(s).record()) for s in sources]
+    records = [(src, src.record()) for src in map(Sweep, sources)]
     first = target.record() if (target.root / "sweep.json").exists() else records[0][1]
     grids, run = list(first["grids"]), first["run"]
     for src, rec in records:

@@ -75,7 +75,6 @@ def test_each_shipped_sweep_reads_as_a_sweep_and_its_shipped_runs_are_done(root:
             diff = config_diff(load_run(sweep.run_dir(job.name))[1].to_dict(),
                                job.config(record["grids"][0].steps).to_dict())
             assert diff and {k for k, _, _ in diff} <= PRESET_CHANGES, (job.name, diff)
-    assert {p.name for p in (root / "runs").iterdir()} <= set(states)
 
 
 @pytest.mark.parametrize("run_dir", RUNS, ids=IDS)

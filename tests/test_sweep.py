@@ -2,6 +2,7 @@
 finished jobs, resuming stopped ones to the same progress.csv, and failures shown in one line
 with their log. The SLURM executor is tested on a real cluster in test_sweep_slurm.py."""
 
+import fcntl
 import json
 import os
 import signal
@@ -261,8 +262,6 @@ def test_merge_joins_sweeps_run_apart_and_never_overwrites(tmp_path, capsys):
     assert cli.main(["sweep", "merge", str(dest), str(changed.root)]) == 2
     assert "already holds another run than" in capsys.readouterr().err
     with open(a.lock_path(names[0]), "w") as lock:
-        import fcntl
-
         fcntl.flock(lock, fcntl.LOCK_EX)
         a.write_state(names[0], state="running")
         assert cli.main(["sweep", "merge", str(tmp_path / "new"), str(a.root)]) == 2

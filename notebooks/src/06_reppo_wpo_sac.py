@@ -1012,8 +1012,9 @@ for (env, name), runs in [*SAC_RUNS.items(), *(((e, REF[0]), r) for e, r in REF_
         continue
     cfg = runs[0][0]
     SAC_LATE[env, name] = late = late_over_seeds(runs)
-    late["filled"] = filled_fraction(cfg) if hasattr(cfg, "tau") else float("nan")
-    tau, filled = (f"{cfg.tau:.3f}", f"{late['filled']:.0%}") if hasattr(cfg, "tau") else ("—", "—")
+    polyak = hasattr(cfg, "tau")  # the SAC family; DA-MDP REPPO has no target critics
+    late["filled"] = filled_fraction(cfg) if polyak else float("nan")
+    tau, filled = (f"{cfg.tau:.3f}", f"{late['filled']:.0%}") if polyak else ("—", "—")
     print(f"{env:15s} {name:18s} {tau:>6s} {filled:>6s} {late['q_share']:7.2f} "
           f"{', '.join(f'{x:.0f}' for x in late['finals']):>20s} {late['q_hat']:6.1f} {late['dq_dx']:7.3f} "
           f"{late['entropy_term']:6.2f} {late['reward']:6.2f} {late['saturated']:9.2f} {late['max_critic_loss']:15.3g}")
