@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..chain import ChainPolicy, saturated_fraction, step_kl
-from ..config import WIDTHS, between, param, positive, unit_interval
+from ..config import WIDTHS, between, one_of, param, positive, unit_interval
 from ..critics import AugmentedCritic
 from ..damdp import augmented_discounts, collect_rollout
 from .common import (
@@ -81,6 +81,11 @@ class SACConfig(LearnedTemperature, AlgoConfig,
     """Polyak factor of the target critics, in (0, 1]."""
     critic_hidden_sizes: tuple[int, ...] = param((256, 256), WIDTHS)
     """Critic widths."""
+    critic_target: str = param("step", one_of("step", "chain"))
+    """"step" (method.md §5.4): bootstrap from the critic one augmented step on; "chain" (ours, in
+    neither paper nor code): sample a fresh chain from s~' down to the action and bootstrap from
+    the critic at its last step (k = 1), so value crosses the K chain steps in one backup.
+    Identical for a Gaussian (K = 1)."""
 
     policy_defaults: ClassVar[dict[str, dict]] = {
         "diffusion": dict(num_steps=4, hidden_sizes=(256, 256), step_size_schedule="linear",
@@ -175,6 +180,34 @@ def sac_target(reward: torch.Tensor, terminated: torch.Tensor, gamma_e: torch.Te
     return reward + gamma_e * (1 - terminated) * (q_next_min - temperature * ell_next)
 
 
+@torch.no_grad()
+def chain_soft_value(policy: ChainPolicy, targets: nn.ModuleList, obs: torch.Tensor,
+                     a_k: torch.Tensor, k: torch.Tensor, temperature: float, gamma: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """V(s~) over a fresh chain from s~ = (s, a^k, k) down to the action, `(B,)` (ours).
+
+    Inside the chain the reward is 0 and nothing terminates, so the soft Bellman equation
+    (method.md §4.2) unrolled from step k to step 1 gives
+        V(s~) = sum_{i=0}^{k-1} gamma^i (-T ell_{k-i}) + gamma^{k-1} min_j Q_target_j(s~_1, a^0),
+    with a^{k-1}, ..., a^0 ~ q_theta. With k = 1 it is the bracket of `sac_target`.
+    """
+    value = torch.zeros(k.shape, device=k.device)
+    discount = torch.ones(k.shape, device=k.device)
+    last_latent, action = a_k.clone(), a_k.clone()
+    for _ in range(int(k.max())):
+        live = k >= 1
+        x, ell = policy.step(obs, a_k, k.clamp(min=1), generator=generator)
+        value = value - torch.where(live, discount * temperature * ell, 0.0)
+        at_last = (k == 1)[:, None]
+        last_latent = torch.where(at_last, a_k, last_latent)
+        action = torch.where(at_last, x, action)
+        discount = torch.where(k > 1, discount * gamma, discount)
+        a_k, k = torch.where(live[:, None], x, a_k), k - live.long()
+    ones = torch.ones_like(k)
+    q = torch.min(*(t(obs, last_latent, ones, action) for t in targets))
+    return value + discount * q
+
+
 # ---------------------------------------------------------------------------------------------
 # The learner
 # ---------------------------------------------------------------------------------------------
@@ -256,13 +289,19 @@ class SAC(Learner):
         b = self.buffer.sample(cfg.batch_size, self.sample_gen)
         temperature = self.temperature.detach()
         with torch.no_grad():
-            x_next, ell_next = self.policy.step(b["next_obs"], b["next_a_k"], b["next_k"],
-                                                generator=self.gen)
-            q_next = torch.min(*(t(b["next_obs"], b["next_a_k"], b["next_k"], x_next)
-                                 for t in self.targets))
             gamma_e = augmented_discounts(b["k"], cfg.gamma)
-            y = sac_target(b["reward"], b["terminated"], gamma_e, q_next, ell_next,
-                           temperature.item())
+            if cfg.critic_target == "chain":
+                v_next = chain_soft_value(self.policy, self.targets, b["next_obs"],
+                                          b["next_a_k"], b["next_k"], temperature.item(),
+                                          cfg.gamma, generator=self.gen)
+                y = b["reward"] + gamma_e * (1 - b["terminated"]) * v_next
+            else:
+                x_next, ell_next = self.policy.step(b["next_obs"], b["next_a_k"],
+                                                    b["next_k"], generator=self.gen)
+                q_next = torch.min(*(t(b["next_obs"], b["next_a_k"], b["next_k"], x_next)
+                                     for t in self.targets))
+                y = sac_target(b["reward"], b["terminated"], gamma_e, q_next, ell_next,
+                               temperature.item())
         critic_loss = sum(c.loss(b["obs"], b["a_k"], b["k"], b["a_prev"], y).mean()
                           for c in self.critics)
         check_finite("critic_loss", critic_loss, it)
