@@ -1,8 +1,8 @@
 """README's tables of the DA-MDP grid, from its shipped reports: `damdp_grid/report` (REPPO and
 PPO with their DA-MDP variants, DA-MDP REPPO with its temperature tuned as in the official code and
-fixed as in the package's preset, and the preset with a narrower prior, four tasks) and
-`damdp_grid/wposac/report` (WPO and SAC with theirs, and DiffSAC with faster target critics, two
-tasks), both under
+fixed as in the package's preset, and the preset with a narrower prior or without the tanh
+Jacobian, four tasks) and `damdp_grid/wposac/report` (WPO and SAC with theirs, and DiffSAC with
+faster target critics or critic targets spanning the chain, two tasks), both under
 damdp_lite/shipped. Per task, each method's final evaluation return (mean over its shipped
 seeds; "—" where it has no finished run), then the normalised IQM with its 95% CI over the
 tasks it has (the first n seeds of every task, n the fewest any task has): aggregates of
@@ -22,10 +22,12 @@ from damdp_lite.results import SHIPPED
 LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO, temperature tuned (official rule)",
           "diffreppo+auto_temperature-false": "DA-MDP REPPO, temperature fixed (the preset)",
           "diffreppo+prior_std-1.0": "DA-MDP REPPO, temperature fixed, σ₀ = 1",
+          "diffreppo+tanh_jacobian-false": "DA-MDP REPPO, temperature fixed, no tanh Jacobian",
           "ppo": "PPO", "diffppo": "DiffPPO",
           "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO", "sac": "SAC",
           "diffsac": "DiffSAC (our reconstruction)",
-          "diffsac+tau-0.04": "DiffSAC, target critics at τ = 0.04"}
+          "diffsac+tau-0.04": "DiffSAC, target critics at τ = 0.04",
+          "diffsac+critic_target-chain": "DiffSAC, critic targets spanning the chain"}
 TASKS = {"dm_control/cheetah-run-v0": "DMC cheetah-run",
          "dm_control/walker-walk-v0": "DMC walker-walk",
          "HalfCheetah-v5": "HalfCheetah-v5", "Hopper-v5": "Hopper-v5"}

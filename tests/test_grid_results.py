@@ -107,8 +107,8 @@ def test_run_restarts_from_its_config(run_dir: Path) -> None:
         assert row[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-7), key
 
 
-REPORTS = {"report": ("dmc", "mujoco", "fixed_temperature", "prior_std_1"),
-           "wposac/report": ("wposac", "diffsac_tau")}
+REPORTS = {"report": ("dmc", "mujoco", "fixed_temperature", "prior_std_1", "no_jacobian"),
+           "wposac/report": ("wposac", "diffsac_tau", "diffsac_chain")}
 """Each shipped report (`damdp-lite report` of these sweeps, which notebook 06 reads) and the
 sweeps whose runs it scores."""
 

@@ -479,7 +479,8 @@ print(f"reward gain r(0.5) - r(0) = {gain:.3f}")
 ENVS = ("HalfCheetah-v5", "Hopper-v5")
 PAIRS = (("reppo", "diffreppo"), ("wpo", "diffwpo"), ("sac", "diffsac"))
 LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO", "wpo": "ME-WPO", "diffwpo": "DA-MDP WPO",
-          "sac": "SAC", "diffsac": "DiffSAC (reconstr.)", "diffsac+tau-0.04": "DiffSAC, τ = 0.04"}
+          "sac": "SAC", "diffsac": "DiffSAC (reconstr.)", "diffsac+tau-0.04": "DiffSAC, τ = 0.04",
+          "diffsac+critic_target-chain": "DiffSAC, chain target"}
 REF_EPISODES = 10  # the same in SMOKE: a few seconds, and the tables below stay checkable
 RANDOM = {e: report.random_policy_return(e, episodes=REF_EPISODES) for e in ENVS}
 PINNED = {e: report.pinned_action_return(e, 1.0, episodes=REF_EPISODES) for e in ENVS}
@@ -772,7 +773,8 @@ GRID_ENVS = ("dm_control/cheetah-run-v0", "dm_control/walker-walk-v0", "HalfChee
 GRID_ALGOS = ("reppo", "diffreppo", "ppo", "diffppo")
 GRID_LABELS = {"reppo": "REPPO", "diffreppo": "DA-MDP REPPO (T tuned)", "ppo": "PPO", "diffppo": "DiffPPO",
                "diffreppo+auto_temperature-false": "DA-MDP REPPO, fixed T",  # §4e
-               "diffreppo+prior_std-1.0": "DA-MDP REPPO, σ₀ = 1"}  # §4f
+               "diffreppo+prior_std-1.0": "DA-MDP REPPO, σ₀ = 1",  # §4f
+               "diffreppo+tanh_jacobian-false": "DA-MDP REPPO, no Jacobian"}  # §4f
 where = {env: next(d for d in GRID_DIRS if any(d.glob(f"{env.replace('/', '_')}_*"))) for env in GRID_ENVS}
 grid_cfg = load_run(results.find_runs("HalfCheetah-v5", "diffreppo", where["HalfCheetah-v5"])[0])
 LEVERS = {"kl_estimator": grid_cfg[1].kl_estimator, "scale_rewards": grid_cfg[1].scale_rewards,
@@ -964,8 +966,9 @@ display(Markdown("**What these runs show.** " + " ".join(
 
 # %%
 # NBVAL_CHECK_OUTPUT
-TAU_DIR = GRID / "diffsac_tau" / "runs"
-SAC_SETS = {"SAC": (WS_DIR, "sac"), "DiffSAC": (WS_DIR, "diffsac"), "DiffSAC, τ = 0.04": (TAU_DIR, "diffsac+tau-0.04")}
+TAU_DIR, CHAIN_DIR = GRID / "diffsac_tau" / "runs", GRID / "diffsac_chain" / "runs"
+SAC_SETS = {"SAC": (WS_DIR, "sac"), "DiffSAC": (WS_DIR, "diffsac"), "DiffSAC, τ = 0.04": (TAU_DIR, "diffsac+tau-0.04"),
+            "DiffSAC, chain target": (CHAIN_DIR, "diffsac+critic_target-chain")}  # the last: see below
 SAC_RUNS = {(e, name): [(load_run(d)[1], results.read_progress(d / "progress.csv")) for d in results.find_runs(e, a, src)]
             for e in WS_ENVS for name, (src, a) in SAC_SETS.items()}
 
@@ -1001,7 +1004,7 @@ def late_over_seeds(runs) -> dict:
     return late
 
 
-print(f"{'task':15s} {'method':18s} {'tau':>6s} {'filled':>6s} {'Q/level':>7s} {'final eval per seed':>20s} {'Q':>6s} "
+print(f"{'task':15s} {'method':21s} {'tau':>6s} {'filled':>6s} {'Q/level':>7s} {'final eval per seed':>20s} {'Q':>6s} "
       f"{'|dQ/dx|':>7s} {'T(-H)':>6s} {'r/step':>6s} {'saturated':>9s} {'max critic loss':>15s}")
 SAC_LATE = {}
 REF = ("DA-MDP REPPO", GRID / "fixed_temperature" / "runs", "diffreppo+auto_temperature-false")
@@ -1012,10 +1015,11 @@ for (env, name), runs in [*SAC_RUNS.items(), *(((e, REF[0]), r) for e, r in REF_
         continue
     cfg = runs[0][0]
     SAC_LATE[env, name] = late = late_over_seeds(runs)
-    polyak = hasattr(cfg, "tau")  # the SAC family; DA-MDP REPPO has no target critics
+    # the model's one-step Polyak backups: the SAC family with one-step targets (DA-MDP REPPO has no target critics)
+    polyak = getattr(cfg, "critic_target", None) == "step"
     late["filled"] = filled_fraction(cfg) if polyak else float("nan")
     tau, filled = (f"{cfg.tau:.3f}", f"{late['filled']:.0%}") if polyak else ("—", "—")
-    print(f"{env:15s} {name:18s} {tau:>6s} {filled:>6s} {late['q_share']:7.2f} "
+    print(f"{env:15s} {name:21s} {tau:>6s} {filled:>6s} {late['q_share']:7.2f} "
           f"{', '.join(f'{x:.0f}' for x in late['finals']):>20s} {late['q_hat']:6.1f} {late['dq_dx']:7.3f} "
           f"{late['entropy_term']:6.2f} {late['reward']:6.2f} {late['saturated']:9.2f} {late['max_critic_loss']:15.3g}")
 
@@ -1125,9 +1129,95 @@ if ref_envs:
         "replay crosses one augmented step per backup. "
         + ("A faster backup alone fills the critic without lifting its action gradient to DA-MDP REPPO's, so the speed of "
            "the backups does not explain DiffSAC's flat gradient by itself; the other differences (a target that spans "
-           "the chain, the categorical loss, the entropy target) are the levers still to test."
+           "the chain, tested next, the categorical loss, the entropy target) are the levers left."
            if filled_tau and flat_tau else
            "Which of these differences matters is not settled by these runs.")))
+
+# %% [markdown]
+# ### A critic target that spans the chain
+#
+# The first of those levers can be tested inside DiffSAC. `critic_target="chain"` (a field of `SACConfig`, ours: in
+# neither the paper nor the official code) samples a fresh chain from $\tilde s'$ down to the action and bootstraps
+# from the critic at the chain's last step, $k=1$, which is the step that sees the env reward:
+# $y=\tilde R+\gamma_e(1-\text{term})\,\big[\sum_{i}\gamma^{i}\,(-\mathcal T\ell_i)+\gamma^{k'-1}\min_j Q_{target,j}(\tilde s_1,a^0)\big]$
+# (`algos.sac.chain_soft_value`, the soft Bellman equation unrolled over the chain's zero rewards). Value then
+# crosses the $K$ steps of an env step in one backup, as it does inside REPPO's TD($\lambda$) targets; each target
+# costs up to $K$ policy steps more. `damdp_grid/diffsac_chain` trains it with that one field changed, seed 0 on both
+# tasks (the rows "DiffSAC, chain target" above). The cell compares it with DiffSAC's seed 0 early in training,
+# where both are still stable (medians over 48k–64k env steps), and finds where a critic diverges: the first
+# iteration whose critic loss exceeds a thousand times the largest of DiffSAC's own runs on that task.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+CHAIN_NAME = "DiffSAC, chain target"
+WINDOW = (48 * 1024, 64 * 1024)
+
+
+def window_median(rows, column: str, window=WINDOW) -> float:
+    """Median of a progress.csv column over the rows whose env steps lie in `window`."""
+    vals = [r[column] for r in rows if window[0] <= r["env_steps"] <= window[1] and np.isfinite(r[column])]
+    return float(np.median(vals)) if vals else float("nan")
+
+
+def diverged_at(rows, bound: float) -> float:
+    """The env steps of the first row whose critic loss exceeds `bound` (nan if none does)."""
+    return next((r["env_steps"] for r in rows if r["critic_loss"] > bound), float("nan"))
+
+
+CHAIN = {}
+print(f"{'task':15s} {'method':22s} {'Q 48k-64k':>9s} {'|dQ/dx| 48k-64k':>15s} {'K*KL 48k-64k':>12s} {'eval 64k':>8s} "
+      f"{'final eval':>10s} {'diverges at':>11s} {'K*KL there':>10s} {'late saturated':>14s}")
+for env in WS_ENVS:
+    if not SAC_RUNS.get((env, CHAIN_NAME)):
+        continue
+    bound = 1e3 * SAC_LATE[env, "DiffSAC"]["max_critic_loss"]
+    for name in ("DiffSAC", CHAIN_NAME, "SAC"):
+        cfg, rows = next((c, r) for c, r in SAC_RUNS[env, name] if c.seed == 0)
+        evals = [r for r in rows if np.isfinite(r.get("eval_return", np.nan))]
+        CHAIN[env, name] = m = {
+            "q": window_median(rows, "q_hat"), "dq_dx": window_median(rows, "dq_dx"), "kl": window_median(rows, "kl"),
+            "eval_64k": next((r["eval_return"] for r in evals if r["env_steps"] >= WINDOW[1]), float("nan")),
+            "final": evals[-1]["eval_return"], "diverged_at": diverged_at(rows, bound),
+            "saturated": results.late_mean(rows, "saturated", statistic=np.median)}
+        m["kl_there"] = next((r["kl"] for r in rows if r["env_steps"] == m["diverged_at"]), float("nan"))
+        div, kl_there = ((f"{m['diverged_at']:,.0f}", f"{m['kl_there']:.3g}") if np.isfinite(m["diverged_at"])
+                         else ("—", "—"))
+        print(f"{env:15s} {name:22s} {m['q']:9.1f} {m['dq_dx']:15.3f} {m['kl']:12.2f} {m['eval_64k']:8.0f} "
+              f"{m['final']:10.0f} {div:>11s} {kl_there:>10s} {m['saturated']:14.2f}")
+
+# %%
+chain_envs = sorted({e for e, _ in CHAIN})
+if chain_envs:
+    def _chain_line(e: str) -> str:
+        """One task: the chain target beside DiffSAC and SAC (seed 0)."""
+        d, c, sac = (CHAIN[e, n] for n in ("DiffSAC", CHAIN_NAME, "SAC"))
+        div = (f"; its critic diverges at {c['diverged_at']:,.0f} env steps, where the policy's change per iteration "
+               f"K·KL is {c['kl_there']:.3g} against a median of {c['kl']:.2f} over 48k–64k, and its late saturated "
+               f"fraction is {c['saturated']:.2f} (DiffSAC's {d['saturated']:.2f})" if np.isfinite(c["diverged_at"]) else
+               "; its critic does not diverge")
+        return (f"\n- **{e}**: over 48k–64k env steps the critic's value at the actor's sample is {c['q']:.1f} against "
+                f"DiffSAC's {d['q']:.1f} (SAC {sac['q']:.1f}), and |dQ/dx| {c['dq_dx']:.3f} against {d['dq_dx']:.3f} "
+                f"(SAC {sac['dq_dx']:.2f}); at 64k env steps it evaluates at {c['eval_64k']:.0f} against "
+                f"{d['eval_64k']:.0f}, at the end at {c['final']:.0f} against {d['final']:.0f} (SAC {sac['final']:.0f})"
+                + div + ".")
+
+    stable = [e for e in chain_envs if not np.isfinite(CHAIN[e, CHAIN_NAME]["diverged_at"])]
+    steeper = [e for e in chain_envs if CHAIN[e, CHAIN_NAME]["dq_dx"] > CHAIN[e, "DiffSAC"]["dq_dx"]]
+    closer = [e for e in chain_envs if CHAIN[e, CHAIN_NAME]["dq_dx"] >= 0.5 * CHAIN[e, "SAC"]["dq_dx"]]
+    higher = [e for e in chain_envs if CHAIN[e, CHAIN_NAME]["final"] > CHAIN[e, "DiffSAC"]["final"]]
+    display(Markdown(
+        "**Reading it.**" + "".join(_chain_line(e) for e in chain_envs)
+        + f"\n\nThe chain target raises the early action gradient on {len(steeper)} of {len(chain_envs)} tasks, to at least "
+        f"half of SAC's on {len(closer)}; its final evaluation is above DiffSAC's seed 0 on {len(higher)} of "
+        f"{len(chain_envs)}, and its critic stays stable on {len(stable)} of {len(chain_envs)}. "
+        + ("So the one-step backup over the chain is part of what keeps DiffSAC's critic and its action gradient "
+           "small early on, but the steeper critic does not carry over into returns: in these runs the critic and the "
+           "policy then run away together, the policy's change per iteration jumping by orders of magnitude at the "
+           "step where the critic's loss does, with nothing to stop the loop. DA-MDP REPPO has two brakes DiffSAC "
+           "lacks, a trust region on each actor update and a categorical critic whose support bounds its values; "
+           "they are the levers left, and the preset keeps `critic_target=\"step\"`. "
+           if len(stable) < len(chain_envs) and steeper else
+           "One seed per task is a probe, not a verdict, and the preset keeps `critic_target=\"step\"`. ")))
 
 # %% [markdown]
 # ## 4d · Which lever matters: one switched off at a time
@@ -1489,26 +1579,30 @@ temperature's; {ft['seeds']} seed(s) per task in the report): final evaluation m
 display(Markdown(text))
 
 # %% [markdown]
-# ## 4f · A lead tested on the whole grid: a narrower prior, $\sigma_0 = 1$
+# ## 4f · Leads tested on the whole grid: a narrower prior, and entropy without the tanh Jacobian
 #
-# On HalfCheetah-v5 §4d's largest gain over today's preset came from a narrower prior, $\sigma_0 = 1$ instead of 1.5,
-# above the preset on each of its seeds there. A lead found on one task and three seeds can be luck, or fit that task
-# alone, and choosing a preset on the same runs that score it flatters it. So the rule that would make it the preset
-# was written down before any run on another task had ended (`PRIOR_RULE` below), and `damdp-lite sweep` trained it
-# on the grid's four tasks and five seeds with only that field changed (`--set prior_std=1.0 --name-sets`;
-# `damdp_grid/prior_std_1`, runs labelled `diffreppo+prior_std-1.0` and scored in `damdp_grid/report` with the rest of
-# the grid). Its HalfCheetah seeds 0–2 have the config of §4d's runs, so training is deterministic if they end where
+# On HalfCheetah-v5 §4d's two largest gains over today's preset came from a narrower prior, $\sigma_0 = 1$ instead
+# of 1.5, and from latent-space entropy (the tanh Jacobian left out, as in the official code), each above the preset
+# on every seed there. A lead found on one task and three seeds can be luck, or fit that task alone, and choosing a
+# preset on the same runs that score it flatters it. So the rule that would make a lead the preset was written down
+# before any run on another task had ended (`LEAD_RULE` below, the same for both), and `damdp-lite sweep` trained
+# each on the grid with only that field changed (`--set prior_std=1.0` or `--set tanh_jacobian=false`,
+# `--name-sets`; `damdp_grid/prior_std_1` on four tasks and five seeds, `damdp_grid/no_jacobian` on the three
+# other tasks and seeds 0–2, part (1) of the rule; both scored in `damdp_grid/report` with the rest of the grid).
+# `prior_std_1`'s HalfCheetah seeds 0–2 have the config of §4d's runs, so training is deterministic if they end where
 # those did.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-PS1 = "diffreppo+prior_std-1.0"
-FOUND_ON = ABL["env_id"]  # the task of §4d's ablation, where the lead was found
-PRIOR_RULE = {  # written before the other tasks' runs ended; both parts must hold to change the preset
+FOUND_ON = ABL["env_id"]  # the task of §4d's ablation, where the leads were found
+LEAD_RULE = {  # written before the other tasks' runs ended; both parts must hold to change the preset
     "new tasks": f"on the three tasks other than {FOUND_ON}, seeds 0-{HELD_OUT - 1}: its mean final evaluation at or "
                  f"above the preset's (same seeds) on at least 2 of the 3",
     "held out": f"on seeds {HELD_OUT} and on of all four tasks: its mean normalised final evaluation at or above the "
                 f"preset's on the same runs"}
+LEADS = {  # run label: (its sweep, §4d's variant, its name, the policy field it changes, the value it sets)
+    "diffreppo+prior_std-1.0": ("prior_std_1", "prior_std_1", "$\\sigma_0 = 1$", "prior_std", 1.0),
+    "diffreppo+tanh_jacobian-false": ("no_jacobian", "no_jacobian", "no tanh Jacobian", "tanh_jacobian", False)}
 
 
 def by_seed(method: str, task: str) -> dict[int, float]:
@@ -1517,69 +1611,101 @@ def by_seed(method: str, task: str) -> dict[int, float]:
     return dict(zip(sc["seeds"], sc["raw"], strict=True))
 
 
-if PS1 in GRID_REPORT["methods"]:
-    new_tasks = [t for t in GRID_REPORT["tasks"] if t != FOUND_ON]
-    print(f"{'task':27s} {'seeds':>6s} {'sigma_0 = 1':>12s} {'preset':>7s}   late saturation    late |dQ/da|")
-    # late-training diagnostics per (method, task, column), each run read once
-    LATE = {(m, t, c): late_mean(t, m, c, GRID / sweep / "runs")
-            for m, sweep in ((PS1, "prior_std_1"), (FT, "fixed_temperature"))
-            for t in GRID_REPORT["tasks"] for c in ("saturated", "dq_dx")}
+def part(holds: bool, complete: bool) -> str:
+    return "holds" if holds else "fails" if complete else "waits for its runs"
+
+
+def lead_test(lead: str) -> dict:
+    """Print one lead's table against the preset (seeds 0 to HELD_OUT - 1 per task, late saturation and |dQ/da|) and
+    return what the rule needs: per task the two means, and each part's state."""
+    sweep, variant, name, field, value = LEADS[lead]
+    short = name.replace("$\\sigma_0 = 1$", "sigma_0 = 1")
+    print(f"{short}:\n{'task':27s} {'seeds':>6s} {'the lead':>9s} {'preset':>7s}   late saturation    late |dQ/da|")
+    has = [t for t in GRID_REPORT["tasks"] if by_seed(lead, t)]  # the tasks with runs of the lead
+    late = {(m, t, c): late_mean(t, m, c, GRID / sw / "runs")
+            for m, sw in ((lead, sweep), (FT, "fixed_temperature")) for t in has for c in ("saturated", "dq_dx")}
     found = {}
     for t in GRID_REPORT["tasks"]:
-        a, b = by_seed(PS1, t), by_seed(FT, t)
+        a, b = by_seed(lead, t), by_seed(FT, t)
         seeds = sorted(sd for sd in a if sd in b and sd < HELD_OUT)
         found[t] = (np.mean([a[sd] for sd in seeds]), np.mean([b[sd] for sd in seeds])) if seeds else None
         print(f"{t:27s} {'0-' + str(max(seeds)) if seeds else '-':>6s} "
-              + (f"{found[t][0]:12.0f} {found[t][1]:7.0f}" if seeds else f"{'-':>12s} {'-':>7s}")
-              + f"   {LATE[PS1, t, 'saturated']:.2f} vs {LATE[FT, t, 'saturated']:.2f}"
-              + f"     {LATE[PS1, t, 'dq_dx']:.2f} vs {LATE[FT, t, 'dq_dx']:.2f}")
+              + (f"{found[t][0]:9.0f} {found[t][1]:7.0f}" if seeds else f"{'-':>9s} {'-':>7s}")
+              + (f"   {late[lead, t, 'saturated']:.2f} vs {late[FT, t, 'saturated']:.2f}"
+                 f"     {late[lead, t, 'dq_dx']:.2f} vs {late[FT, t, 'dq_dx']:.2f}" if t in has else "   (no runs)"))
+    new_tasks = [t for t in GRID_REPORT["tasks"] if t != FOUND_ON]
     ahead = [t for t in new_tasks if found[t] is not None and found[t][0] >= found[t][1]]
     new_complete = all(found[t] is not None for t in new_tasks)
-    rule_new = new_complete and len(ahead) >= 2
-    ho = {m: held_out(m) for m in (PS1, FT)}
-    ho_complete = all(ho[PS1].get(t) and len(ho[PS1][t]) == len(ho[FT].get(t, [])) for t in GRID_REPORT["tasks"])
-    ho_mean = {m: float(np.mean([x for t in GRID_REPORT["tasks"] for x in ho[m].get(t, [])])) for m in ho}
-    rule_ho = ho_complete and ho_mean[PS1] >= ho_mean[FT]
-    print(f"held-out seeds ({HELD_OUT} and on), mean normalised final evaluation: sigma_0 = 1 {ho_mean[PS1]:.2f}, "
-          f"preset {ho_mean[FT]:.2f}")
-    repeat = {r["seed"]: r["final_eval_return"] for r in ABL["variants"]["prior_std_1"]["runs"]}
-    again = by_seed(PS1, FOUND_ON)
+    ho = {m: held_out(m) for m in (lead, FT)}
+    ho_complete = all(ho[lead].get(t) and len(ho[lead][t]) == len(ho[FT].get(t, [])) for t in GRID_REPORT["tasks"])
+    ho_mean = {m: float(np.mean([x for t in GRID_REPORT["tasks"] for x in ho[m].get(t, [])] or [np.nan])) for m in ho}
+    if ho_complete:
+        print(f"held-out seeds ({HELD_OUT} and on), mean normalised final evaluation: the lead {ho_mean[lead]:.2f}, "
+              f"preset {ho_mean[FT]:.2f}")
+    else:
+        print(f"held-out seeds ({HELD_OUT} and on): not all trained")
+    repeat = {r["seed"]: r["final_eval_return"] for r in ABL["variants"][variant]["runs"]}
+    again = by_seed(lead, FOUND_ON)
     both = [sd for sd in sorted(repeat) if sd in again]
-    same = [sd for sd in both if repeat[sd] == again[sd]]  # bit for bit
-    print(f"{FOUND_ON} seeds {sorted(repeat)}: §4d's runs {', '.join(f'{repeat[sd]:.1f}' for sd in sorted(repeat))}; "
-          f"this sweep's {', '.join(f'{again[sd]:.1f}' for sd in sorted(repeat) if sd in again)}")
+    if both:
+        print(f"{FOUND_ON} seeds {both}: §4d's runs {', '.join(f'{repeat[sd]:.1f}' for sd in both)}; "
+              f"this sweep's {', '.join(f'{again[sd]:.1f}' for sd in both)}")
+    print()
+    rule_new, rule_ho = new_complete and len(ahead) >= 2, ho_complete and ho_mean[lead] >= ho_mean[FT]
+    failed = (new_complete and not rule_new) or (ho_complete and not rule_ho)
     adopted = rule_new and rule_ho
-    preset_prior = ALGO_PRESETS["reppo"].config(policy="diffusion").policy.prior_std
-    assert (preset_prior == 1.0) == adopted, "the package's preset and the rule's verdict disagree"
+    preset = getattr(ALGO_PRESETS["reppo"].config(policy="diffusion").policy, field)
+    assert (preset == value) == adopted, f"the package's preset and the rule's verdict on {name} disagree"
+    return dict(name=name, field=field, preset=preset, ahead=ahead, new_tasks=new_tasks, ho_mean=ho_mean,
+                parts=(part(rule_new, new_complete), part(rule_ho, ho_complete)), failed=failed, adopted=adopted,
+                has=has, lower_sat=[t for t in has if late[lead, t, "saturated"] < late[FT, t, "saturated"]],
+                same=[sd for sd in both if repeat[sd] == again[sd]], both=both)  # same: bit for bit
 
-    short = {t: t.split("/")[-1] for t in GRID_REPORT["tasks"]}
-    lower_sat = [t for t in GRID_REPORT["tasks"] if LATE[PS1, t, "saturated"] < LATE[FT, t, "saturated"]]
-    ps1_within = AGG["reppo"]["ci"][0] <= AGG[PS1]["point"]
-    text = f"""
-**The rule**, written down before those runs ended: (1) {PRIOR_RULE['new tasks']}; (2) {PRIOR_RULE['held out']}.
 
-- **On the tasks it was not found on**, $\\sigma_0 = 1$ is at or above the preset on {len(ahead)} of {len(new_tasks)}
-  ({', '.join(short[t] for t in ahead) or 'none'}): part (1) {'holds' if rule_new else 'fails' if new_complete else 'waits for its runs'}.
-- **On the held-out seeds** its mean normalised final evaluation is {ho_mean[PS1]:.2f} against the preset's
-  {ho_mean[FT]:.2f}: part (2) {'holds' if rule_ho else 'fails' if ho_complete else 'waits for every held-out run'}.
-- **Over all seeds and tasks** its normalised IQM is {AGG[PS1]['point']:.2f} [{AGG[PS1]['ci'][0]:.2f},
-  {AGG[PS1]['ci'][1]:.2f}], against the preset's {AGG[FT]['point']:.2f} [{AGG[FT]['ci'][0]:.2f}, {AGG[FT]['ci'][1]:.2f}]
-  and REPPO's {AGG['reppo']['point']:.2f} [{AGG['reppo']['ci'][0]:.2f}, {AGG['reppo']['ci'][1]:.2f}]
-  ({'within REPPO' + chr(39) + 's CI or above it' if ps1_within else 'below REPPO' + chr(39) + 's CI'}).
-- **Saturation**, the reason to try it: late in training it is lower than the preset's on {len(lower_sat)} of
-  {len(GRID_REPORT['tasks'])} tasks ({', '.join(short[t] for t in lower_sat) or 'none'}).
-- **Determinism**: of the {len(both)} runs on {FOUND_ON} that this sweep shares with §4d (same config and seed),
-  {len(same)} end exactly where §4d's did.
+LEAD_TESTS = {lead: lead_test(lead) for lead in LEADS if lead in GRID_REPORT["methods"]}
 
-**The verdict.** """ + (
-        f"Both parts hold, so the package's DA-MDP REPPO preset now starts the chain from $\\sigma_0 = 1$ "
-        f"(`damdp-lite train --algo diffreppo`, `prior_std` {preset_prior:g}). The runs of `fixed_temperature` "
-        "stay in the grid as the preset they replaced, and §4d's ablation was made from that earlier preset."
-        if adopted else
-        f"The rule is not met, so the preset keeps $\\sigma_0 = {preset_prior:g}$. What §4d measured stands for "
-        f"{FOUND_ON}, where $\\sigma_0 = 1$ helped; on the grid as a whole it is a lead that did not carry over, which "
-        "is what testing it on tasks and seeds it was not chosen on is for.")
-    display(Markdown(text))
+# %%
+SHORT = {t: t.split("/")[-1] for t in GRID_REPORT["tasks"]}
+
+
+def iqm(m: str) -> str:
+    return f"{AGG[m]['point']:.2f} [{AGG[m]['ci'][0]:.2f}, {AGG[m]['ci'][1]:.2f}]"
+
+
+def lead_text(lead: str, r: dict) -> str:
+    """What one lead's test found, and its verdict."""
+    n_tasks = len(GRID_REPORT["methods"][lead]["scores"])
+    within = AGG["reppo"]["ci"][0] <= AGG[lead]["point"]
+    held = (f"its mean normalised final evaluation is {r['ho_mean'][lead]:.2f} against the preset's "
+            f"{r['ho_mean'][FT]:.2f}" if r["parts"][1] != "waits for its runs" else "not all of them are trained")
+    overall = (f"- *Over its seeds and tasks* ({GRID_REPORT['methods'][lead]['seeds']} × {n_tasks}) its normalised IQM "
+               f"is {iqm(lead)}, against the preset's {iqm(FT)} and REPPO's {iqm('reppo')} "
+               f"({'within REPPO' + chr(39) + 's CI or above it' if within else 'below REPPO' + chr(39) + 's CI'}).\n"
+               if n_tasks == len(GRID_REPORT["tasks"]) else
+               f"- *Over its seeds and tasks*: it has runs on {n_tasks} of the {len(GRID_REPORT['tasks'])} tasks, so "
+               "its IQM is not comparable with the preset's.\n")
+    verdict = (f"Both parts hold, so the package's DA-MDP REPPO preset now sets `{r['field']}` to {r['preset']!r}."
+               if r["adopted"] else
+               f"The rule is not met, so the preset keeps `{r['field']}={r['preset']!r}`. What §4d measured stands for "
+               f"{FOUND_ON}; on the grid as a whole it is a lead that did not carry over, which is what testing it on "
+               "tasks and seeds it was not chosen on is for." if r["failed"] else
+               "Part (1) holds and part (2) waits for the held-out runs, so the preset is unchanged for now.")
+    determinism = (f"- *Determinism*: of the {len(r['both'])} runs on {FOUND_ON} that its sweep shares with §4d (same "
+                   f"config and seed), {len(r['same'])} end exactly where §4d's did.\n" if r["both"] else "")
+    return f"""
+**{r['name']}**
+- *Tasks it was not found on*: at or above the preset on {len(r['ahead'])} of {len(r['new_tasks'])}
+  ({', '.join(SHORT[t] for t in r['ahead']) or 'none'}): part (1) {r['parts'][0]}.
+- *Held-out seeds*: {held}: part (2) {r['parts'][1]}.
+{overall}- *Saturation*: late in training it is lower than the preset's on {len(r['lower_sat'])} of
+  the {len(r['has'])} tasks it ran on ({', '.join(SHORT[t] for t in r['lower_sat']) or 'none'}).
+{determinism}
+*Verdict.* {verdict}
+"""
+
+
+display(Markdown(f"**The rule**, written down before those runs ended: (1) {LEAD_RULE['new tasks']}; "
+                 f"(2) {LEAD_RULE['held out']}.\n" + "".join(lead_text(k, v) for k, v in LEAD_TESTS.items())))
 
 # %% [markdown]
 # ## 5 · A short live run, then the panel
