@@ -177,7 +177,14 @@ def sac_target(reward: torch.Tensor, terminated: torch.Tensor, gamma_e: torch.Te
                q_next_min: torch.Tensor, ell_next: torch.Tensor, temperature: float
                ) -> torch.Tensor:
     """y = R~ + gamma_e (1 - term) [min_i Q_target_i(s~', x') - T ell(s~', x')], `(B,)` (§5.4)."""
-    return reward + gamma_e * (1 - terminated) * (q_next_min - temperature * ell_next)
+    return soft_bellman_target(reward, terminated, gamma_e, q_next_min - temperature * ell_next)
+
+
+def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, gamma_e: torch.Tensor,
+                        v_next: torch.Tensor) -> torch.Tensor:
+    """y = R~ + gamma_e (1 - term) V(s~'), `(B,)`: the one-step bracket of `sac_target` or
+    `chain_soft_value` as V."""
+    return reward + gamma_e * (1 - terminated) * v_next
 
 
 @torch.no_grad()
@@ -294,7 +301,7 @@ class SAC(Learner):
                 v_next = chain_soft_value(self.policy, self.targets, b["next_obs"],
                                           b["next_a_k"], b["next_k"], temperature.item(),
                                           cfg.gamma, generator=self.gen)
-                y = b["reward"] + gamma_e * (1 - b["terminated"]) * v_next
+                y = soft_bellman_target(b["reward"], b["terminated"], gamma_e, v_next)
             else:
                 x_next, ell_next = self.policy.step(b["next_obs"], b["next_a_k"],
                                                     b["next_k"], generator=self.gen)
